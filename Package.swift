@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Library targets mirror the architecture (see README "Architecture"); the executable is a thin entry point.
+let package = Package(
+    name: "tlkit",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "tlkit", targets: ["tlkit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // System libraries, each wrapped by a tiny module map.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd"),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
+        .systemLibrary(name: "CJPEG", path: "Sources/CJPEG"),
+
+        .target(name: "SafeTensors"),
+        .target(name: "SDXL", dependencies: ["SafeTensors"]),
+        .target(name: "TLKitCommands", dependencies: [
+            "SafeTensors", "SDXL",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "tlkit", dependencies: ["TLKitCommands"]),
+
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
+        .testTarget(name: "SDXLTests", dependencies: ["SDXL", "SafeTensors"]),
+        .testTarget(name: "TLKitCommandsTests", dependencies: [
+            "TLKitCommands", "tlkit",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+    ]
+)
