@@ -1,0 +1,117 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An output written to a temporary file in the target folder and renamed into place on `commit()`,
+/// so an interrupted command never leaves a truncated file. `-` writes to standard output directly.
+public final class AtomicOutput {
+    public let destination: String
+    private let temporaryPath: String?
+    private var fd: Int32
+    private var done = false
+
+    public var isStandardOutput: Bool { temporaryPath == nil }
+
+    public init(_ destination: String) throws {
+        self.destination = destination
+        if destination == "-" {
+            temporaryPath = nil
+            fd = 1
+            return
+        }
+        let folder = AtomicOutput.folder(of: destination)
+        var st = stat()
+        guard stat(folder, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw SafeTensorsError(file: destination, reason: .writeFailed("folder '\(folder)' does not exist"))
+        }
+        let name = destination.split(separator: "/").last.map(String.init) ?? destination
+        var template = Array("\(folder)/.\(name).tmp-XXXXXX".utf8CString)
+        let opened = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard opened >= 0 else {
+            throw SafeTensorsError(file: destination, reason: .writeFailed("cannot create a temporary file in '\(folder)': \(errnoText())"))
+        }
+        fd = opened
+        temporaryPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        _ = fchmod(fd, 0o644)
+        AtomicOutput.register(temporaryPath!)
+    }
+
+    deinit { if !done { abandon() } }
+
+    static func folder(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        let folder = String(path[..<slash])
+        return folder.isEmpty ? "/" : folder
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + offset, min(bytes.count - offset, 1 << 26))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SafeTensorsError(file: destination, reason: .writeFailed(errnoText()))
+            }
+            offset += n
+        }
+    }
+
+    public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
+
+    /// Flushes to disk and renames the temporary file over the destination.
+    public func commit() throws {
+        guard !done else { return }
+        guard let temporaryPath else { done = true; return }
+        if fsync(fd) != 0 {
+            let why = errnoText()
+            abandon()
+            throw SafeTensorsError(file: destination, reason: .writeFailed("fsync: \(why)"))
+        }
+        close(fd)
+        if rename(temporaryPath, destination) != 0 {
+            let why = errnoText()
+            unlink(temporaryPath)
+            AtomicOutput.unregister(temporaryPath)
+            done = true
+            throw SafeTensorsError(file: destination, reason: .writeFailed("rename: \(why)"))
+        }
+        AtomicOutput.unregister(temporaryPath)
+        done = true
+    }
+
+    /// Removes the temporary file; the destination is untouched.
+    public func abandon() {
+        guard !done else { return }
+        done = true
+        if let temporaryPath {
+            close(fd)
+            unlink(temporaryPath)
+            AtomicOutput.unregister(temporaryPath)
+        }
+    }
+
+    // Temporary files still open when a signal ends the process are removed by `removeAbandoned()`.
+    nonisolated(unsafe) private static var pending = Set<String>()
+    private static let lock = Lock()
+
+    private static func register(_ path: String) { lock.withLock { _ = pending.insert(path) } }
+    private static func unregister(_ path: String) { lock.withLock { _ = pending.remove(path) } }
+
+    /// Removes every temporary file not yet committed (call from a signal or exit path).
+    public static func removeAbandoned() {
+        lock.withLock { for path in pending { unlink(path) }; pending.removeAll() }
+    }
+}
+
+final class Lock: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    func withLock<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
+    }
+}

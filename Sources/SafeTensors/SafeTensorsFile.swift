@@ -1,0 +1,153 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A validated safetensors file whose data is memory-mapped (or, for stdin, held in memory).
+///
+/// Opening reads only the header; tensor bytes are touched when asked for, so inspecting a 7 GB
+/// checkpoint costs a few megabytes. Aligned views are zero-copy; conversions produce new arrays.
+public final class SafeTensorsFile: @unchecked Sendable {
+    /// The name used in messages: the path, or `<stdin>`.
+    public let path: String
+    public let header: Header
+    private let base: UnsafeRawPointer?
+    private let mappedLength: Int
+    private let ownsMalloc: Bool
+
+    public var metadata: [String: String] { header.metadata }
+    public var tensors: [TensorInfo] { header.tensors }
+
+    private init(path: String, header: Header, base: UnsafeRawPointer?, mappedLength: Int, ownsMalloc: Bool) {
+        self.path = path
+        self.header = header
+        self.base = base
+        self.mappedLength = mappedLength
+        self.ownsMalloc = ownsMalloc
+    }
+
+    deinit {
+        guard let base else { return }
+        if ownsMalloc { free(UnsafeMutableRawPointer(mutating: base)) } else {
+            munmap(UnsafeMutableRawPointer(mutating: base), mappedLength)
+        }
+    }
+
+    /// Opens `path` (`-` reads standard input) and validates it fully.
+    public static func open(_ path: String) throws -> SafeTensorsFile {
+        if path == "-" { return try openStandardInput() }
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw SafeTensorsError(file: path, reason: .cannotOpen(errnoText())) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw SafeTensorsError(file: path, reason: .cannotOpen(errnoText())) }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw SafeTensorsError(file: path, reason: .isDirectory) }
+        let fileSize = Int(st.st_size)
+        let prefix = try preadExactly(fd: fd, count: min(8, fileSize), offset: 0, file: path)
+        let length = try Header.headerLength(prefix: prefix, fileSize: fileSize, file: path)
+        let json = try preadExactly(fd: fd, count: length, offset: 8, file: path)
+        let header = try Header.parse(json: json, fileSize: fileSize, file: path)
+        guard fileSize > 0 else { throw SafeTensorsError(file: path, reason: .headerTooSmall(fileSize: 0)) }
+        guard let mapped = mmap(nil, fileSize, PROT_READ, MAP_PRIVATE, fd, 0), mapped != MAP_FAILED else {
+            throw SafeTensorsError(file: path, reason: .cannotOpen("mmap: \(errnoText())"))
+        }
+        return SafeTensorsFile(path: path, header: header, base: UnsafeRawPointer(mapped), mappedLength: fileSize, ownsMalloc: false)
+    }
+
+    /// Parses an in-memory safetensors image (used for stdin and by tests and fuzzing).
+    public static func parse(bytes: [UInt8], name: String) throws -> SafeTensorsFile {
+        let length = try Header.headerLength(prefix: Array(bytes.prefix(8)), fileSize: bytes.count, file: name)
+        let header = try Header.parse(json: Array(bytes[8..<(8 + length)]), fileSize: bytes.count, file: name)
+        let buffer = malloc(max(1, bytes.count))!
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        return SafeTensorsFile(path: name, header: header, base: UnsafeRawPointer(buffer), mappedLength: bytes.count, ownsMalloc: true)
+    }
+
+    private static func openStandardInput() throws -> SafeTensorsFile {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SafeTensorsError(file: "<stdin>", reason: .cannotOpen(errnoText()))
+            }
+            if n == 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+        }
+        return try parse(bytes: bytes, name: "<stdin>")
+    }
+
+    // MARK: Access
+
+    public func info(_ name: String) throws -> TensorInfo {
+        guard let info = header.tensor(named: name) else {
+            throw SafeTensorsError(file: path, tensor: name, reason: .tensorNotFound)
+        }
+        return info
+    }
+
+    /// The tensor's bytes in place (valid while this object lives). No copy.
+    public func rawBytes(_ info: TensorInfo) -> UnsafeRawBufferPointer {
+        guard let base, info.byteCount > 0 else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: base + header.dataStart + info.begin, count: info.byteCount)
+    }
+
+    /// The whole data section in place (for hashing tensor bytes, e.g. `sshs_model_hash`).
+    public var dataSection: UnsafeRawBufferPointer {
+        guard let base, header.dataLength > 0 else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: base + header.dataStart, count: header.dataLength)
+    }
+
+    /// The header bytes exactly as stored (length prefix and JSON).
+    public var headerBytes: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: base, count: header.dataStart)
+    }
+
+    /// A copy of the tensor's bytes, for any dtype.
+    public func bytes(_ name: String) throws -> [UInt8] { Array(rawBytes(try info(name))) }
+
+    /// Whether the tensor's data sits at an address aligned for its element type (zero-copy typed access).
+    public func isAligned(_ info: TensorInfo) -> Bool {
+        guard let base else { return true }
+        return Int(bitPattern: base + header.dataStart + info.begin) % info.dtype.alignment == 0
+    }
+
+    /// The tensor converted to Float32 (F64, F32, F16, BF16).
+    public func floats(_ name: String) throws -> [Float] { try floats(try info(name)) }
+
+    public func floats(_ info: TensorInfo) throws -> [Float] {
+        guard info.dtype.isConvertibleToFloat else {
+            throw SafeTensorsError(file: path, tensor: info.name, reason: .notConvertible(info.dtype))
+        }
+        return FloatConversion.toFloat32(rawBytes(info), dtype: info.dtype, count: info.elementCount)
+    }
+
+    /// Calls `body` with Float32 values: in place for aligned F32 data, else through a converted copy.
+    public func withFloats<R>(_ info: TensorInfo, _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
+        if info.dtype == .f32, isAligned(info) {
+            let raw = rawBytes(info)
+            return try body(UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: Float.self), count: info.elementCount))
+        }
+        let copy = try floats(info)
+        return try copy.withUnsafeBufferPointer(body)
+    }
+}
+
+func errnoText() -> String { String(cString: strerror(errno)) }
+
+func preadExactly(fd: Int32, count: Int, offset: Int, file: String) throws -> [UInt8] {
+    var buffer = [UInt8](repeating: 0, count: count)
+    var done = 0
+    while done < count {
+        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset + done)) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw SafeTensorsError(file: file, reason: .cannotOpen(errnoText()))
+        }
+        if n == 0 { throw SafeTensorsError(file: file, reason: .lengthMismatch(expected: offset + count, actual: offset + done)) }
+        done += n
+    }
+    return buffer
+}
