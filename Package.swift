@@ -23,14 +23,16 @@ let package = Package(
 
         .target(name: "SafeTensors"),
         .target(name: "SDXL", dependencies: ["SafeTensors"]),
+        .target(name: "Adapters", dependencies: ["SafeTensors", "SDXL", .product(name: "Yams", package: "Yams")]),
         .target(name: "TLKitCommands", dependencies: [
-            "SafeTensors", "SDXL",
+            "SafeTensors", "SDXL", "Adapters",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tlkit", dependencies: ["TLKitCommands"]),
 
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "SDXLTests", dependencies: ["SDXL", "SafeTensors"]),
+        .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "SafeTensors"]),
         .testTarget(name: "TLKitCommandsTests", dependencies: [
             "TLKitCommands", "tlkit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

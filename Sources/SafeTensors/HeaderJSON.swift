@@ -273,3 +273,59 @@ public enum JSONText {
         return out + "\""
     }
 }
+
+extension JSONValue {
+    /// Compact JSON text, object members in their stored order.
+    public func serialized() -> String {
+        var out = ""
+        write(to: &out, indent: nil, level: 0)
+        return out
+    }
+
+    /// Indented JSON text (two spaces), for human-facing files.
+    public func pretty() -> String {
+        var out = ""
+        write(to: &out, indent: "  ", level: 0)
+        return out
+    }
+
+    private func write(to out: inout String, indent: String?, level: Int) {
+        let newline = indent == nil ? "" : "\n"
+        let pad = { (n: Int) in String(repeating: indent ?? "", count: n) }
+        switch self {
+        case .null: out += "null"
+        case let .bool(b): out += b ? "true" : "false"
+        case let .number(n): out += n.text
+        case let .string(s): out += JSONText.quote(s)
+        case let .array(items):
+            if items.isEmpty { out += "[]"; return }
+            out += "[" + newline
+            for (i, item) in items.enumerated() {
+                out += pad(level + 1)
+                item.write(to: &out, indent: indent, level: level + 1)
+                out += (i + 1 < items.count ? "," : "") + newline
+            }
+            out += pad(level) + "]"
+        case let .object(members):
+            if members.isEmpty { out += "{}"; return }
+            out += "{" + newline
+            for (i, (key, value)) in members.enumerated() {
+                out += pad(level + 1) + JSONText.quote(key) + (indent == nil ? ":" : ": ")
+                value.write(to: &out, indent: indent, level: level + 1)
+                out += (i + 1 < members.count ? "," : "") + newline
+            }
+            out += pad(level) + "}"
+        }
+    }
+
+    public static func int(_ value: Int) -> JSONValue { .number(JSONNumber(text: String(value))) }
+
+    /// A finite double as JSON (shortest round-trip text); NaN and infinities become null.
+    public static func double(_ value: Double) -> JSONValue {
+        guard value.isFinite else { return .null }
+        if value == value.rounded(), abs(value) < 1e15 { return .number(JSONNumber(text: String(Int(value)))) }
+        return .number(JSONNumber(text: "\(value)"))
+    }
+
+    public static func optional(_ value: String?) -> JSONValue { value.map { .string($0) } ?? .null }
+}

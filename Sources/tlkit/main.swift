@@ -1,1 +1,3 @@
 import TLKitCommands
+
+runTLKit()

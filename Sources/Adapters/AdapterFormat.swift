@@ -1,0 +1,29 @@
+/// The adapter file formats tlkit reads and writes (the `format` that `inspect` reports).
+public enum AdapterFormat: String, CaseIterable, Sendable, Codable {
+    /// kohya sd-scripts: `lora_unet_…`, `lora_te1_…`, `.lora_down.weight`, `.lora_up.weight`, `.alpha`.
+    case kohya
+    /// PEFT and current diffusers: `…lora_A.weight`, `…lora_B.weight`.
+    case peft
+    /// diffusers' intermediate naming: `…lora.down.weight`, `…lora_linear_layer.down.weight`.
+    case diffusers
+    /// Old diffusers attention processors: `…processor.to_q_lora.down.weight`.
+    case attnProcs = "attn-procs"
+    /// The official T-LoRA training output (`pytorch_lora_weights.safetensors` + `../logs/hparams.yml`).
+    case tloraOfficial = "tlora-official"
+    /// tlkit's own T-LoRA file: `<component>.<module>.tlora.<factor>` and `tlora.*` metadata.
+    case tlkit
+}
+
+/// What a file is, as `inspect` reports it.
+public enum FileKind: String, Sendable, Codable {
+    case checkpoint
+    case lora
+    case tlora
+    case unknown
+}
+
+/// The role of a tensor within one adapted module.
+public enum FactorRole: String, Sendable, Codable, CaseIterable {
+    case down, up, alpha
+    case q, p, lambda, q0, p0, lambda0
+}

@@ -1,0 +1,69 @@
+import SafeTensors
+
+/// The tensors of one adapted module, as named in the file.
+public struct ModuleKeys: Sendable {
+    /// The module's name as the file spells it (e.g. `lora_unet_input_blocks_4_1_…_to_q`).
+    public let fileName: String
+    public var tensors: [FactorRole: String]
+}
+
+/// A file's tensors grouped into adapted modules, by the suffix conventions of each format (formats.md §3).
+public struct AdapterKeys: Sendable {
+    public let format: AdapterFormat
+    public let modules: [ModuleKeys]
+    /// Tensors that belong to no module this format defines.
+    public let unknownKeys: [String]
+    /// A recognised but unsupported variant (LyCORIS LoHa/LoKr, DoRA, conv LoRA), named for messages.
+    public let unsupportedVariant: String?
+
+    /// Suffix → role, per format; the first matching suffix wins.
+    static let suffixes: [(AdapterFormat, String, FactorRole)] = [
+        (.tlkit, ".tlora.q", .q), (.tlkit, ".tlora.p", .p), (.tlkit, ".tlora.lambda", .lambda),
+        (.tlkit, ".tlora.q0", .q0), (.tlkit, ".tlora.p0", .p0), (.tlkit, ".tlora.lambda0", .lambda0),
+        (.tlkit, ".tlora.down", .down), (.tlkit, ".tlora.up", .up), (.tlkit, ".tlora.alpha", .alpha),
+        (.tloraOfficial, ".q_layer.weight", .q), (.tloraOfficial, ".p_layer.weight", .p),
+        (.tloraOfficial, ".lambda_layer", .lambda), (.tloraOfficial, ".base_q.weight", .q0),
+        (.tloraOfficial, ".base_p.weight", .p0), (.tloraOfficial, ".base_lambda", .lambda0),
+        (.kohya, ".lora_down.weight", .down), (.kohya, ".lora_up.weight", .up), (.kohya, ".alpha", .alpha),
+        (.peft, ".lora_A.weight", .down), (.peft, ".lora_B.weight", .up),
+        (.peft, ".lora_A.default.weight", .down), (.peft, ".lora_B.default.weight", .up),
+        (.diffusers, ".lora.down.weight", .down), (.diffusers, ".lora.up.weight", .up),
+        (.diffusers, ".lora_linear_layer.down.weight", .down), (.diffusers, ".lora_linear_layer.up.weight", .up),
+        (.attnProcs, "_lora.down.weight", .down), (.attnProcs, "_lora.up.weight", .up),
+    ]
+
+    static let lycorisMarkers = ["hada_w1_a", "hada_w2_a", "lokr_w1", "lokr_w2", "lora_mid.weight", "dora_scale", "lora_magnitude_vector", "oft_blocks", "oft_diag"]
+
+    /// Groups the tensors of `file`; nil when no tensor looks like an adapter factor.
+    public static func group(_ tensorNames: [String]) -> AdapterKeys? {
+        var byFormat: [AdapterFormat: [String: ModuleKeys]] = [:]
+        var order: [AdapterFormat: [String]] = [:]
+        var unmatched: [String] = []
+        var unsupported: String?
+        for name in tensorNames {
+            if let marker = lycorisMarkers.first(where: { name.contains($0) }) {
+                unsupported = marker.hasPrefix("hada") ? "LyCORIS LoHa" : marker.hasPrefix("lokr") ? "LyCORIS LoKr"
+                    : marker.hasPrefix("oft") ? "OFT" : marker == "lora_mid.weight" ? "LyCORIS LoCon (Tucker)" : "DoRA"
+                unmatched.append(name)
+                continue
+            }
+            guard let (format, suffix, role) = suffixes.first(where: { name.hasSuffix($0.1) }) else {
+                unmatched.append(name)
+                continue
+            }
+            let module = String(name.dropLast(suffix.count))
+            if byFormat[format]?[module] == nil { order[format, default: []].append(module) }
+            byFormat[format, default: [:]][module, default: ModuleKeys(fileName: module, tensors: [:])].tensors[role] = name
+        }
+        // The format with the most modules wins; others' keys count as unknown.
+        guard let (format, modules) = byFormat.max(by: { $0.value.count < $1.value.count }) else {
+            return unsupported.map { AdapterKeys(format: .kohya, modules: [], unknownKeys: unmatched, unsupportedVariant: $0) }
+        }
+        for (other, entries) in byFormat where other != format {
+            unmatched += entries.values.flatMap { $0.tensors.values }
+        }
+        // kohya `.alpha` keys for modules that exist only in another format are foreign too.
+        let ordered = order[format]!.map { modules[$0]! }
+        return AdapterKeys(format: format, modules: ordered, unknownKeys: unmatched.sorted(), unsupportedVariant: unsupported)
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import SafeTensors
+import SDXL
+
+/// What any safetensors file (or pipeline folder) is: the facts `inspect` prints and the catalog indexes.
+public struct FileIdentity: Sendable {
+    public var path: String
+    public var kind: FileKind
+    /// `sgm` / `diffusers` for checkpoints; an `AdapterFormat` raw value for adapters.
+    public var format: String?
+    public var base: String?
+    public var dtypes: [String: Int] = [:]
+    public var parameters: Int = 0
+    public var tensorCount: Int = 0
+    // Checkpoints
+    public var components: [Component: Bool]?
+    public var unetConfig: UNetConfig?
+    public var configError: String?
+    // Adapters
+    public var modules: Int?
+    public var textEncoderModules: Int?
+    public var ranks: [Int] = []
+    public var alphas: [Double] = []
+    public var metadata: [(String, String)] = []
+    public var trigger: String?
+    public var method: String?
+    public var schedule: RankSchedule?
+    /// Why the schedule could not be attached (an official checkpoint without hparams, stale metadata).
+    public var scheduleNote: String?
+    public var unsupportedVariant: String?
+    public var unknownKeys: [String] = []
+    public var hparamsPath: String?
+}
+
+public enum FileIdentifier {
+    /// Describes a file or folder; throws only when it cannot be read at all.
+    public static func identify(_ path: String) throws -> FileIdentity {
+        var isDirectory: ObjCBool = false
+        if path != "-", FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            return try identifyFolder(path)
+        }
+        if path != "-", let pickle = PickleSniffer.describe(path) { throw pickle }
+        return try identify(file: SafeTensorsFile.open(path), path: path)
+    }
+
+    static func identifyFolder(_ path: String) throws -> FileIdentity {
+        // A training folder or checkpoint-N folder holding one adapter file is accepted as that file.
+        for candidate in ["pytorch_lora_weights.safetensors", "adapter_model.safetensors", "adapter.safetensors"] {
+            let file = (path as NSString).appendingPathComponent(candidate)
+            if FileManager.default.fileExists(atPath: file) {
+                var identity = try identify(file: SafeTensorsFile.open(file), path: file)
+                identity.path = path
+                return identity
+            }
+        }
+        let model = try SDXLModel.open(path)
+        var identity = FileIdentity(path: path, kind: .checkpoint, format: SDXLModel.Layout.diffusers.rawValue)
+        for file in model.files { accumulate(file, into: &identity) }
+        describeCheckpoint(model, into: &identity)
+        return identity
+    }
+
+    public static func identify(file: SafeTensorsFile, path: String) throws -> FileIdentity {
+        var identity = FileIdentity(path: path, kind: .unknown)
+        accumulate(file, into: &identity)
+        let names = file.tensors.map(\.name)
+        if let model = try? SDXLModel(path: path, file: file) {
+            identity.kind = .checkpoint
+            identity.format = model.layout.rawValue
+            describeCheckpoint(model, into: &identity)
+            return identity
+        }
+        identity.metadata = file.header.metadataEntries
+            .filter { $0.key.hasPrefix("ss_") || $0.key.hasPrefix("modelspec.") || $0.key.hasPrefix("tlora.") || $0.key.hasPrefix("sshs_") }
+            .map { ($0.key, $0.value) }
+        guard let keys = AdapterKeys.group(names) else {
+            identity.unknownKeys = names
+            return identity
+        }
+        AdapterDescription.describe(keys: keys, file: file, path: path, into: &identity)
+        return identity
+    }
+
+    static func accumulate(_ file: SafeTensorsFile, into identity: inout FileIdentity) {
+        for info in file.tensors {
+            identity.dtypes[info.dtype.rawValue, default: 0] += 1
+            identity.parameters += info.elementCount
+        }
+        identity.tensorCount += file.tensors.count
+    }
+
+    static func describeCheckpoint(_ model: SDXLModel, into identity: inout FileIdentity) {
+        var components: [Component: Bool] = [:]
+        for c in Component.allCases { components[c] = model.components.contains(c) }
+        identity.components = components
+        identity.unetConfig = model.unetConfig
+        identity.configError = model.unetConfigError
+        // SDXL: a text-time add embedding and cross-attention only below the first level.
+        if let config = model.unetConfig, config.structure.downDepths.first == 0 { identity.base = "sdxl" }
+    }
+}
+
+/// Pickle checkpoints (`.pt`, `.ckpt`, `.bin`) are recognised and refused, never unpickled.
+enum PickleSniffer {
+    static func describe(_ path: String) -> SafeTensorsError? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        let head = [UInt8](handle.readData(ofLength: 4))
+        let isZip = head.starts(with: [0x50, 0x4B, 0x03, 0x04])
+        let isPickle = head.first == 0x80 && (head.count > 1 && head[1] <= 5)
+        guard isZip || isPickle else { return nil }
+        return SafeTensorsError(file: path, reason: .cannotOpen(
+            "a PyTorch pickle file; tlkit never unpickles (it can run code) — convert it to safetensors first"))
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import Yams
+
+/// The parts of the official trainer's `logs/hparams.yml` that describe a checkpoint.
+public struct OfficialHparams: Equatable, Sendable {
+    public var trainerClass: String?
+    public var trainerType: String?
+    public var loraRank: Int?
+    public var minRank: Int?
+    public var rankAlpha: Double?
+    public var sigType: String?
+    public var placeholderToken: String?
+    public var className: String?
+    public var pretrainedModel: String?
+    /// Where the file was read from.
+    public var path: String
+
+    /// The method name tlkit uses for the trainer class/type pair.
+    public var method: String? {
+        switch (trainerClass, trainerType) {
+        case ("sdxl_tlora", "ortho_lora"): return "tlora"
+        case ("sdxl_tlora", "lora"): return "vanilla-tlora"
+        case ("sdxl_lora", "ortho_lora"): return "ortho-lora"
+        case ("sdxl_lora", "lora"): return "lora"
+        default: return nil
+        }
+    }
+
+    /// `checkpoint-N/pytorch_lora_weights.safetensors` → `../logs/hparams.yml`, when it exists.
+    public static func locate(forWeights path: String) -> String? {
+        let folder = (path as NSString).deletingLastPathComponent
+        let candidate = (((folder.isEmpty ? "." : folder) as NSString).appendingPathComponent("../logs/hparams.yml") as NSString).standardizingPath
+        return FileManager.default.fileExists(atPath: candidate) ? candidate : nil
+    }
+
+    public static func load(_ path: String) throws -> OfficialHparams {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw HparamsError(path: path, message: "cannot read: \(error.localizedDescription)")
+        }
+        let parsed: Any?
+        do { parsed = try Yams.load(yaml: text) } catch {
+            throw HparamsError(path: path, message: "not valid YAML: \(error)")
+        }
+        guard let map = parsed as? [String: Any] else { throw HparamsError(path: path, message: "not a YAML mapping") }
+        func int(_ key: String) -> Int? {
+            if let v = map[key] as? Int { return v }
+            if let v = map[key] as? Double, v == v.rounded() { return Int(v) }
+            return (map[key] as? String).flatMap(Int.init)
+        }
+        func double(_ key: String) -> Double? {
+            if let v = map[key] as? Double { return v }
+            if let v = map[key] as? Int { return Double(v) }
+            return (map[key] as? String).flatMap(Double.init)
+        }
+        return OfficialHparams(trainerClass: map["trainer_class"] as? String, trainerType: map["trainer_type"] as? String,
+                               loraRank: int("lora_rank"), minRank: int("min_rank"), rankAlpha: double("alpha_rank_scale"),
+                               sigType: map["sig_type"] as? String, placeholderToken: map["placeholder_token"] as? String,
+                               className: map["class_name"] as? String,
+                               pretrainedModel: map["pretrained_model_name_or_path"] as? String, path: path)
+    }
+}
+
+public struct HparamsError: Error, CustomStringConvertible {
+    public let path: String
+    public let message: String
+    public var description: String { "\(path): \(message)" }
+}

@@ -1,0 +1,50 @@
+import Adapters
+import ArgumentParser
+import SafeTensors
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Describe safetensors files and SDXL pipeline folders.",
+        discussion: """
+        Identifies SDXL checkpoints (single-file SGM or diffusers), LoRAs (kohya, PEFT, diffusers, attn-procs), \
+        official T-LoRA checkpoints and tlkit T-LoRA files, reading only headers. With --json prints one JSON \
+        object per input, one per line. Exits 1 when any input could not be read.
+        """)
+
+    @Argument(help: "Files or folders to inspect ('-' reads standard input).")
+    var inputs: [String]
+
+    @Flag(help: "Print one JSON object per input on stdout.")
+    var json = false
+
+    @Flag(help: "List every tensor with its dtype and shape.")
+    var tensors = false
+
+    func run() throws {
+        var failed = false
+        for input in inputs {
+            do {
+                let identity = try FileIdentifier.identify(input)
+                let tensorList = tensors ? try tensorListing(input) : nil
+                if json {
+                    Console.out(IdentityReport.json(identity, tensors: tensorList).serialized())
+                } else {
+                    Console.out(IdentityReport.human(identity, tensors: tensorList))
+                }
+            } catch {
+                failed = true
+                let message = "\(error)"
+                if json {
+                    Console.out(JSONValue.object([("path", .string(input)), ("error", .string(message))]).serialized())
+                }
+                Console.error("tlkit inspect: \(message)")
+            }
+        }
+        if failed { throw ExitCode(1) }
+    }
+
+    private func tensorListing(_ input: String) throws -> [TensorInfo] {
+        guard input != "-" else { return [] }
+        return (try? SafeTensorsFile.open(input).tensors) ?? []
+    }
+}

@@ -1,0 +1,68 @@
+import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs tlkit with design.md's exit codes: usage errors exit 2 (ArgumentParser's default is 64),
+/// runtime failures 1, each with a one-line message naming what was wrong.
+public func runTLKit(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
+    do {
+        var command = try TLKit.parseAsRoot(arguments)
+        try command.run()
+        exit(0)
+    } catch {
+        let code = TLKit.exitCode(for: error)
+        if code == .validationFailure {
+            Console.error(TLKit.fullMessage(for: error))
+            exit(2)
+        }
+        if let failure = error as? CommandFailure {
+            Console.error("tlkit: \(failure.message)")
+            exit(failure.exitCode)
+        }
+        if code == .success || code.rawValue == 1 || error is ExitCode {
+            // Help and version requests, and commands that already reported and chose their code.
+            TLKit.exit(withError: error)
+        }
+        Console.error("tlkit: \(error)")
+        exit(1)
+    }
+}
+
+/// A failure a command has already described; `exitCode` follows design.md §10.
+public struct CommandFailure: Error, CustomStringConvertible {
+    public let message: String
+    public let exitCode: Int32
+
+    public init(_ message: String, exitCode: Int32 = 1) {
+        self.message = message
+        self.exitCode = exitCode
+    }
+
+    public var description: String { message }
+}
+
+/// Human text goes to stderr; stdout is for primary output and JSON.
+public enum Console {
+    public static func error(_ text: String) {
+        var line = text
+        if !line.hasSuffix("\n") { line += "\n" }
+        writeAll(2, line)
+    }
+
+    public static func out(_ text: String) {
+        var line = text
+        if !line.hasSuffix("\n") { line += "\n" }
+        writeAll(1, line)
+    }
+
+    /// Unbuffered, so stdout and stderr interleave in the order written.
+    static func writeAll(_ fd: Int32, _ text: String) {
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue } else { return } }
+            bytes = bytes.dropFirst(n)
+        }
+    }
+}
