@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Library targets mirror the architecture (see README "Architecture"); the executable is a thin entry point.
-let package = Package(
+var package = Package(
     name: "tlkit",
     platforms: [.macOS(.v14)],
     products: [
@@ -39,3 +39,8 @@ let package = Package(
         ]),
     ]
 )
+
+// The libFuzzer target links libFuzzer's own `main`, so it exists only in fuzzing builds (Fuzz/run.sh).
+if Context.environment["TLKIT_FUZZ"] != nil {
+    package.targets.append(.executableTarget(name: "tlkit-fuzz", dependencies: ["Adapters"], path: "Fuzz/tlkit-fuzz"))
+}

@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+@testable import Adapters
+
+/// Replays the fuzzer's seeds and every input it ever found crashing (Fuzz/regressions/).
+struct FuzzRegressionTests {
+    static let fuzzFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fuzz")
+
+    static func files(_ folder: String) -> [URL] {
+        let url = fuzzFolder.appendingPathComponent(folder)
+        return ((try? FileManager.default.contentsOfDirectory(at: url, includingPropertiesForKeys: nil)) ?? [])
+            .filter { !$0.lastPathComponent.hasPrefix(".") }.sorted { $0.path < $1.path }
+    }
+
+    @Test func seedsAreIdentified() throws {
+        let expected: [String: FormatProbe.Outcome] = [
+            "kohya.safetensors": .identified(kind: "lora", format: "kohya"),
+            "peft.safetensors": .identified(kind: "lora", format: "peft"),
+            "official.safetensors": .identified(kind: "tlora", format: "tlora-official"),
+            "tlkit.safetensors": .identified(kind: "tlora", format: "tlkit"),
+            "unet.safetensors": .identified(kind: "checkpoint", format: "diffusers"),
+            "sgm.safetensors": .identified(kind: "checkpoint", format: "sgm"),
+        ]
+        let seeds = Self.files("seeds")
+        #expect(seeds.count == expected.count)
+        for url in seeds {
+            let outcome = FormatProbe.probe(try [UInt8](Data(contentsOf: url)))
+            #expect(outcome == expected[url.lastPathComponent], "\(url.lastPathComponent): \(outcome)")
+        }
+    }
+
+    @Test func crashingInputsNowFailCleanly() throws {
+        for url in Self.files("regressions") {
+            // Reaching the next line at all is the point: these inputs once crashed or hung the reader.
+            let outcome = FormatProbe.probe(try [UInt8](Data(contentsOf: url)))
+            if case let .rejected(message) = outcome { #expect(!message.isEmpty) }
+        }
+    }
+}
