@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Build tlkit's reference fixtures with PyTorch + diffusers + transformers + PEFT.
+
+Run from the repository root, inside the pinned virtual environment (see Fixtures/README.md):
+
+    python Fixtures/make_fixtures.py                      # every group, in order
+    python Fixtures/make_fixtures.py --only adapters,unet # rebuild some groups
+    python Fixtures/make_fixtures.py --check DIR [--against Fixtures/adapters/peft]
+
+Deterministic: fixed seeds, one CPU thread; rerunning writes identical files.
+Groups depend on the files of earlier groups (models -> adapters -> unet), never on memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from fixturegen import adapters, check, models, unet_ref  # noqa: E402
+from fixturegen.common import Context, canonicalize_tree, log, setup_torch  # noqa: E402
+
+# Order matters: later groups read the files written by earlier ones.
+GROUPS = {
+    "models": models.build,      # tiny SDXL: diffusers folder, SGM single file, bf16 UNet
+    "adapters": adapters.build,  # PEFT, kohya, attn-procs, official T-LoRA + delta references
+    "unet": unet_ref.build,      # UNet forward/backward references with and without adapters
+    # Planned groups (add a module with build(ctx) and register it here):
+    #   "tokenizer": tokenizer ids for a prompt list
+    #   "text": text-encoder hidden states / pooled output; "vae": encode/decode references
+    #   "sampling": Euler scheduler sigmas/timesteps and a few denoising steps
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", help=f"comma-separated groups to build ({','.join(GROUPS)})")
+    ap.add_argument("--check", metavar="DIR", help="load a kohya/PEFT LoRA from DIR with diffusers and compare")
+    ap.add_argument("--against", metavar="ADAPTER", default=str(HERE / "adapters" / "peft"),
+                    help="reference adapter (file or folder) for --check; default: the PEFT fixture")
+    ap.add_argument("--root", default=str(HERE), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    setup_torch()
+    ctx = Context(root=Path(args.root))
+    if args.check:
+        return check.run(ctx, Path(args.check), Path(args.against))
+
+    names = list(GROUPS) if not args.only else [g.strip() for g in args.only.split(",") if g.strip()]
+    unknown = [g for g in names if g not in GROUPS]
+    if unknown:
+        ap.error(f"unknown group(s) {unknown}; known: {list(GROUPS)}")
+    for name in GROUPS:  # always in dependency order
+        if name in names:
+            t0 = time.time()
+            GROUPS[name](ctx)
+            canonicalize_tree(ctx.root)  # stable metadata key order (see common.canonicalize_header)
+            log(f"[{name}] {time.time() - t0:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
