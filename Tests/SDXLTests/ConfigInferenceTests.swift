@@ -18,7 +18,8 @@ struct ConfigInferenceTests {
         #expect(config.structure.midDepth == 2)
         #expect(config.structure.upDepths == [2, 2, 0])
         #expect(config.pooledDim == (unetConfig["projection_class_embeddings_input_dim"] as! Int) - 6 * 256)
-        #expect(config.headCounts == config.blockOutChannels.map { $0 / 64 })
+        #expect(config.headCounts == unetConfig["attention_head_dim"] as? [Int])
+        #expect(single.unetConfig?.headCounts == [1, 1, 2], "without config.json: channels / 64, at least 1")
         #expect(config.useLinearProjection)
     }
 
