@@ -151,3 +151,26 @@ func preadExactly(fd: Int32, count: Int, offset: Int, file: String) throws -> [U
     }
     return buffer
 }
+
+extension SafeTensorsFile {
+    /// A one-element tensor as Double, for scalars stored in any numeric dtype (kohya writes `.alpha` as
+    /// F16, F32 or, through diffusers, I64).
+    public func scalar(_ info: TensorInfo) throws -> Double {
+        guard info.elementCount == 1 else {
+            throw SafeTensorsError(file: path, tensor: info.name, reason: .tensorEntryInvalid("expected one element, found \(info.elementCount)"))
+        }
+        let raw = rawBytes(info)
+        switch info.dtype {
+        case .f16, .bf16, .f32, .f64: return Double(try floats(info)[0])
+        case .i64: return Double(raw.loadUnaligned(as: Int64.self))
+        case .i32: return Double(raw.loadUnaligned(as: Int32.self))
+        case .i16: return Double(raw.loadUnaligned(as: Int16.self))
+        case .i8: return Double(raw.loadUnaligned(as: Int8.self))
+        case .u8: return Double(raw.loadUnaligned(as: UInt8.self))
+        case .u16: return Double(raw.loadUnaligned(as: UInt16.self))
+        case .u32: return Double(raw.loadUnaligned(as: UInt32.self))
+        case .u64: return Double(raw.loadUnaligned(as: UInt64.self))
+        default: throw SafeTensorsError(file: path, tensor: info.name, reason: .notConvertible(info.dtype))
+        }
+    }
+}

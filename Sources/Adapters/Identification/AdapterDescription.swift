@@ -75,7 +75,7 @@ enum AdapterDescription {
         case .kohya, .tlkit:
             return keys.modules.compactMap { module in
                 guard let name = module.tensors[.alpha], let info = file.header.tensor(named: name),
-                      info.elementCount == 1, let value = try? file.floats(info).first else {
+                      let value = try? file.scalar(info) else {
                     // Missing alpha means alpha = rank (scale 1), as kohya loads old files.
                     return module.tensors[.down].flatMap { file.header.tensor(named: $0)?.shape.first }.map(Double.init)
                 }

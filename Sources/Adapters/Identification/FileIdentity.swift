@@ -44,14 +44,11 @@ public enum FileIdentifier {
     }
 
     static func identifyFolder(_ path: String) throws -> FileIdentity {
-        // A training folder or checkpoint-N folder holding one adapter file is accepted as that file.
-        for candidate in ["pytorch_lora_weights.safetensors", "adapter_model.safetensors", "adapter.safetensors"] {
-            let file = (path as NSString).appendingPathComponent(candidate)
-            if FileManager.default.fileExists(atPath: file) {
-                var identity = try identify(file: SafeTensorsFile.open(file), path: file)
-                identity.path = path
-                return identity
-            }
+        // Training folders, checkpoint-N/ and PEFT folders are accepted as the adapter file they hold.
+        if let file = AdapterLocation.resolve(path), file != path {
+            var identity = try identify(file: SafeTensorsFile.open(file), path: file)
+            identity.path = path
+            return identity
         }
         let model = try SDXLModel.open(path)
         var identity = FileIdentity(path: path, kind: .checkpoint, format: SDXLModel.Layout.diffusers.rawValue)

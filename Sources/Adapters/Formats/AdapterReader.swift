@@ -1,0 +1,178 @@
+import Crypto
+import Foundation
+import SafeTensors
+
+/// Schedule facts given on the command line (`--max-rank`, `--min-rank`, `--rank-alpha`).
+public struct ScheduleFlags: Sendable, Equatable {
+    public var maxRank: Int?
+    public var minRank: Int?
+    public var rankAlpha: Double?
+
+    public init(maxRank: Int? = nil, minRank: Int? = nil, rankAlpha: Double? = nil) {
+        self.maxRank = maxRank
+        self.minRank = minRank
+        self.rankAlpha = rankAlpha
+    }
+
+    public var isEmpty: Bool { maxRank == nil && minRank == nil && rankAlpha == nil }
+}
+
+/// Reads every adapter flavour into the one adapter model (canonical names, factors loaded lazily).
+public enum AdapterReader {
+    public static func read(_ path: String, flags: ScheduleFlags = ScheduleFlags()) throws -> Adapter {
+        guard let file = AdapterLocation.resolve(path) else {
+            throw AdapterError("\(path): a folder without an adapter file (expected checkpoint-N/, adapter.safetensors or one .safetensors file)")
+        }
+        return try read(file: SafeTensorsFile.open(file), path: file, flags: flags)
+    }
+
+    public static func read(file: SafeTensorsFile, path: String, flags: ScheduleFlags = ScheduleFlags()) throws -> Adapter {
+        let names = file.tensors.map(\.name)
+        guard let keys = AdapterKeys.group(names), !keys.modules.isEmpty || keys.unsupportedVariant != nil else {
+            throw AdapterError("\(path): not a LoRA or T-LoRA adapter (no adapter tensors found)")
+        }
+        if let variant = keys.unsupportedVariant {
+            throw AdapterError("\(path): \(variant) adapters are recognised but not supported by this command")
+        }
+        var format = keys.format
+        var hparams: OfficialHparams?
+        if format == .attnProcs || format == .tloraOfficial, path != "-", let hparamsPath = OfficialHparams.locate(forWeights: path) {
+            hparams = try OfficialHparams.load(hparamsPath)
+            format = .tloraOfficial
+        }
+        if format == .attnProcs, flags.minRank != nil { format = .tloraOfficial }
+
+        var modules: [ModuleInfo] = []
+        var entries: [ModuleKeys] = []
+        var unknown = keys.unknownKeys
+        var warnings: [String] = []
+        for module in keys.modules {
+            guard let canonical = ModuleNames.canonical(fileName: module.fileName, format: format) else {
+                unknown += module.tensors.values.sorted()
+                continue
+            }
+            let info = try describe(module, canonical: canonical, file: file, path: path)
+            modules.append(info)
+            entries.append(module)
+        }
+        if modules.isEmpty { throw AdapterError("\(path): no module matches an SDXL layer (\(unknown.count) unrecognised tensors, e.g. \(unknown.first ?? ""))") }
+
+        var method: String?
+        var schedule: RankSchedule?
+        var componentsPerRank = 1
+        let metadata = file.metadata
+        let maxModuleRank = modules.map(\.rank).max() ?? 0
+        switch format {
+        case .tloraOfficial:
+            method = hparams?.method ?? (modules.contains { $0.isOrtho } ? "tlora" : "vanilla-tlora")
+            let maxRank = flags.maxRank ?? hparams?.loraRank ?? maxModuleRank
+            guard let minRank = flags.minRank ?? hparams?.minRank else {
+                throw AdapterError("\(path): official T-LoRA checkpoint without ../logs/hparams.yml: give --min-rank (and --max-rank, --rank-alpha if not \(maxModuleRank) and 1); the official inference silently assumes min rank 1")
+            }
+            schedule = RankSchedule(maxRank: maxRank, minRank: minRank, rankAlpha: flags.rankAlpha ?? hparams?.rankAlpha ?? 1)
+            if method == "ortho-lora" || method == "lora" { schedule = RankSchedule(maxRank: maxRank, minRank: maxRank) }
+        case .tlkit:
+            method = metadata["tlora.method"]
+            componentsPerRank = metadata["tlora.components_per_rank"].flatMap(Int.init) ?? 1
+            schedule = AdapterDescription.schedule(from: metadata)
+        default:
+            if let folded = AdapterDescription.schedule(from: metadata) {
+                let c = metadata["tlora.components_per_rank"].flatMap(Int.init) ?? 1
+                let fresh = metadata["tlora.data_sha256"] == sha256Hex(file.dataSection)
+                if fresh, modules.allSatisfy({ $0.rank == c * folded.maxRank }) {
+                    schedule = folded
+                    componentsPerRank = c
+                    method = metadata["tlora.method"]
+                } else {
+                    warnings.append("\(path): stale tlora metadata (the tensors changed since the schedule was written); applying the adapter unmasked")
+                }
+            }
+        }
+        if let schedule {
+            do { try schedule.validate() } catch { throw AdapterError("\(path): \(error)") }
+            if let bad = modules.first(where: { $0.rank != componentsPerRank * schedule.maxRank && $0.rank != schedule.maxRank }) {
+                throw AdapterError("\(path): module \(bad.name) has rank \(bad.rank) but the schedule's max rank is \(schedule.maxRank)")
+            }
+        }
+        for module in entries {
+            for name in module.tensors.values {
+                if let info = file.header.tensor(named: name), info.dtype.isConvertibleToFloat,
+                   try file.floats(info).contains(where: { !$0.isFinite }) {
+                    warnings.append("\(path): module \(module.fileName) has NaN or infinite values in \(name)")
+                    break
+                }
+            }
+        }
+        var adapter = Adapter(format: format, method: method, schedule: schedule, componentsPerRank: componentsPerRank,
+                              modules: modules, metadata: metadata, unknownKeys: unknown.sorted(),
+                              source: FileFactors(file: file, path: path, modules: entries, infos: modules, format: format))
+        adapter.warnings = warnings
+        return adapter
+    }
+
+    static func describe(_ module: ModuleKeys, canonical: String, file: SafeTensorsFile, path: String) throws -> ModuleInfo {
+        func shape(_ role: FactorRole) throws -> [Int] {
+            guard let name = module.tensors[role], let info = file.header.tensor(named: name) else {
+                throw AdapterError("\(path): module \(module.fileName) has no \(role.rawValue) tensor")
+            }
+            guard info.dtype.isConvertibleToFloat || role == .alpha else {
+                throw AdapterError("\(path): tensor \(name) has dtype \(info.dtype.rawValue), not a float type")
+            }
+            return info.shape
+        }
+        let isOrtho = module.tensors[.q] != nil
+        let down = try shape(isOrtho ? .q : .down), up = try shape(isOrtho ? .p : .up)
+        guard down.count == 2, up.count == 2 else {
+            throw AdapterError("\(path): module \(module.fileName) is a convolution LoRA (LoCon); only linear layers are supported")
+        }
+        guard down[0] == up[1] else {
+            throw AdapterError("\(path): module \(module.fileName): down has rank \(down[0]) but up has rank \(up[1])")
+        }
+        if isOrtho {
+            for (role, expected) in [(FactorRole.q0, down), (.p0, up)] where try shape(role) != expected {
+                throw AdapterError("\(path): module \(module.fileName): \(role.rawValue) shape \(try shape(role)) differs from \(expected)")
+            }
+            for role in [FactorRole.lambda, .lambda0] where try shape(role).reduce(1, *) != down[0] {
+                throw AdapterError("\(path): module \(module.fileName): \(role.rawValue) has \(try shape(role).reduce(1, *)) entries, rank is \(down[0])")
+            }
+        }
+        let dtype = file.header.tensor(named: module.tensors[isOrtho ? .q : .down]!)!.dtype
+        return ModuleInfo(name: canonical, isOrtho: isOrtho, rank: down[0], inFeatures: down[1], outFeatures: up[0], dtype: dtype)
+    }
+
+    static func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String {
+        SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// Loads one module's factors from the mapped file when asked.
+struct FileFactors: FactorSource, @unchecked Sendable {
+    let file: SafeTensorsFile
+    let path: String
+    let modules: [ModuleKeys]
+    let infos: [ModuleInfo]
+    let format: AdapterFormat
+
+    func factors(_ index: Int) throws -> Factors {
+        let keys = modules[index], info = infos[index]
+        func load(_ role: FactorRole) throws -> [Float] { try file.floats(keys.tensors[role]!) }
+        if info.isOrtho {
+            return .ortho(Ortho(q: try load(.q), p: try load(.p), lambda: try load(.lambda), q0: try load(.q0), p0: try load(.p0),
+                                lambda0: try load(.lambda0), rank: info.rank, inFeatures: info.inFeatures, outFeatures: info.outFeatures))
+        }
+        return .lowRank(LowRank(down: try load(.down), up: try load(.up), rank: info.rank, inFeatures: info.inFeatures,
+                                outFeatures: info.outFeatures, alpha: try alpha(keys, rank: info.rank)))
+    }
+
+    func alpha(_ keys: ModuleKeys, rank: Int) throws -> Float? {
+        switch format {
+        case .kohya, .tlkit:
+            guard let name = keys.tensors[.alpha], let info = file.header.tensor(named: name) else { return nil }
+            return Float(try file.scalar(info))
+        case .peft:
+            return Float(PeftMetadata(file.metadata["lora_adapter_metadata"]).alpha(forModule: keys.fileName, rank: rank))
+        default:
+            return nil  // diffusers, attn-procs and official layers have no scale
+        }
+    }
+}

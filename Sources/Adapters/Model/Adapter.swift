@@ -1,0 +1,77 @@
+import SafeTensors
+
+/// One adapted module: its canonical name and what its factors look like, without loading them.
+public struct ModuleInfo: Sendable, Equatable {
+    /// `<component>.<diffusers module path>`, e.g. `unet.mid_block.attentions.0.transformer_blocks.0.attn1.to_q`.
+    public var name: String
+    public var isOrtho: Bool
+    public var rank: Int
+    public var inFeatures: Int
+    public var outFeatures: Int
+    /// The stored dtype of the factors (outputs keep it unless asked otherwise).
+    public var dtype: DType
+
+    public var component: String { String(name.prefix { $0 != "." }) }
+}
+
+/// An adapter = method + optional timestep schedule + modules + metadata (design.md §3).
+/// Factors are loaded module by module from their source, so large adapters stream.
+public struct Adapter: Sendable {
+    public var format: AdapterFormat
+    /// `tlora`, `vanilla-tlora`, `ortho-lora`, `lora`; nil for a plain LoRA.
+    public var method: String?
+    public var schedule: RankSchedule?
+    /// Mask keeps the first c · r(t) components (2 for a folded ortho module; n or 2n after merging).
+    public var componentsPerRank: Int
+    public var modules: [ModuleInfo]
+    /// The source file's metadata, kept for provenance and copied where tools in this field copy it.
+    public var metadata: [String: String]
+    /// Tensors the reader did not recognise.
+    public var unknownKeys: [String]
+    /// Things the user should know (stale schedule metadata, NaN values), one line each.
+    public var warnings: [String] = []
+    let source: any FactorSource
+
+    public init(format: AdapterFormat, method: String?, schedule: RankSchedule?, componentsPerRank: Int,
+                modules: [ModuleInfo], metadata: [String: String], unknownKeys: [String] = [], source: any FactorSource) {
+        self.format = format
+        self.method = method
+        self.schedule = schedule
+        self.componentsPerRank = componentsPerRank
+        self.modules = modules
+        self.metadata = metadata
+        self.unknownKeys = unknownKeys
+        self.source = source
+    }
+
+    public func factors(_ index: Int) throws -> Factors { try source.factors(index) }
+
+    public func factors(named name: String) throws -> Factors? {
+        guard let index = modules.firstIndex(where: { $0.name == name }) else { return nil }
+        return try factors(index)
+    }
+
+    /// Components kept at timestep `t` for a module of `rank` (all of them when unscheduled).
+    public func keptComponents(rank: Int, at t: Double?) -> Int {
+        guard let schedule, let t else { return rank }
+        return min(rank, componentsPerRank * schedule.rank(at: t))
+    }
+
+    /// ΔW of module `index` as it acts at timestep `t` (nil: unmasked), [out, in] row-major.
+    public func delta(_ index: Int, at t: Double?) throws -> [Float] {
+        let f = try factors(index)
+        return Delta.compute(f, keep: keptComponents(rank: f.rank, at: t))
+    }
+}
+
+/// Where an adapter's factors come from: a file read lazily, or factors already in memory.
+public protocol FactorSource: Sendable {
+    func factors(_ index: Int) throws -> Factors
+}
+
+/// Factors held in memory (results of conversion, merging, training).
+public struct InMemoryFactors: FactorSource {
+    public let all: [Factors]
+    public init(_ all: [Factors]) { self.all = all }
+    public func factors(_ index: Int) throws -> Factors { all[index] }
+}
