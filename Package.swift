@@ -23,7 +23,10 @@ var package = Package(
 
         .target(name: "SafeTensors"),
         .target(name: "SDXL", dependencies: ["SafeTensors"]),
-        .target(name: "Adapters", dependencies: ["SafeTensors", "SDXL", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Adapters", dependencies: [
+            "SafeTensors", "SDXL", "CBLAS",
+            .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .target(name: "TLKitCommands", dependencies: [
             "SafeTensors", "SDXL", "Adapters",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -32,7 +35,7 @@ var package = Package(
 
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "SDXLTests", dependencies: ["SDXL", "SafeTensors"]),
-        .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "SafeTensors"]),
+        .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "SafeTensors", "CBLAS"]),
         .testTarget(name: "TLKitCommandsTests", dependencies: [
             "TLKitCommands", "tlkit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

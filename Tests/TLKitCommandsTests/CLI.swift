@@ -19,7 +19,8 @@ enum CLI {
 
     struct Result {
         let status: Int32
-        let stdout: String
+        let stdoutData: Data
+        var stdout: String { String(decoding: stdoutData, as: UTF8.self) }
         let stderr: String
         var stdoutLines: [String] { stdout.split(separator: "\n").map(String.init) }
     }
@@ -46,7 +47,7 @@ enum CLI {
             try input.fileHandleForWriting.close()
         }
         process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
+        return Result(status: process.terminationStatus, stdoutData: try Data(contentsOf: outURL),
                       stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
     }
 

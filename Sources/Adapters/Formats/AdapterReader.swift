@@ -103,8 +103,17 @@ public enum AdapterReader {
                 }
             }
         }
+        var facts = metadata
+        if format == .tloraOfficial {
+            // The official trainer's facts live in hparams.yml and the checkpoint folder's name.
+            let folder = ((path as NSString).deletingLastPathComponent as NSString).lastPathComponent
+            if folder.hasPrefix("checkpoint-"), let steps = Int(folder.dropFirst("checkpoint-".count)) { facts["tlora.steps"] = String(steps) }
+            if let token = hparams?.placeholderToken { facts["tlora.token"] = token }
+            if let className = hparams?.className { facts["tlora.class"] = className }
+            if let sig = hparams?.sigType { facts["tlora.init"] = sig }
+        }
         var adapter = Adapter(format: format, method: method, schedule: schedule, componentsPerRank: componentsPerRank,
-                              modules: modules, metadata: metadata, unknownKeys: unknown.sorted(),
+                              modules: modules, metadata: facts, unknownKeys: unknown.sorted(),
                               source: FileFactors(file: file, path: path, modules: entries, infos: modules, format: format))
         adapter.warnings = warnings
         return adapter

@@ -30,7 +30,7 @@ public struct Adapter: Sendable {
     public var unknownKeys: [String]
     /// Things the user should know (stale schedule metadata, NaN values), one line each.
     public var warnings: [String] = []
-    let source: any FactorSource
+    private(set) var source: any FactorSource
 
     public init(format: AdapterFormat, method: String?, schedule: RankSchedule?, componentsPerRank: Int,
                 modules: [ModuleInfo], metadata: [String: String], unknownKeys: [String] = [], source: any FactorSource) {
@@ -45,6 +45,8 @@ public struct Adapter: Sendable {
     }
 
     public func factors(_ index: Int) throws -> Factors { try source.factors(index) }
+
+    mutating func replaceSource(_ source: any FactorSource) { self.source = source }
 
     public func factors(named name: String) throws -> Factors? {
         guard let index = modules.firstIndex(where: { $0.name == name }) else { return nil }

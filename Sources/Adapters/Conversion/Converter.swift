@@ -1,0 +1,251 @@
+import Foundation
+import SafeTensors
+
+/// What `tlkit convert` was asked for (design.md §4, §10).
+public struct ConvertRequest: Sendable {
+    public var to: OutputFormat
+    public var atTimestep: Double?
+    public var rank: Int?
+    public var flags: ScheduleFlags
+    public init(to: OutputFormat, atTimestep: Double? = nil, rank: Int? = nil, flags: ScheduleFlags = ScheduleFlags()) {
+        self.to = to
+        self.atTimestep = atTimestep
+        self.rank = rank
+        self.flags = flags
+    }
+}
+
+/// Per-module and overall facts of a conversion, for the report.
+public struct ConversionReport: Sendable {
+    public struct Module: Sendable {
+        public let name: String
+        public let rankIn: Int
+        public let rankOut: Int
+        /// Relative Frobenius error, for lossy options.
+        public let relativeError: Double?
+    }
+    public var modules: [Module] = []
+    public var skipped: [(key: String, reason: String)] = []
+    public var overallError: Double?
+    public var notes: [String] = []
+}
+
+/// A usage error (exit 2): the request does not make sense for this adapter.
+public struct ConversionUsageError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
+
+public enum Converter {
+    /// Turns `adapter` into one the target format can hold, lossless unless a lossy option was given.
+    public static func convert(_ adapter: Adapter, _ request: ConvertRequest) throws -> (Adapter, ConversionReport) {
+        var report = ConversionReport()
+        report.skipped = adapter.unknownKeys.map { ($0, "not an SDXL module tlkit knows") }
+        report.notes += adapter.warnings
+        var current = adapter
+
+        if let t = request.atTimestep {
+            guard let schedule = adapter.schedule else {
+                throw ConversionUsageError(message: "--at-timestep needs a scheduled adapter (T-LoRA or a LoRA with tlora.* metadata); this one applies the same at every timestep")
+            }
+            guard t >= 0, t <= Double(schedule.timesteps) else {
+                throw ConversionUsageError(message: "--at-timestep \(t) is outside 0…\(schedule.timesteps)")
+            }
+            current = bake(current, at: t)
+            report.notes.append("baked at timestep \(number(t)): rank r(t) = \(schedule.rank(at: t)) of \(schedule.maxRank); the output has no schedule")
+        }
+        if let rank = request.rank {
+            guard current.schedule == nil else {
+                throw ConversionUsageError(message: "--rank on a scheduled adapter needs --at-timestep (compressing would mix the masked components)")
+            }
+            guard rank >= 1 else { throw ConversionUsageError(message: "--rank must be at least 1") }
+            let (compressed, errors, overall) = try compress(current, rank: rank)
+            current = compressed
+            report.overallError = overall
+            report.modules = zip(adapter.modules, zip(compressed.modules, errors)).map {
+                ConversionReport.Module(name: $0.name, rankIn: $0.rank, rankOut: $1.0.rank, relativeError: $1.1)
+            }
+        }
+
+        switch request.to {
+        case .kohya, .peft:
+            if current.modules.contains(where: \.isOrtho) {
+                current = foldOrtho(current)
+                report.notes.append("ortho modules folded exactly into rank-2R LoRAs (mask index i owns components 2i, 2i+1); the schedule is in tlora.* metadata")
+            }
+        case .tlora:
+            if current.schedule == nil {
+                guard let minRank = request.flags.minRank else {
+                    throw ConversionUsageError(message: "--to tlora from an unscheduled LoRA needs --min-rank (and --max-rank, --rank-alpha if not the rank and 1)")
+                }
+                current = try orderBySingularValue(current, flags: request.flags, minRank: minRank)
+                report.notes.append("components reordered by singular value so the mask drops the weakest first; exact at t = 0")
+            }
+        case .tloraOfficial:
+            guard current.schedule != nil else {
+                throw ConversionUsageError(message: "--to tlora-official needs a schedule: give --min-rank (a plain LoRA becomes a vanilla T-LoRA)")
+            }
+            if current.componentsPerRank == 2, !current.modules.contains(where: \.isOrtho) {
+                current = unfold(current)
+            } else if current.componentsPerRank != 1 {
+                throw AdapterError("the official layout holds one component per mask index; this adapter has \(current.componentsPerRank) (a merge): write --to tlora")
+            }
+        }
+        if report.modules.isEmpty {
+            report.modules = zip(adapter.modules, current.modules).map {
+                ConversionReport.Module(name: $0.name, rankIn: $0.rank, rankOut: $1.rank, relativeError: nil)
+            }
+        }
+        current.format = request.to.adapterFormat
+        return (current, report)
+    }
+
+    static func number(_ t: Double) -> String { t == t.rounded() ? String(Int(t)) : String(t) }
+
+    /// A new adapter whose factors are `transform` of the source's, computed lazily module by module.
+    static func mapped(_ adapter: Adapter, modules: [ModuleInfo], _ transform: @escaping @Sendable (Int, Factors) throws -> Factors) -> Adapter {
+        var result = adapter
+        result.modules = modules
+        result.replaceSource(TransformedFactors(base: adapter, transform: transform))
+        return result
+    }
+
+    /// The adapter as it acts at timestep t: only the first c·r(t) components, no schedule.
+    static func bake(_ adapter: Adapter, at t: Double) -> Adapter {
+        let modules = adapter.modules.map { m -> ModuleInfo in
+            var out = m
+            let keep = adapter.keptComponents(rank: m.rank, at: t)
+            out.rank = m.isOrtho ? 2 * keep : keep
+            out.isOrtho = false
+            return out
+        }
+        var result = mapped(adapter, modules: modules) { index, factors in
+            let keep = adapter.keptComponents(rank: factors.rank, at: t)
+            switch factors {
+            case let .ortho(o): return .lowRank(Fold.interleaved(o, keep: keep))
+            case let .lowRank(l): return .lowRank(Fold.truncated(l, keep: keep))
+            }
+        }
+        result.schedule = nil
+        result.componentsPerRank = 1
+        result.metadata["tlora.baked_at_timestep"] = number(t)
+        return result
+    }
+
+    /// Ortho modules → exact interleaved rank-2R LoRAs; the schedule stays with components_per_rank × 2.
+    static func foldOrtho(_ adapter: Adapter) -> Adapter {
+        let modules = adapter.modules.map { m -> ModuleInfo in
+            var out = m
+            if m.isOrtho { out.rank = 2 * m.rank; out.isOrtho = false }
+            return out
+        }
+        var result = mapped(adapter, modules: modules) { _, factors in
+            guard case let .ortho(o) = factors else { return factors }
+            return .lowRank(Fold.interleaved(o, keep: o.rank))
+        }
+        if adapter.schedule != nil { result.componentsPerRank = adapter.componentsPerRank * 2 }
+        return result
+    }
+
+    /// A folded (c = 2) LoRA back to ortho form with λ = 1: exact ΔW(t) for every t.
+    static func unfold(_ adapter: Adapter) -> Adapter {
+        let modules = adapter.modules.map { m -> ModuleInfo in
+            var out = m
+            out.rank = m.rank / 2
+            out.isOrtho = true
+            return out
+        }
+        var result = mapped(adapter, modules: modules) { _, factors in
+            guard case let .lowRank(l) = factors else { return factors }
+            let r = l.rank / 2, scale = l.scale
+            var q = [Float](), q0 = [Float](), p = [Float](repeating: 0, count: l.outFeatures * r), p0 = p
+            for c in 0..<r {
+                q += l.down[(2 * c) * l.inFeatures..<(2 * c + 1) * l.inFeatures]
+                q0 += l.down[(2 * c + 1) * l.inFeatures..<(2 * c + 2) * l.inFeatures]
+                for o in 0..<l.outFeatures {
+                    p[o * r + c] = l.up[o * l.rank + 2 * c] * scale
+                    p0[o * r + c] = -l.up[o * l.rank + 2 * c + 1] * scale
+                }
+            }
+            let ones = [Float](repeating: 1, count: r)
+            return .ortho(Ortho(q: q, p: p, lambda: ones, q0: q0, p0: p0, lambda0: ones, rank: r, inFeatures: l.inFeatures, outFeatures: l.outFeatures))
+        }
+        result.componentsPerRank = 1
+        return result
+    }
+
+    /// SVD compression of each module's ΔW to `rank` (or less where the module is smaller).
+    static func compress(_ adapter: Adapter, rank: Int) throws -> (Adapter, [Double], Double) {
+        var factors: [Factors] = [], modules: [ModuleInfo] = [], errors: [Double] = []
+        var droppedEnergy = 0.0, totalEnergy = 0.0
+        for (index, module) in adapter.modules.enumerated() {
+            let f = try adapter.factors(index)
+            let svd = try LowRankSVD.of(f, keep: f.rank)
+            // Every module gets the asked rank where its shape allows (zero components pad a smaller ΔW), as
+            // kohya's resize writes one rank throughout.
+            let target = min(rank, module.inFeatures, module.outFeatures)
+            let keep = min(target, svd.rank)
+            errors.append(svd.truncationError(keep: keep))
+            droppedEnergy += svd.s.dropFirst(keep).reduce(0) { $0 + $1 * $1 }
+            totalEnergy += svd.energy
+            factors.append(.lowRank(padded(lowRank(from: svd, keep: keep), to: target)))
+            var info = module
+            info.rank = target
+            info.isOrtho = false
+            modules.append(info)
+        }
+        var result = adapter
+        result.modules = modules
+        result.replaceSource(InMemoryFactors(factors))
+        return (result, errors, totalEnergy > 0 ? (droppedEnergy / totalEnergy).squareRoot() : 0)
+    }
+
+    /// up = U·diag(S), down = Vᵀ, scale 1 (as kohya's SVD tools write).
+    static func lowRank(from svd: LowRankSVD, keep: Int) -> LowRank {
+        let r = svd.rank
+        var up = [Float](repeating: 0, count: svd.m * keep)
+        for o in 0..<svd.m { for c in 0..<keep { up[o * keep + c] = Float(svd.u[o * r + c] * svd.s[c]) } }
+        let down = svd.vt.prefix(keep * svd.n).map(Float.init)
+        return LowRank(down: Array(down), up: up, rank: keep, inFeatures: svd.n, outFeatures: svd.m, alpha: Float(keep))
+    }
+
+    /// A standard LoRA as a T-LoRA: components ordered by singular value, the given schedule attached.
+    static func orderBySingularValue(_ adapter: Adapter, flags: ScheduleFlags, minRank: Int) throws -> Adapter {
+        let ranks = Set(adapter.modules.map(\.rank))
+        guard ranks.count == 1, let rank = ranks.first else {
+            throw AdapterError("one schedule cannot cover modules of different ranks (\(ranks.sorted().map(String.init).joined(separator: ", "))): resize to one rank first (tlkit convert --rank N)")
+        }
+        let schedule = RankSchedule(maxRank: flags.maxRank ?? rank, minRank: minRank, rankAlpha: flags.rankAlpha ?? 1)
+        do { try schedule.validate() } catch { throw ConversionUsageError(message: "\(error)") }
+        guard schedule.maxRank == rank else {
+            throw ConversionUsageError(message: "--max-rank \(schedule.maxRank) differs from the adapter's rank \(rank)")
+        }
+        var result = adapter
+        result.replaceSource(TransformedFactors(base: adapter) { _, factors in
+            let svd = try LowRankSVD.of(factors, keep: factors.rank)
+            var l = lowRank(from: svd, keep: svd.rank)
+            if l.rank < factors.rank {  // a rank-deficient module: pad with zero components
+                l = padded(l, to: factors.rank)
+            }
+            return .lowRank(l)
+        })
+        result.schedule = schedule
+        result.componentsPerRank = 1
+        result.method = "vanilla-tlora"
+        return result
+    }
+
+    static func padded(_ l: LowRank, to rank: Int) -> LowRank {
+        var up = [Float](repeating: 0, count: l.outFeatures * rank)
+        for o in 0..<l.outFeatures { for c in 0..<l.rank { up[o * rank + c] = l.up[o * l.rank + c] } }
+        let down = l.down + [Float](repeating: 0, count: (rank - l.rank) * l.inFeatures)
+        return LowRank(down: down, up: up, rank: rank, inFeatures: l.inFeatures, outFeatures: l.outFeatures, alpha: Float(rank))
+    }
+}
+
+/// Factors computed from another adapter's, one module at a time.
+struct TransformedFactors: FactorSource {
+    let base: Adapter
+    let transform: @Sendable (Int, Factors) throws -> Factors
+    func factors(_ index: Int) throws -> Factors { try transform(index, try base.factors(index)) }
+}

@@ -1,0 +1,150 @@
+import Crypto
+import Foundation
+import SafeTensors
+import Yams
+
+/// The formats tlkit writes (`--to`).
+public enum OutputFormat: String, CaseIterable, Sendable {
+    case kohya, peft, tlora
+    case tloraOfficial = "tlora-official"
+
+    public var adapterFormat: AdapterFormat {
+        switch self {
+        case .kohya: return .kohya
+        case .peft: return .peft
+        case .tlora: return .tlkit
+        case .tloraOfficial: return .tloraOfficial
+        }
+    }
+}
+
+public struct WriteOptions: Sendable {
+    /// Output dtype; nil keeps each module's stored dtype.
+    public var dtype: DType?
+    public var title: String?
+    public var trigger: String?
+    public init(dtype: DType? = nil, title: String? = nil, trigger: String? = nil) {
+        self.dtype = dtype
+        self.title = title
+        self.trigger = trigger
+    }
+}
+
+/// Writes an adapter in one of the output formats, streaming tensor by tensor (each module's factors
+/// are loaded once, when its first tensor is due) and atomically.
+public enum AdapterWriter {
+    struct Planned {
+        let spec: TensorSpec
+        let module: Int
+        let values: (Factors) throws -> [Float]
+    }
+
+    /// Writes `adapter` (already converted to what `format` can hold) to `path` (`-` for stdout).
+    /// For `tlora-official` a path not ending in `.safetensors` is a folder: `checkpoint-N/` and `logs/hparams.yml`.
+    public static func write(_ adapter: Adapter, format: OutputFormat, to path: String, options: WriteOptions = WriteOptions()) throws {
+        let plan = try self.plan(adapter, format: format, options: options)
+        var target = path
+        if format == .tloraOfficial, path != "-", !path.hasSuffix(".safetensors") {
+            target = try OfficialLayout.prepareFolder(path, adapter: adapter)
+        }
+        let dataHash = try hashData(plan, adapter: adapter)
+        let metadata = AdapterMetadata.build(adapter, format: format, dataSHA256: dataHash, options: options)
+        let specs = plan.map(\.spec)
+        let byName = Dictionary(uniqueKeysWithValues: plan.map { ($0.spec.name, $0) })
+        var cache: (Int, Factors)?
+        try SafeTensorsWriter.write(to: target, metadata: metadata, tensors: specs) { info in
+            let planned = byName[info.name]!
+            let factors = try cachedFactors(adapter, planned.module, &cache)
+            return FloatConversion.fromFloat32(try planned.values(factors), dtype: info.dtype)
+        }
+    }
+
+    static func cachedFactors(_ adapter: Adapter, _ index: Int, _ cache: inout (Int, Factors)?) throws -> Factors {
+        if let cached = cache, cached.0 == index { return cached.1 }
+        let factors = try adapter.factors(index)
+        cache = (index, factors)
+        return factors
+    }
+
+    /// SHA-256 of the data section the plan produces (tensors in file order), computed before writing
+    /// because the header carries it (`sshs_model_hash`, `modelspec.hash_sha256`, `tlora.data_sha256`).
+    static func hashData(_ plan: [Planned], adapter: Adapter) throws -> String {
+        let (_, layout) = try SafeTensorsWriter.header(metadata: [:], tensors: plan.map(\.spec))
+        let byName = Dictionary(uniqueKeysWithValues: plan.map { ($0.spec.name, $0) })
+        var hasher = SHA256()
+        var cache: (Int, Factors)?
+        for info in layout {
+            let planned = byName[info.name]!
+            let bytes = FloatConversion.fromFloat32(try planned.values(try cachedFactors(adapter, planned.module, &cache)), dtype: info.dtype)
+            hasher.update(data: bytes)
+        }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func plan(_ adapter: Adapter, format: OutputFormat, options: WriteOptions) throws -> [Planned] {
+        var plan: [Planned] = []
+        for (index, module) in adapter.modules.enumerated() {
+            let dtype = options.dtype ?? module.dtype
+            switch format {
+            case .kohya, .peft:
+                guard !module.isOrtho else { throw AdapterError("\(module.name): an ortho module must be folded before writing \(format.rawValue)") }
+                let base: String
+                if format == .kohya {
+                    guard let name = ModuleNames.kohyaName(module.name) else { throw AdapterError("\(module.name): no kohya name for this module") }
+                    base = name
+                    plan.append(Planned(spec: TensorSpec(name: base + ".alpha", dtype: dtype, shape: []), module: index) { f in
+                        guard case let .lowRank(l) = f else { return [] }
+                        return [l.alpha ?? Float(l.rank)]
+                    })
+                } else {
+                    base = ModuleNames.peftName(module.name)
+                }
+                let (downKey, upKey) = format == .kohya ? (".lora_down.weight", ".lora_up.weight") : (".lora_A.weight", ".lora_B.weight")
+                plan.append(Planned(spec: TensorSpec(name: base + downKey, dtype: dtype, shape: [module.rank, module.inFeatures]), module: index) { f in
+                    guard case let .lowRank(l) = f else { return [] }
+                    return l.down
+                })
+                plan.append(Planned(spec: TensorSpec(name: base + upKey, dtype: dtype, shape: [module.outFeatures, module.rank]), module: index) { f in
+                    guard case let .lowRank(l) = f else { return [] }
+                    return l.up
+                })
+            case .tlora:
+                plan += tloraTensors(module, index: index, dtype: dtype)
+            case .tloraOfficial:
+                plan += try OfficialLayout.tensors(module, index: index, dtype: dtype)
+            }
+        }
+        return plan
+    }
+
+    static func tloraTensors(_ module: ModuleInfo, index: Int, dtype: DType) -> [Planned] {
+        let base = module.name + ".tlora."
+        let r = module.rank
+        if module.isOrtho {
+            let parts: [(String, [Int], (Ortho) -> [Float])] = [
+                ("q", [r, module.inFeatures], { $0.q }), ("p", [module.outFeatures, r], { $0.p }), ("lambda", [r], { $0.lambda }),
+                ("q0", [r, module.inFeatures], { $0.q0 }), ("p0", [module.outFeatures, r], { $0.p0 }), ("lambda0", [r], { $0.lambda0 }),
+            ]
+            return parts.map { name, shape, pick in
+                Planned(spec: TensorSpec(name: base + name, dtype: dtype, shape: shape), module: index) { f in
+                    guard case let .ortho(o) = f else { return [] }
+                    return pick(o)
+                }
+            }
+        }
+        return [
+            Planned(spec: TensorSpec(name: base + "down", dtype: dtype, shape: [r, module.inFeatures]), module: index) { f in
+                guard case let .lowRank(l) = f else { return [] }
+                return l.down
+            },
+            Planned(spec: TensorSpec(name: base + "up", dtype: dtype, shape: [module.outFeatures, r]), module: index) { f in
+                guard case let .lowRank(l) = f else { return [] }
+                return l.up
+            },
+            Planned(spec: TensorSpec(name: base + "alpha", dtype: dtype, shape: []), module: index) { f in
+                guard case let .lowRank(l) = f else { return [] }
+                return [l.alpha ?? Float(l.rank)]
+            },
+        ]
+    }
+}

@@ -1,0 +1,102 @@
+import Adapters
+import ArgumentParser
+import Foundation
+import SafeTensors
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert an adapter between kohya, PEFT/diffusers, tlkit T-LoRA and the official T-LoRA layout.",
+        discussion: """
+        Lossless unless a lossy option is given. A T-LoRA written as a standard LoRA (--to kohya|peft) is folded \
+        exactly: each ortho module becomes a rank-2R LoRA whose components 2i, 2i+1 belong to mask index i, and \
+        the timestep schedule goes into tlora.* metadata, so T-LoRA-aware loaders mask it per step while any \
+        other loader gets the full-rank (t = 0) adapter. --at-timestep T bakes the adapter as it acts at DDPM \
+        timestep T; --rank N compresses each module by SVD and reports the relative error. A standard LoRA \
+        becomes a T-LoRA (--to tlora --min-rank M) with its components ordered by singular value. \
+        The report goes to stderr (--json: stdout, or stderr with -o -).
+        """)
+
+    @Argument(help: "The adapter: a file, an adapter folder, or '-' for standard input.")
+    var input: String
+
+    @Option(help: "Output format: kohya, peft, tlora (the tlkit T-LoRA file) or tlora-official.")
+    var to: OutputFormat
+
+    @Option(name: .shortAndLong, help: "Output file ('-' for standard output); for tlora-official a folder gets checkpoint-N/ and logs/hparams.yml. Default: beside the input, named after the format.")
+    var output: String?
+
+    @Option(help: "Bake the adapter as it acts at this DDPM timestep (0–1000, decimals allowed).")
+    var atTimestep: Double?
+
+    @Option(help: "Compress every module to this rank by SVD (lossy; the error is reported).")
+    var rank: Int?
+
+    @OptionGroup var schedule: ScheduleOptions
+
+    @Option(help: "Output dtype (f32, f16, bf16); default: the input's.")
+    var dtype: OutputDType?
+
+    @Option(help: "modelspec.title of the output.")
+    var title: String?
+
+    @Option(help: "modelspec.trigger_phrase of the output.")
+    var trigger: String?
+
+    @Flag(help: "Fail when the input has tensors that are not understood, instead of skipping them with a warning.")
+    var strict = false
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    func validate() throws {
+        if let r = rank, r < 1 { throw ValidationError("--rank must be at least 1") }
+        if let t = atTimestep, !(0...1000).contains(t) { throw ValidationError("--at-timestep must be between 0 and 1000") }
+    }
+
+    func run() throws {
+        let adapter: Adapter
+        do { adapter = try AdapterReader.read(input, flags: schedule.flags) } catch {
+            throw CommandFailure("\(error)")
+        }
+        if strict, !adapter.unknownKeys.isEmpty {
+            throw CommandFailure("\(input): \(adapter.unknownKeys.count) tensors not understood (--strict): \(adapter.unknownKeys.prefix(5).joined(separator: ", "))")
+        }
+        let destination = output ?? defaultOutput()
+        if adapter.format == to.adapterFormat, atTimestep == nil, rank == nil, dtype == nil, input != "-", let file = AdapterLocation.resolve(input) {
+            try copy(file, to: destination)
+            Console.error("note: \(input) is already \(to.rawValue); copied unchanged to \(destination)")
+            return
+        }
+        let converted: Adapter, report: ConversionReport
+        do {
+            (converted, report) = try Converter.convert(adapter, ConvertRequest(to: to, atTimestep: atTimestep, rank: rank, flags: schedule.flags))
+            try AdapterWriter.write(converted, format: to, to: destination,
+                                    options: WriteOptions(dtype: dtype?.dtype, title: title, trigger: trigger))
+        } catch let error as ConversionUsageError {
+            throw CommandFailure(error.message, exitCode: 2)
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+        for warning in adapter.warnings { Console.error("warning: \(warning)") }
+        for key in adapter.unknownKeys.prefix(20) { Console.error("warning: skipped \(key): not an SDXL module tlkit knows") }
+        if adapter.unknownKeys.count > 20 { Console.error("warning: … and \(adapter.unknownKeys.count - 20) more skipped tensors") }
+        let text = json ? ConvertReport.json(report, input: input, output: destination, from: adapter, to: converted).serialized()
+                        : ConvertReport.human(report, input: input, output: destination, from: adapter, to: converted)
+        if json, destination != "-" { Console.out(text) } else { Console.error(text) }
+    }
+
+    func defaultOutput() -> String {
+        let base = input == "-" ? "adapter" : ((input as NSString).lastPathComponent as NSString).deletingPathExtension
+        let folder = input == "-" ? "." : (AdapterLocation.resolve(input).map { ($0 as NSString).deletingLastPathComponent } ?? ".")
+        let name = to == .tloraOfficial ? "\(base)-official" : "\(base).\(to.rawValue).safetensors"
+        return ((folder.isEmpty ? "." : folder) as NSString).appendingPathComponent(name)
+    }
+
+    func copy(_ file: String, to destination: String) throws {
+        let source = try SafeTensorsFile.open(file)
+        let output = try AtomicOutput(destination)
+        try output.write(source.headerBytes)
+        try output.write(source.dataSection)
+        try output.commit()
+    }
+}

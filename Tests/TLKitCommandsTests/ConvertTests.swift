@@ -1,0 +1,85 @@
+import Foundation
+import Testing
+
+struct ConvertTests {
+    @Test func officialToKohyaThenInspect() throws {
+        let folder = CLI.temporaryFolder()
+        let out = folder.appendingPathComponent("dog.safetensors").path
+        let result = try CLI.run(["convert", CLI.fixture("adapters/official-ortho"), "--to", "kohya", "-o", out, "--json", "--title", "dog"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = CLI.json(result.stdout)
+        #expect(report["format_in"] as? String == "tlora-official")
+        #expect((report["modules"] as? [[String: Any]])?.count == 176)
+        let inspect = CLI.json(try CLI.run(["inspect", "--json", out]).stdout)
+        #expect(inspect["kind"] as? String == "lora")
+        #expect(inspect["format"] as? String == "kohya")
+        #expect(inspect["base"] as? String == "sdxl")
+        #expect(inspect["rank"] as? Int == 16)
+        let metadata = inspect["metadata"] as? [String: String] ?? [:]
+        #expect(metadata["ss_base_model_version"] == "sdxl_base_v1-0")
+        #expect(metadata["tlora.components_per_rank"] == "2")
+        #expect(metadata["modelspec.title"] == "dog")
+        #expect(metadata["modelspec.trigger_phrase"] == "sks dog")
+        #expect(metadata["sshs_model_hash"]?.count == 64)
+        let schedule = inspect["schedule"] as? [String: Any] ?? [:]
+        #expect(schedule["min_rank"] as? Int == 4 && schedule["max_rank"] as? Int == 8)
+    }
+
+    @Test func stdinToStdout() throws {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: CLI.fixture("adapters/kohya/kohya_from_peft.safetensors")))
+        let result = try CLI.run(["convert", "-", "--to", "peft", "-o", "-"], stdin: bytes)
+        #expect(result.status == 0, "\(result.stderr)")
+        let path = CLI.temporaryFolder().appendingPathComponent("p.safetensors")
+        try result.stdoutData.write(to: path)
+        let inspect = CLI.json(try CLI.run(["inspect", "--json", path.path]).stdout)
+        #expect(inspect["format"] as? String == "peft")
+        #expect(inspect["modules"] as? Int == 196)
+    }
+
+    @Test func badInputsLeaveNoOutput() throws {
+        let folder = CLI.temporaryFolder()
+        // Output folder missing.
+        let missing = try CLI.run(["convert", CLI.fixture("adapters/peft"), "--to", "kohya", "-o", "/nonexistent-dir/x.safetensors"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("does not exist"), "\(missing.stderr)")
+        // Official checkpoint without hparams and without flags.
+        let out = folder.appendingPathComponent("x.safetensors").path
+        let noHparams = try CLI.run(["convert", CLI.fixture("adapters/official-ortho-nohparams"), "--to", "kohya", "-o", out])
+        #expect(noHparams.status == 1)
+        #expect(noHparams.stderr.contains("--min-rank"))
+        // Usage errors: --at-timestep on an unscheduled LoRA; --min-rank above --max-rank.
+        let unscheduled = try CLI.run(["convert", CLI.fixture("adapters/peft"), "--to", "kohya", "--at-timestep", "500", "-o", out])
+        #expect(unscheduled.status == 2, "\(unscheduled.stderr)")
+        let ranks = try CLI.run(["convert", CLI.fixture("adapters/peft"), "--to", "tlora", "--min-rank", "8", "--max-rank", "4", "-o", out])
+        #expect(ranks.status == 2)
+        // A checkpoint is not an adapter.
+        let checkpoint = try CLI.run(["convert", CLI.fixture("models/tiny-sdxl.safetensors"), "--to", "kohya", "-o", out])
+        #expect(checkpoint.status == 1)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty, "no partial output")
+    }
+
+    @Test func sameFormatIsACopyWithANote() throws {
+        let out = CLI.temporaryFolder().appendingPathComponent("copy.safetensors").path
+        let source = CLI.fixture("adapters/kohya/kohya_from_peft.safetensors")
+        let result = try CLI.run(["convert", source, "--to", "kohya", "-o", out])
+        #expect(result.status == 0)
+        #expect(result.stderr.contains("already kohya"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: out)) == Data(contentsOf: URL(fileURLWithPath: source)))
+    }
+
+    @Test func nanValuesAreReported() throws {
+        // A kohya file with one NaN: converted with a warning naming the module.
+        let folder = CLI.temporaryFolder()
+        let path = folder.appendingPathComponent("nan.safetensors").path
+        let name = "lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q"
+        let header = "{\"\(name).lora_down.weight\":{\"dtype\":\"F32\",\"shape\":[1,64],\"data_offsets\":[0,256]},\"\(name).lora_up.weight\":{\"dtype\":\"F32\",\"shape\":[64,1],\"data_offsets\":[256,512]}}"
+        var bytes = InspectTests.header(header)
+        var values = [Float](repeating: 0.5, count: 128)
+        values[3] = .nan
+        bytes += values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let result = try CLI.run(["convert", path, "--to", "peft", "-o", folder.appendingPathComponent("o.safetensors").path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("NaN"), "\(result.stderr)")
+    }
+}
