@@ -18,19 +18,20 @@ public struct KeyMap: Sendable {
     public init(component: Component, singleFileNames: [String], unetStructure: UNetStructure? = nil) {
         self.component = component
         let vaeLevels = component == .vae ? VAENames.levels(singleFileNames) : 0
+        let unetTables = component == .unet ? unetStructure.map(UNetNames.tables(for:)) : nil
         for name in singleFileNames {
-            for mapping in KeyMap.translate(component: component, singleFileName: name, unet: unetStructure, vaeLevels: vaeLevels) {
+            for mapping in KeyMap.translate(component: component, singleFileName: name, unet: unetTables, vaeLevels: vaeLevels) {
                 bySingleFile[name, default: []].append(mapping)
                 byDiffusers[mapping.diffusersName] = mapping
             }
         }
     }
 
-    static func translate(component: Component, singleFileName name: String, unet: UNetStructure?, vaeLevels: Int) -> [TensorMapping] {
+    static func translate(component: Component, singleFileName name: String, unet: UNetNames.Tables?, vaeLevels: Int) -> [TensorMapping] {
         switch component {
         case .unet:
             guard let unet else { return [] }
-            return UNetNames.toDiffusers(name, structure: unet).map { [TensorMapping(diffusersName: $0, singleFileName: name, transform: .identity)] } ?? []
+            return unet.toDiffusers(name).map { [TensorMapping(diffusersName: $0, singleFileName: name, transform: .identity)] } ?? []
         case .vae:
             return VAENames.toDiffusers(name, levels: vaeLevels).map { [$0] } ?? []
         case .textEncoder:

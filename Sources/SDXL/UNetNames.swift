@@ -44,6 +44,7 @@ public enum UNetNames {
     }
 
     /// Converts one SGM tensor name (without `model.diffusion_model.`) to its diffusers name.
+    /// (Build a `Tables` once with `tables(for:)` when converting many names.)
     public static func toDiffusers(_ name: String, structure: UNetStructure) -> String? {
         tables(for: structure).toDiffusers(name)
     }
@@ -53,10 +54,10 @@ public enum UNetNames {
         tables(for: structure).toSingleFile(name)
     }
 
-    struct Tables {
+    public struct Tables: Sendable {
         let pairs: [(sgm: String, diffusers: String, isResnet: Bool)]
 
-        func toDiffusers(_ name: String) -> String? {
+        public func toDiffusers(_ name: String) -> String? {
             let dotted = name + "."
             for pair in pairs where dotted.hasPrefix(pair.sgm) {
                 var rest = String(dotted.dropFirst(pair.sgm.count))
@@ -69,7 +70,7 @@ public enum UNetNames {
             return nil
         }
 
-        func toSingleFile(_ name: String) -> String? {
+        public func toSingleFile(_ name: String) -> String? {
             let dotted = name + "."
             for pair in pairs where dotted.hasPrefix(pair.diffusers) {
                 var rest = String(dotted.dropFirst(pair.diffusers.count))
@@ -83,8 +84,8 @@ public enum UNetNames {
         }
     }
 
-    static func tables(for structure: UNetStructure) -> Tables {
+    public static func tables(for structure: UNetStructure) -> Tables {
         // Longest prefixes first so `input_blocks.1.` never shadows `input_blocks.10.`-style names.
-        Tables(pairs: modulePairs(structure).sorted { $0.sgm.count > $1.sgm.count })
+        Tables(pairs: modulePairs(structure).sorted { $0.sgm.utf8.count > $1.sgm.utf8.count })
     }
 }

@@ -58,6 +58,7 @@ public enum FileIdentifier {
     }
 
     public static func identify(file: SafeTensorsFile, path: String) throws -> FileIdentity {
+        file.adviseRandomAccess()
         var identity = FileIdentity(path: path, kind: .unknown)
         accumulate(file, into: &identity)
         let names = file.tensors.map(\.name)

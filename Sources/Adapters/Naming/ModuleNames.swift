@@ -8,6 +8,8 @@ public enum ModuleNames {
     /// whatever the depth, so one table serves both (deeper blocks are simply unused by small models).
     public static let superset = UNetStructure(levels: 3, layersPerBlock: 2, downDepths: [10, 10, 10], midDepth: 10, upDepths: [10, 10, 10])
 
+    static let unetTables = UNetNames.tables(for: superset)
+
     static let attentionLeaves = ["attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0",
                                   "attn2.to_q", "attn2.to_k", "attn2.to_v", "attn2.to_out.0",
                                   "ff.net.0.proj", "ff.net.2"]
@@ -43,7 +45,7 @@ public enum ModuleNames {
         switch component {
         case "unet":
             var spellings = ["lora_unet_" + underscored(path)]
-            if let sgm = UNetNames.toSingleFile(path, structure: superset) { spellings.append("lora_unet_" + underscored(sgm)) }
+            if let sgm = unetTables.toSingleFile(path) { spellings.append("lora_unet_" + underscored(sgm)) }
             return spellings
         case "text_encoder":
             return ["lora_te1_" + underscored(path), "lora_te_" + underscored(path)]
@@ -58,7 +60,7 @@ public enum ModuleNames {
     public static func kohyaName(_ canonical: String) -> String? {
         let (component, path) = split(canonical)
         switch component {
-        case "unet": return UNetNames.toSingleFile(path, structure: superset).map { "lora_unet_" + underscored($0) }
+        case "unet": return unetTables.toSingleFile(path).map { "lora_unet_" + underscored($0) }
         case "text_encoder": return "lora_te1_" + underscored(path)
         case "text_encoder_2": return "lora_te2_" + underscored(path)
         default: return nil
