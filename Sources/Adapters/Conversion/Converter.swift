@@ -100,7 +100,7 @@ public enum Converter {
         return (current, report)
     }
 
-    static func number(_ t: Double) -> String { t == t.rounded() ? String(Int(t)) : String(t) }
+    public static func number(_ t: Double) -> String { t == t.rounded() ? String(Int(t)) : String(t) }
 
     /// A new adapter whose factors are `transform` of the source's, computed lazily module by module.
     static func mapped(_ adapter: Adapter, modules: [ModuleInfo], _ transform: @escaping @Sendable (Int, Factors) throws -> Factors) -> Adapter {

@@ -1,0 +1,65 @@
+import Foundation
+import SafeTensors
+import SDXL
+
+/// Bakes adapters into an SDXL checkpoint file (single-file or diffusers UNet), streaming tensor by
+/// tensor: adapted weights get Σ wᵢ ΔWᵢ(t) in float32 and go back to the base's dtype; every other
+/// tensor is copied byte for byte.
+public enum CheckpointBake {
+    public struct Report: Sendable {
+        public var applied: [String] = []
+        /// Modules the checkpoint has no weight for, with the reason.
+        public var skipped: [(String, String)] = []
+        public var untouchedTensors = 0
+    }
+
+    public static func bake(_ inputs: [AdapterMerge.Input], into basePath: String, output: String, atTimestep t: Double) throws -> Report {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: basePath, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw AdapterError("\(basePath): give a checkpoint file (the single file, or unet/diffusion_pytorch_model.safetensors of a diffusers folder)")
+        }
+        let file = try SafeTensorsFile.open(basePath)
+        let model: SDXLModel
+        do { model = try SDXLModel(path: basePath, file: file) } catch {
+            throw AdapterError("\(basePath): not an SDXL checkpoint (\(error))")
+        }
+        // Target tensor → contributions (input, module index, row block).
+        struct Contribution { let input: Int; let module: Int; let rows: TensorMapping.Transform }
+        var plan: [String: [Contribution]] = [:]
+        var report = Report()
+        for (k, input) in inputs.enumerated() {
+            for (i, module) in input.adapter.modules.enumerated() {
+                let (componentName, path) = ModuleNames.split(module.name)
+                guard let component = Component(rawValue: componentName), let located = model.locate(component, path + ".weight") else {
+                    report.skipped.append((module.name, "the checkpoint has no such weight"))
+                    continue
+                }
+                guard model.shape(component, path + ".weight") == [module.outFeatures, module.inFeatures] else {
+                    throw AdapterError("\(module.name): adapter shape [\(module.outFeatures), \(module.inFeatures)] does not match the checkpoint's \(model.shape(component, path + ".weight") ?? [])")
+                }
+                plan[located.info.name, default: []].append(Contribution(input: k, module: i, rows: located.mapping?.transform ?? .identity))
+                report.applied.append(module.name)
+            }
+        }
+        let specs = file.tensors.map { TensorSpec(name: $0.name, dtype: $0.dtype, shape: $0.shape) }
+        var metadata = file.metadata
+        metadata["modelspec.merged_from"] = inputs.map(\.label).joined(separator: ", ")
+        try SafeTensorsWriter.write(to: output, metadata: metadata, tensors: specs) { info in
+            guard let contributions = plan[info.name] else {
+                report.untouchedTensors += 1
+                return Array(file.rawBytes(try file.info(info.name)))
+            }
+            var weight = try file.floats(info.name)
+            for c in contributions {
+                let adapter = inputs[c.input].adapter
+                let delta = try adapter.delta(c.module, at: adapter.schedule == nil ? nil : t)
+                let w = Float(inputs[c.input].weight)
+                let offset: Int
+                if case let .rows(index, count) = c.rows { offset = index * weight.count / count } else { offset = 0 }
+                for j in 0..<delta.count { weight[offset + j] += w * delta[j] }
+            }
+            return FloatConversion.fromFloat32(weight, dtype: info.dtype)
+        }
+        return report
+    }
+}

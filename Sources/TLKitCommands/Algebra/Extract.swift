@@ -1,0 +1,54 @@
+import Adapters
+import ArgumentParser
+import Foundation
+import SafeTensors
+import SDXL
+
+struct Extract: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Extract a LoRA from the weight difference of two SDXL checkpoints.",
+        discussion: """
+        The checkpoints may be in any layout and dtype (single file, diffusers UNet file or pipeline folder). \
+        Each adapted module's difference is decomposed by SVD (Float64) and truncated to --rank or to the \
+        smallest rank retaining --energy of it; unchanged modules are left out. Written as a kohya LoRA \
+        unless --to says otherwise.
+        """)
+
+    @Argument(help: "The original checkpoint.") var base: String
+    @Argument(help: "The fine-tuned checkpoint.") var tuned: String
+    @Option(help: "Rank of every extracted module.") var rank: Int?
+    @Option(help: "Smallest rank retaining this fraction of each difference's energy.") var energy: Double?
+    @Option(help: "attention (to_q, to_k, to_v, to_out.0 of every attention) or all (also feed-forward, projections, text encoders).")
+    var modules: Selection = .attention
+    @Option(name: .shortAndLong, help: "Output file ('-' for standard output).") var output: String
+    @Option(help: "Output format (default kohya).") var to: OutputFormat = .kohya
+    @Flag(help: "Print the report as JSON.") var json = false
+
+    enum Selection: String, ExpressibleByArgument { case attention, all }
+
+    func validate() throws {
+        guard (rank == nil) != (energy == nil) else { throw ValidationError("give exactly one of --rank and --energy") }
+        if let energy, !(energy > 0 && energy <= 1) { throw ValidationError("--energy must be in (0, 1]") }
+        if let rank, rank < 1 { throw ValidationError("--rank must be at least 1") }
+    }
+
+    func run() throws {
+        do {
+            let baseModel = try SDXLModel.open(base), tunedModel = try SDXLModel.open(tuned)
+            let (adapter, results, unchanged) = try AdapterExtract.extract(
+                base: baseModel, tuned: tunedModel, target: rank.map { .rank($0) } ?? .energy(energy!),
+                modules: modules == .all ? .all : .attention)
+            let (converted, _) = try Converter.convert(adapter, ConvertRequest(to: to))
+            try AdapterWriter.write(converted, format: to, to: output)
+            let energyKept = results.map(\.retainedEnergy)
+            let text = json
+                ? JSONValue.object([("output", .string(output)), ("modules", .array(results.map {
+                    .object([("module", .string($0.module)), ("rank", .int($0.rank)), ("retained_energy", .double($0.retainedEnergy))])
+                })), ("unchanged", .int(unchanged.count))]).serialized()
+                : "extracted \(results.count) modules → \(output); \(unchanged.count) unchanged; retained energy min \(String(format: "%.4f", energyKept.min() ?? 1))"
+            if json, output != "-" { Console.out(text) } else { Console.error(text) }
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import Adapters
+import ArgumentParser
+import Foundation
+import SafeTensors
+
+struct Merge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Merge adapters (ΔW = Σ wᵢ ΔWᵢ), or bake them into a checkpoint with --into.",
+        discussion: """
+        concat (default) is exact: the factors are concatenated, ranks add up, and T-LoRA inputs with one \
+        schedule keep it (components of equal mask index grouped). svd compresses the sum to --rank and \
+        reports the error. Unlike kohya's default merge there are no cross terms: weights scale each \
+        adapter's delta linearly. --into BASE writes BASE with the adapters added to its weights, streaming; \
+        untouched tensors are copied byte for byte; a T-LoRA is baked as it acts at --at-timestep (default 0).
+        """)
+
+    @Argument(help: "Adapters as PATH[:WEIGHT] (default weight 1).")
+    var adapters: [String]
+
+    @Option(help: "concat (exact) or svd (compressed to --rank).")
+    var method: MergeMethod = .concat
+
+    @Option(help: "Rank of an svd merge.")
+    var rank: Int?
+
+    @Option(help: "Bake T-LoRA inputs as they act at this DDPM timestep first.")
+    var atTimestep: Double?
+
+    @Option(help: "A checkpoint file to bake the adapters into (single-file or diffusers UNet).")
+    var into: String?
+
+    @Option(name: .shortAndLong, help: "Output file ('-' for standard output).")
+    var output: String
+
+    @Option(help: "Output format of an adapter merge (default: tlora for T-LoRA inputs, else kohya).")
+    var to: OutputFormat?
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    enum MergeMethod: String, ExpressibleByArgument { case concat, svd }
+
+    func validate() throws {
+        if method == .svd, rank == nil { throw ValidationError("--method svd needs --rank") }
+        if let rank, rank < 1 { throw ValidationError("--rank must be at least 1") }
+        if let t = atTimestep, !(0...1000).contains(t) { throw ValidationError("--at-timestep must be between 0 and 1000") }
+        if into != nil, to != nil { throw ValidationError("--to does not apply to --into (the output is a checkpoint)") }
+    }
+
+    func run() throws {
+        let arguments = adapters.map(AdapterArgument.init)
+        let inputs = try arguments.map { arg in
+            AdapterMerge.Input(adapter: try arg.read(), weight: arg.weight ?? 1, label: (arg.reference as NSString).lastPathComponent)
+        }
+        do {
+            if let into {
+                let t = atTimestep ?? 0
+                if inputs.contains(where: { $0.adapter.schedule != nil }) {
+                    Console.error("warning: T-LoRA baked as it acts at t = \(Converter.number(t)); the timestep schedule is lost in the checkpoint")
+                }
+                let report = try CheckpointBake.bake(inputs, into: into, output: output, atTimestep: t)
+                let text = "baked \(report.applied.count) modules into \(into) → \(output); \(report.untouchedTensors) tensors copied unchanged; \(report.skipped.count) modules skipped"
+                emit(json ? JSONValue.object([("output", .string(output)), ("applied", .int(report.applied.count)),
+                                              ("untouched_tensors", .int(report.untouchedTensors)),
+                                              ("skipped", .array(report.skipped.map { .object([("module", .string($0.0)), ("reason", .string($0.1))]) }))]).serialized() : text)
+                return
+            }
+            let result = try AdapterMerge.merge(inputs, method: method == .svd ? .svd : .concat, rank: rank, atTimestep: atTimestep)
+            let format = to ?? (result.adapter.schedule != nil ? .tlora : .kohya)
+            let (converted, _) = try Converter.convert(result.adapter, ConvertRequest(to: format))
+            try AdapterWriter.write(converted, format: format, to: output, options: WriteOptions())
+            var text = "merged \(inputs.count) adapters (\(converted.modules.count) modules) → \(output) (\(format.rawValue))"
+            if let e = result.overallError { text += ", svd relative error \(String(format: "%.3g", e))" }
+            emit(json ? JSONValue.object([
+                ("output", .string(output)), ("format", .string(format.rawValue)), ("modules", .int(converted.modules.count)),
+                ("overall_relative_error", result.overallError.map { .double($0) } ?? .null),
+                ("module_errors", .array(zip(converted.modules, result.errors ?? []).map { .object([("module", .string($0.name)), ("relative_error", .double($1))]) })),
+            ]).serialized() : text)
+        } catch let error as ConversionUsageError {
+            throw CommandFailure(error.message, exitCode: 2)
+        } catch let error as CommandFailure {
+            throw error
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+    }
+
+    func emit(_ text: String) {
+        if json, output != "-" { Console.out(text) } else { Console.error(text) }
+    }
+}
