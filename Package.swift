@@ -23,14 +23,20 @@ let package = Package(
 
         .target(name: "SafeTensors"),
         .target(name: "SDXL", dependencies: ["SafeTensors"]),
+        .target(name: "Catalog", dependencies: [
+            "SafeTensors", "CZstd",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .target(name: "TLKitCommands", dependencies: [
-            "SafeTensors", "SDXL",
+            "SafeTensors", "SDXL", "Catalog",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tlkit", dependencies: ["TLKitCommands"]),
 
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "SDXLTests", dependencies: ["SDXL", "SafeTensors"]),
+        .testTarget(name: "CatalogTests", dependencies: ["Catalog", "SafeTensors", "tlkit"]),
         .testTarget(name: "TLKitCommandsTests", dependencies: [
             "TLKitCommands", "tlkit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
