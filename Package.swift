@@ -36,7 +36,8 @@ let package = Package(
 
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "SDXLTests", dependencies: ["SDXL", "SafeTensors"]),
-        .testTarget(name: "CatalogTests", dependencies: ["Catalog", "SafeTensors", "tlkit"]),
+        .executableTarget(name: "tlkit-catalog-helper", dependencies: ["TLKitCommands"], path: "Tests/CatalogHelper"),
+        .testTarget(name: "CatalogTests", dependencies: ["Catalog", "SafeTensors", "tlkit-catalog-helper"]),
         .testTarget(name: "TLKitCommandsTests", dependencies: [
             "TLKitCommands", "tlkit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -90,13 +90,15 @@ enum Schema {
         // A plain connection that only reads: the main file is not modified.
         var configuration = Configuration()
         configuration.busyMode = .timeout(30)
-        let (appID, userVersion, objects): (Int32, Int, [String])
+        let (appID, userVersion, objects, foreignMigrations): (Int32, Int, [String], Int)
         do {
             let queue = try DatabaseQueue(path: path, configuration: configuration)
-            (appID, userVersion, objects) = try queue.read { db in
-                (try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0,
-                 try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0,
-                 try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name"))
+            (appID, userVersion, objects, foreignMigrations) = try queue.read { db in
+                let objects = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name")
+                let foreign = objects.contains("grdb_migrations")
+                    ? try Int.fetchOne(db, sql: "SELECT count(*) FROM grdb_migrations WHERE identifier NOT LIKE 'v%'") ?? 0 : 0
+                return (try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0,
+                        try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0, objects, foreign)
             }
             try queue.close()
         } catch let error as DatabaseError {
@@ -106,7 +108,9 @@ enum Schema {
             if userVersion > version { throw CatalogError.newerSchema(path: path, found: userVersion, known: version) }
             return userVersion == 0 ? .blank : .catalog(version: userVersion)
         }
-        if appID == 0 && objects.isEmpty { return .blank }
+        // Another process may be creating this catalog right now: the migrator's bookkeeping table
+        // comes first, in its own transaction, before the first migration commits.
+        if appID == 0 && foreignMigrations == 0 && objects.allSatisfy({ $0 == "grdb_migrations" }) { return .blank }
         let shown = objects.prefix(5).joined(separator: ", ") + (objects.count > 5 ? ", …" : "")
         let id = String(UInt32(bitPattern: appID), radix: 16)
         throw CatalogError.notACatalog(path: path, why: "an SQLite database with application_id 0x\(id) and tables \(shown.isEmpty ? "(none)" : shown)")

@@ -28,10 +28,18 @@ final class Store: @unchecked Sendable {
             // Give the disk back after a big transaction has been checkpointed.
             try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
         }
-        do {
-            pool = try DatabasePool(path: path, configuration: configuration)
-        } catch let error as DatabaseError {
-            throw CatalogError.io("\(path): cannot open the catalog: \(error.message ?? "\(error.resultCode)")")
+        // Switching a new file to WAL needs a lock SQLite does not wait for: retry while another
+        // process is creating or opening the same catalog.
+        let deadline = Date().addingTimeInterval(Store.busyTimeout)
+        while true {
+            do {
+                pool = try DatabasePool(path: path, configuration: configuration)
+                break
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && Date() < deadline {
+                usleep(20_000 + UInt32.random(in: 0..<30_000))
+            } catch let error as DatabaseError {
+                throw CatalogError.io("\(path): cannot open the catalog: \(error.message ?? "\(error.resultCode)")")
+            }
         }
         if state != .catalog(version: Schema.version) {
             try migrate()
@@ -41,13 +49,13 @@ final class Store: @unchecked Sendable {
     private func migrate() throws {
         // Two processes creating the same catalog race between reading the applied migrations and
         // running them; the loser's CREATE TABLE fails and rolls back, and a second pass sees them applied.
-        for attempt in 0..<3 {
+        for attempt in 0..<20 {
             do {
                 try Schema.migrator.migrate(pool)
                 return
-            } catch let error as DatabaseError where attempt < 2 {
+            } catch let error as DatabaseError where attempt < 19 {
                 _ = error
-                usleep(100_000)
+                usleep(50_000 + UInt32.random(in: 0..<50_000))
             }
         }
     }
