@@ -55,8 +55,8 @@ extension Catalog {
         let spool = Spool(folder: FileSystem.folder(of: path))
         var codecs = [Codec](repeating: .raw, count: tensors.count)
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        let big = fresh.filter { tensors[$0].byteCount >= Codec.multithreadThreshold }
-        let small = fresh.filter { tensors[$0].byteCount < Codec.multithreadThreshold }
+        let big = fresh.filter { Codec.usesThreads(byteCount: tensors[$0].byteCount, dtype: tensors[$0].dtype) }
+        let small = fresh.filter { !Codec.usesThreads(byteCount: tensors[$0].byteCount, dtype: tensors[$0].dtype) }
         for i in big {
             let (codec, bytes) = try Codec.encode(file.rawBytes(tensors[i]), dtype: tensors[i].dtype, level: level, workers: cores > 1 ? cores : 0)
             codecs[i] = codec

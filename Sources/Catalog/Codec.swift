@@ -12,8 +12,15 @@ public enum Codec: Equatable, Sendable {
     /// on shuffled fp32/fp16 weights, levels above 3 gain well under 1% of size at a fraction of the speed.
     public static let defaultLevel = 3
 
-    /// Inputs at least this large are compressed by several zstd threads.
-    static let multithreadThreshold = 4 << 20
+    /// zstd frames with at least this much input are compressed by several zstd threads; smaller
+    /// tensors are instead compressed side by side, one per thread.
+    static let multithreadThreshold = 8 << 20
+
+    /// Whether encoding a tensor of `byteCount` bytes of `dtype` uses zstd's own threads.
+    static func usesThreads(byteCount: Int, dtype: DType) -> Bool {
+        if case let .shuffleZstd(width) = preferred(for: dtype) { return byteCount / width >= multithreadThreshold }
+        return byteCount >= multithreadThreshold
+    }
 
     public var name: String {
         switch self {
@@ -47,14 +54,21 @@ public enum Codec: Equatable, Sendable {
         var codec = preferred(for: dtype)
         if bytes.count < 64 { return (.raw, Array(bytes)) }
         if case let .shuffleZstd(width) = codec, bytes.count % width != 0 { codec = .zstd }
-        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Zstd.bound(bytes.count), alignment: 16)
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Zstd.bound(bytes.count) + 8 * Zstd.bound(0), alignment: 16)
         defer { scratch.deallocate() }
-        let size: Int
+        var size = 0
         if case let .shuffleZstd(width) = codec {
             let shuffled = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 16)
             defer { shuffled.deallocate() }
             ByteShuffle.shuffle(bytes, into: shuffled, width: width)
-            size = try Zstd.compress(UnsafeRawBufferPointer(shuffled), into: scratch, level: level, workers: workers)
+            // Each byte plane is its own zstd frame: the near-random low planes and the well-predicted
+            // high planes then never share a block's entropy tables. Concatenated frames decode in one call.
+            let plane = bytes.count / width
+            for k in 0..<width {
+                let input = UnsafeRawBufferPointer(rebasing: shuffled[(k * plane)..<((k + 1) * plane)])
+                let room = UnsafeMutableRawBufferPointer(rebasing: scratch[size...])
+                size += try Zstd.compress(input, into: room, level: level, workers: plane >= multithreadThreshold ? workers : 0)
+            }
         } else {
             size = try Zstd.compress(bytes, into: scratch, level: level, workers: workers)
         }

@@ -14,7 +14,11 @@ enum Zstd {
         try check(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, Int32(level)))
         if workers > 0 {
             // An error here means a libzstd built without threads: compress on one thread instead.
-            _ = ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, Int32(workers))
+            if ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, Int32(workers))) == 0 {
+                // Jobs small enough that every worker gets several.
+                let job = max(1 << 20, source.count / (2 * workers))
+                _ = ZSTD_CCtx_setParameter(cctx, ZSTD_c_jobSize, Int32(clamping: job))
+            }
         }
         let n = ZSTD_compress2(cctx, destination.baseAddress, destination.count, source.baseAddress, source.count)
         try check(n)

@@ -91,7 +91,8 @@ import SafeTensors
 
     @Test func largeTensorsUseSeveralThreadsAndStillRoundTrip() throws {
         var r = Random(seed: 11)
-        let bytes = Fixture.floats(r.normal(count: 3 << 20), .f16)  // 6 MB, above the threshold
+        let bytes = Fixture.floats(r.normal(count: 17 << 19), .f16)  // 8.5 MB byte planes, above the threshold
+        #expect(Codec.usesThreads(byteCount: bytes.count, dtype: .f16))
         let (codec, stored) = try bytes.withUnsafeBytes { try Codec.encode($0, dtype: .f16, level: 3, workers: 2) }
         var back = [UInt8](repeating: 0, count: bytes.count)
         try stored.withUnsafeBytes { s in try back.withUnsafeMutableBytes { try codec.decode(s, into: $0) } }
