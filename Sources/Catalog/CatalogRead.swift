@@ -13,8 +13,12 @@ extension Catalog {
         if let glob = filter.nameGlob { conditions.append("e.name GLOB ?"); arguments.append(glob) }
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
         return try store.read { db in
-            try Row.fetchAll(db, sql: "\(Catalog.summarySelect) \(whereClause) ORDER BY e.name, e.version",
-                             arguments: StatementArguments(arguments)).map(Catalog.summary)
+            // A cursor decodes straight from the statement, without copying each row first.
+            var out: [EntrySummary] = []
+            let rows = try Row.fetchCursor(db, sql: "\(Catalog.summarySelect) \(whereClause) ORDER BY e.name, e.version",
+                                           arguments: StatementArguments(arguments))
+            while let row = try rows.next() { out.append(Catalog.summary(row)) }
+            return out
         }
     }
 
@@ -67,20 +71,22 @@ extension Catalog {
         }
     }
 
+    /// The columns `summary(_:)` reads, by position (positional access keeps `list` fast on big catalogs).
     static let summarySelect = """
-        SELECT e.*, (SELECT group_concat(tag, char(31)) FROM (SELECT tag FROM tags WHERE entry_id = e.id ORDER BY tag)) AS tag_list
+        SELECT e.name, e.version, e.kind, e.format, e.base, e.method, e.rank, e.min_rank, e.trigger, e.token, e.class,
+            e.steps, e.note, e.size, e.stored, e.added_bytes, e.sha256, e.data_hash, e.tensor_count, e.source, e.added_at,
+            (SELECT group_concat(tag, char(31)) FROM (SELECT tag FROM tags WHERE entry_id = e.id ORDER BY tag))
         FROM entries e
         """
 
     static func summary(_ row: Row) -> EntrySummary {
-        let tags: String? = row["tag_list"]
+        let tags: String? = row[21]
         return EntrySummary(
-            name: row["name"], version: row["version"],
-            facts: EntryFacts(kind: row["kind"], format: row["format"], base: row["base"], method: row["method"],
-                              rank: row["rank"], minRank: row["min_rank"], trigger: row["trigger"], token: row["token"],
-                              className: row["class"], steps: row["steps"]),
-            note: row["note"], tags: tags.map { $0.split(separator: "\u{1F}").map(String.init) } ?? [],
-            size: row["size"], stored: row["stored"], added: row["added_bytes"], sha256: row["sha256"],
-            dataHash: row["data_hash"], tensorCount: row["tensor_count"], source: row["source"], addedAt: row["added_at"])
+            name: row[0], version: row[1],
+            facts: EntryFacts(kind: row[2], format: row[3], base: row[4], method: row[5], rank: row[6], minRank: row[7],
+                              trigger: row[8], token: row[9], className: row[10], steps: row[11]),
+            note: row[12], tags: tags.map { $0.split(separator: "\u{1F}").map(String.init) } ?? [],
+            size: row[13], stored: row[14], added: row[15], sha256: row[16], dataHash: row[17], tensorCount: row[18],
+            source: row[19], addedAt: row[20])
     }
 }

@@ -23,8 +23,8 @@ final class Store: @unchecked Sendable {
         var configuration = Configuration()
         configuration.busyMode = .timeout(Store.busyTimeout)
         configuration.prepareDatabase { db in
-            // Large pages suit megabyte blobs; it only takes effect while the file is still empty.
-            try db.execute(sql: "PRAGMA page_size = 65536")
+            // SQLite's default 4 KiB pages: a blob wastes half a page on average, so larger pages cost
+            // more space than they save time with the many small tensors of LoRA files.
             // Give the disk back after a big transaction has been checkpointed.
             try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
         }

@@ -1,6 +1,7 @@
 import CZstd
 
-/// Thin wrappers over the zstd one-shot API.
+/// Thin wrappers over the zstd one-shot API. Contexts are pooled: creating one per small tensor costs
+/// more than compressing it.
 enum Zstd {
     /// Upper bound of the compressed size of `count` bytes.
     static func bound(_ count: Int) -> Int { ZSTD_compressBound(count) }
@@ -9,8 +10,9 @@ enum Zstd {
     /// `workers` > 0 lets zstd split the input across threads (worth it only for large inputs).
     static func compress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer,
                          level: Int, workers: Int) throws -> Int {
-        guard let cctx = ZSTD_createCCtx() else { throw CatalogError.codec("zstd: cannot allocate a compression context") }
-        defer { ZSTD_freeCCtx(cctx) }
+        let cctx = try pool.compressionContext()
+        defer { pool.giveBack(compression: cctx) }
+        ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters)
         try check(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, Int32(level)))
         if workers > 0 {
             // An error here means a libzstd built without threads: compress on one thread instead.
@@ -25,14 +27,14 @@ enum Zstd {
         return n
     }
 
-    /// Decompresses one frame into `destination`, which must be exactly the original size.
+    /// Decompresses one or more concatenated frames into `destination`, which must be exactly the original size.
     static func decompress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) throws {
-        guard let dctx = ZSTD_createDCtx() else { throw CatalogError.codec("zstd: cannot allocate a decompression context") }
-        defer { ZSTD_freeDCtx(dctx) }
+        let dctx = try pool.decompressionContext()
+        defer { pool.giveBack(decompression: dctx) }
         let n = ZSTD_decompressDCtx(dctx, destination.baseAddress, destination.count, source.baseAddress, source.count)
         try check(n)
         if n != destination.count {
-            throw CatalogError.codec("zstd: frame holds \(n) bytes, expected \(destination.count)")
+            throw CatalogError.codec("zstd: frames hold \(n) bytes, expected \(destination.count)")
         }
     }
 
@@ -40,5 +42,30 @@ enum Zstd {
         if ZSTD_isError(code) != 0 {
             throw CatalogError.codec("zstd: \(String(cString: ZSTD_getErrorName(code)))")
         }
+    }
+
+    private static let pool = ContextPool()
+
+    /// Idle zstd contexts, shared by all threads.
+    private final class ContextPool: @unchecked Sendable {
+        private var compression: [OpaquePointer] = []
+        private var decompression: [OpaquePointer] = []
+        private let lock = PthreadLock()
+
+        func compressionContext() throws -> OpaquePointer {
+            if let cctx = lock.withLock({ compression.popLast() }) { return cctx }
+            guard let cctx = ZSTD_createCCtx() else { throw CatalogError.codec("zstd: cannot allocate a compression context") }
+            return cctx
+        }
+
+        func decompressionContext() throws -> OpaquePointer {
+            if let dctx = lock.withLock({ decompression.popLast() }) { return dctx }
+            guard let dctx = ZSTD_createDCtx() else { throw CatalogError.codec("zstd: cannot allocate a decompression context") }
+            return dctx
+        }
+
+        func giveBack(compression cctx: OpaquePointer) { lock.withLock { compression.append(cctx) } }
+
+        func giveBack(decompression dctx: OpaquePointer) { lock.withLock { decompression.append(dctx) } }
     }
 }

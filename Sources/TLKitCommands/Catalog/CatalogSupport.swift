@@ -51,31 +51,75 @@ enum CatalogCLI {
     }
 }
 
-/// A JSON object written with keys in the order given (one line, for JSON-lines output).
+/// A JSON object written with keys in the order given (one line, for JSON-lines output), built as
+/// UTF-8 bytes: `list --json` prints thousands of them.
 struct JSONObject {
-    private var parts: [String] = []
+    private(set) var bytes: [UInt8] = []
 
-    mutating func add(_ key: String, _ value: String?) { parts.append("\(JSONObject.quote(key)):\(value.map(JSONObject.quote) ?? "null")") }
-    mutating func add(_ key: String, _ value: Int?) { parts.append("\(JSONObject.quote(key)):\(value.map(String.init) ?? "null")") }
-    mutating func add(_ key: String, _ values: [String]) { parts.append("\(JSONObject.quote(key)):[\(values.map(JSONObject.quote).joined(separator: ","))]") }
-    mutating func add(_ key: String, raw: String) { parts.append("\(JSONObject.quote(key)):\(raw)") }
+    private mutating func key(_ key: String) {
+        bytes.append(bytes.isEmpty ? UInt8(ascii: "{") : UInt8(ascii: ","))
+        JSONObject.quote(key, into: &bytes)
+        bytes.append(UInt8(ascii: ":"))
+    }
 
-    var text: String { "{" + parts.joined(separator: ",") + "}" }
+    private mutating func null() { bytes += [0x6E, 0x75, 0x6C, 0x6C] }
+
+    mutating func add(_ key: String, _ value: String?) {
+        self.key(key)
+        if let value { JSONObject.quote(value, into: &bytes) } else { null() }
+    }
+
+    mutating func add(_ key: String, _ value: Int?) {
+        self.key(key)
+        if let value { bytes += String(value).utf8 } else { null() }
+    }
+
+    mutating func add(_ key: String, _ values: [String]) {
+        self.key(key)
+        bytes.append(UInt8(ascii: "["))
+        for (i, value) in values.enumerated() {
+            if i > 0 { bytes.append(UInt8(ascii: ",")) }
+            JSONObject.quote(value, into: &bytes)
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
+
+    mutating func add(_ key: String, raw: String) { self.key(key); bytes += raw.utf8 }
+
+    /// The object's closing brace appended (an empty object when nothing was added).
+    var closed: [UInt8] { bytes.isEmpty ? Array("{}".utf8) : bytes + [UInt8(ascii: "}")] }
+
+    var text: String { String(decoding: closed, as: UTF8.self) }
 
     static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
+        var out: [UInt8] = []
+        quote(s, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static let hex = Array("0123456789abcdef".utf8)
+
+    static func quote(_ s: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        var plain = true
+        for byte in s.utf8 where byte < 0x20 || byte == 0x22 || byte == 0x5C { plain = false; break }
+        if plain {
+            out += s.utf8
+            out.append(UInt8(ascii: "\""))
+            return
+        }
+        for byte in s.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out += [0x5C, 0x22]
+            case UInt8(ascii: "\\"): out += [0x5C, 0x5C]
+            case 0x0A: out += [0x5C, UInt8(ascii: "n")]
+            case 0x0D: out += [0x5C, UInt8(ascii: "r")]
+            case 0x09: out += [0x5C, UInt8(ascii: "t")]
+            case 0..<0x20: out += [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 15)]]
+            default: out.append(byte)
             }
         }
-        return out + "\""
+        out.append(UInt8(ascii: "\""))
     }
 }
 

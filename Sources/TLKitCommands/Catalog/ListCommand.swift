@@ -27,9 +27,10 @@ struct ListCommand: ParsableCommand {
         try CatalogCLI.run("list") {
             let entries = try catalog.open(create: false).list(filter: ListFilter(tag: tag, base: base, method: method, nameGlob: name))
             if json {
-                var out = ""
-                for entry in entries { out += entry.json.text + "\n" }
-                print(out, terminator: "")
+                var out: [UInt8] = []
+                out.reserveCapacity(entries.count * 512)
+                for entry in entries { out += entry.json.closed; out.append(0x0A) }
+                FileHandle.standardOutput.write(Data(out))
                 return
             }
             var rows = [["REF", "KIND", "FORMAT", "BASE", "METHOD", "RANK", "SIZE", "STORED", "TAGS"]]
@@ -41,8 +42,14 @@ struct ListCommand: ParsableCommand {
             let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max()! }
             var out = ""
             for row in rows {
-                out += zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
-                    .replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression) + "\n"
+                var line = ""
+                for (cell, width) in zip(row, widths) {
+                    if !line.isEmpty { line += "  " }
+                    line += cell
+                    line += String(repeating: " ", count: width - cell.count)
+                }
+                while line.last == " " { line.removeLast() }
+                out += line + "\n"
             }
             print(out, terminator: "")
         }
