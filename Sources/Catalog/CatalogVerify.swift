@@ -31,7 +31,7 @@ extension Catalog {
                 // Tensors shared with an entry already checked need not be re-hashed on their own.
                 let blobs = Set(try String.fetchAll(db, sql: "SELECT blob FROM entry_tensors WHERE entry_id = ?", arguments: [id]))
                 let fresh = !blobs.isSubset(of: checked)
-                let result = try Rebuild.run(db, entryID: id, checkBlobs: fresh) { length += $0.count }
+                let result = try Rebuild.run(db, entryID: id, checkBlobs: fresh, hashData: true) { length += $0.count }
                 checked.formUnion(blobs)
                 problems += result.problems.map { Problem(reference: ref, message: $0) }
                 if length != size { problems.append(Problem(reference: ref, message: "rebuilt file is \(length) bytes, expected \(size)")) }

@@ -8,9 +8,12 @@ public enum Codec: Equatable, Sendable {
     case zstd
     case shuffleZstd(width: Int)
 
-    /// The zstd level used when none is given. Chosen from measurements (see `Benchmarks/catalog/`):
-    /// on shuffled fp32/fp16 weights, levels above 3 gain well under 1% of size at a fraction of the speed.
-    public static let defaultLevel = 3
+    /// The zstd level used when none is given. Chosen from measurements (`Benchmarks/catalog/run.sh`,
+    /// "levels"): with one frame per byte plane, levels 1, 3, 6 and 9 store fp32 T-LoRA checkpoints and
+    /// fp16 LoRAs within 0.6% of each other, level 1 smallest and fastest (levels 6 and 9 add at 60% and
+    /// 50% of its speed). Float weights hold little for the match finder; the gain is the entropy coding
+    /// of the sign/exponent planes, which every level does alike.
+    public static let defaultLevel = 1
 
     /// zstd frames with at least this much input are compressed by several zstd threads; smaller
     /// tensors are instead compressed side by side, one per thread.

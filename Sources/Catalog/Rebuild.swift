@@ -11,13 +11,14 @@ struct Rebuild {
         var problems: [String] = []
     }
 
-    /// `checkBlobs` also re-hashes each tensor against its content address (what `verify` does).
-    static func run(_ db: Database, entryID: Int64, checkBlobs: Bool,
+    /// `checkBlobs` also re-hashes each tensor against its content address and `hashData` the data
+    /// section on its own (what `verify` does); otherwise only the whole file is hashed.
+    static func run(_ db: Database, entryID: Int64, checkBlobs: Bool, hashData: Bool = false,
                     sink: @escaping (UnsafeRawBufferPointer) throws -> Void) throws -> Result {
         guard let header = try Data.fetchOne(db, sql: "SELECT bytes FROM entry_headers WHERE entry_id = ?", arguments: [entryID]) else {
             return Result(problems: ["its header is missing"])
         }
-        let state = State(sink: sink)
+        let state = State(sink: sink, hashData: hashData)
         let headerBytes = [UInt8](header)
         headerBytes.withUnsafeBytes { state.whole.update($0) }
         try headerBytes.withUnsafeBytes { try sink($0) }
@@ -57,7 +58,8 @@ struct Rebuild {
         }
         queue.sync {}
         if let error = state.error { throw error }
-        return Result(fileHash: state.whole.finalize(), dataHash: "0x" + state.data.finalize(), problems: state.problems)
+        return Result(fileHash: state.whole.finalize(), dataHash: hashData ? "0x" + state.data.finalize() : "",
+                      problems: state.problems)
     }
 
     /// Hashers, sink and findings, touched by one thread at a time (the pipeline hands over in order).
@@ -67,16 +69,20 @@ struct Rebuild {
         var problems: [String] = []
         var error: Error?
         let sink: (UnsafeRawBufferPointer) throws -> Void
+        let hashData: Bool
         private let lock = PthreadLock()
 
-        init(sink: @escaping (UnsafeRawBufferPointer) throws -> Void) { self.sink = sink }
+        init(sink: @escaping (UnsafeRawBufferPointer) throws -> Void, hashData: Bool) {
+            self.sink = sink
+            self.hashData = hashData
+        }
 
         func note(_ problem: String) { lock.withLock { problems.append(problem) } }
 
         func consume(_ bytes: UnsafeRawBufferPointer, name: String, blob: String?) {
             if error != nil { return }
             whole.update(bytes)
-            data.update(bytes)
+            if hashData { data.update(bytes) }
             if let blob {
                 let actual = Hashing.sha256(bytes)
                 if actual != blob { note("tensor '\(name)': stored bytes hash to \(actual.prefix(12))…, not their address \(blob.prefix(12))…") }

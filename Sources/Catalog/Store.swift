@@ -25,6 +25,8 @@ final class Store: @unchecked Sendable {
         configuration.prepareDatabase { db in
             // SQLite's default 4 KiB pages: a blob wastes half a page on average, so larger pages cost
             // more space than they save time with the many small tensors of LoRA files.
+            // Read blobs from the page cache without a system call per page.
+            try db.execute(sql: "PRAGMA mmap_size = 1073741824")
             // Give the disk back after a big transaction has been checkpointed.
             try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
         }
