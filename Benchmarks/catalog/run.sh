@@ -37,7 +37,7 @@ for set in series loras; do
 
   # zstd -19 --long on the first ZSTD19_FILES files, extrapolated by ratio.
   z19raw=0; z19=0; t0=$(now)
-  for f in "${files[@]:0:$ZSTD19_FILES}"; do
+  for f in "${files[@]:0:$ZSTD19_FILES}"; do   # ZSTD19_FILES=${#files[@]} measures all of them
     zstd -q -19 --long -T2 -f "$f" -o "$work/tmp.zst"
     z19raw=$((z19raw + $(size "$f"))); z19=$((z19 + $(size "$work/tmp.zst")))
   done
@@ -61,7 +61,10 @@ for set in series loras; do
   for v in $(seq 1 ${#files[@]}); do "$TLKIT" get "$set@$v" -o "$work/out.safetensors" --catalog "$cat" 2>/dev/null; done
   tg=$(echo "$(now) - $t0" | bc)
   cmp -s "$work/out.safetensors" "${files[-1]}" && same=identical || same=DIFFERENT
-  echo "tlkit get: $(rate "$raw" "$tg") MB/s (last file $same)"
+  echo "tlkit get: $(rate "$raw" "$tg") MB/s (last file $same; includes the fsync before the rename)"
+  t0=$(now); for v in $(seq 1 ${#files[@]}); do "$TLKIT" get "$set@$v" -o - --catalog "$cat" 2>/dev/null >/dev/null; done; tg2=$(echo "$(now) - $t0" | bc)
+  t0=$(now); for f in "$work/z3"/*.zst; do zstd -q -d -c "$f" >/dev/null; done; td2=$(echo "$(now) - $t0" | bc)
+  echo "to /dev/null: tlkit get -o - $(rate "$raw" "$tg2") MB/s, zstd -d -c $(rate "$raw" "$td2") MB/s"
   t0=$(now); "$TLKIT" verify --catalog "$cat" 2>/dev/null; tv=$(echo "$(now) - $t0" | bc)
   echo "tlkit verify: $(rate "$raw" "$tv") MB/s"
 done

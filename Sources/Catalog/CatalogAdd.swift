@@ -14,31 +14,27 @@ extension Catalog {
         let level = level ?? Codec.defaultLevel
         let tensors = file.header.tensors
 
-        // 1. Hashes: the whole file and data section on one thread, each tensor on the others.
+        // 1. Hashes: the whole file and the data section as two tasks, then each tensor, on every core.
         var blobHashes = [String](repeating: "", count: tensors.count)
         let fileHashes = HashPair()
         blobHashes.withUnsafeMutableBufferPointer { out in
             let out = UncheckedBox(out)
-            DispatchQueue.concurrentPerform(iterations: tensors.count + 1) { i in
-                if i == 0 {
-                    var whole = StreamHasher(), data = StreamHasher()
+            DispatchQueue.concurrentPerform(iterations: tensors.count + 2) { i in
+                switch i {
+                case 0:
+                    var whole = StreamHasher()
                     whole.update(file.headerBytes)
-                    let section = file.dataSection
-                    var offset = 0
-                    while offset < section.count {
-                        let slice = UnsafeRawBufferPointer(rebasing: section[offset..<min(section.count, offset + (8 << 20))])
-                        whole.update(slice)
-                        data.update(slice)
-                        offset += slice.count
-                    }
+                    whole.update(file.dataSection)
                     fileHashes.file = whole.finalize()
+                case 1:
+                    var data = StreamHasher()
+                    data.update(file.dataSection)
                     fileHashes.data = "0x" + data.finalize()
-                } else {
-                    out.value[i - 1] = Hashing.sha256(file.rawBytes(tensors[i - 1]))
+                default:
+                    out.value[i - 2] = Hashing.sha256(file.rawBytes(tensors[i - 2]))
                 }
             }
         }
-
         let fileHash = fileHashes.file, dataHash = fileHashes.data
 
         // 2. Which tensors are new (first occurrence of each hash not yet stored).
