@@ -78,6 +78,10 @@ extension Catalog {
         let freshSet = Set(fresh)
         return try store.write { db -> AddOutcome in
             if let same = try sameFile(db, fileHash) { return .alreadyStored(same) }
+            // A `gc` running since the check above may have removed tensors this entry shares.
+            if try storedBlobs(db, existing).count != existing.count {
+                throw CatalogError.io("\(file.path): tensors it shares were removed by a concurrent 'tlkit gc' meanwhile; nothing was added — run the add again")
+            }
             let version = (try Int.fetchOne(db, sql: "SELECT max(version) FROM entries WHERE name = ?", arguments: [name]) ?? 0) + 1
             var added = headerBytes.count
             var newBlobs = 0

@@ -18,7 +18,7 @@ struct RmCommand: ParsableCommand {
 
     func run() throws {
         try CatalogCLI.run("rm") {
-            let removed = try catalog.open(create: true).remove(try Reference.parse(ref), allVersions: allVersions)
+            let removed = try catalog.open(create: false).remove(try Reference.parse(ref), allVersions: allVersions)
             for reference in removed { CatalogCLI.info("removed \(reference)") }
             CatalogCLI.info("run 'tlkit gc' to free the space of tensors no other entry uses")
         }

@@ -19,7 +19,7 @@ struct TagCommand: ParsableCommand {
 
     func run() throws {
         try CatalogCLI.run("tag") {
-            let now = try catalog.open(create: true).tag(try Reference.parse(ref), tags)
+            let now = try catalog.open(create: false).tag(try Reference.parse(ref), tags)
             CatalogCLI.info("\(ref): tags \(now.joined(separator: ", "))")
         }
     }

@@ -19,7 +19,7 @@ struct UntagCommand: ParsableCommand {
 
     func run() throws {
         try CatalogCLI.run("untag") {
-            let now = try catalog.open(create: true).untag(try Reference.parse(ref), tags)
+            let now = try catalog.open(create: false).untag(try Reference.parse(ref), tags)
             CatalogCLI.info("\(ref): tags \(now.isEmpty ? "(none)" : now.joined(separator: ", "))")
         }
     }
