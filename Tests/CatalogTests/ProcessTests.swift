@@ -68,7 +68,7 @@ import SafeTensors
         // Both start on a catalog that does not exist yet: they also race to create it.
         let logs = paths.indices.map { folder + "/add\($0).log" }
         let processes = try paths.enumerated().map { i, path in
-            FileManager.default.createFile(atPath: logs[i], contents: nil)
+            _ = FileManager.default.createFile(atPath: logs[i], contents: nil)
             return try Helper.start(["add", path, "--name", "same", "--tag", "t\(i)", "--catalog", catalog],
                                     stderr: FileHandle(forWritingAtPath: logs[i]))
         }

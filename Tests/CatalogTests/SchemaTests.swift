@@ -10,7 +10,7 @@ import SafeTensors
     @Test func migratesAnEmptyFileAndCreatesFoldersOnFirstWrite() throws {
         let folder = Fixture.folder()
         let empty = folder + "/empty.sqlite"
-        FileManager.default.createFile(atPath: empty, contents: Data())
+        _ = FileManager.default.createFile(atPath: empty, contents: Data())
         let catalog = try Catalog.open(at: empty, create: true)
         #expect(try catalog.list().isEmpty)
         let queue = try DatabaseQueue(path: empty)
