@@ -61,6 +61,22 @@ extension Catalog {
         }
     }
 
+    /// The entry's original file, rebuilt in memory and checked against its SHA-256, for commands that
+    /// take an adapter argument resolved to a catalog reference (`AdapterSource.catalog`).
+    public func file(_ reference: Reference) throws -> SafeTensorsFile {
+        var bytes: [UInt8] = []
+        let resolved: Reference = try store.read { db in
+            let (id, version) = try entryID(db, reference)
+            let expected = try String.fetchOne(db, sql: "SELECT sha256 FROM entries WHERE id = ?", arguments: [id])!
+            let result = try Rebuild.run(db, entryID: id, checkBlobs: false) { bytes.append(contentsOf: $0) }
+            let name = Reference(name: reference.name, version: version)
+            if let problem = result.problems.first { throw CatalogError.corrupt("\(name): the catalog entry is damaged: \(problem) (run 'tlkit verify')") }
+            if result.fileHash != expected { throw CatalogError.corrupt("\(name): the rebuilt file does not match its SHA-256 (run 'tlkit verify')") }
+            return name
+        }
+        return try SafeTensorsFile.parse(bytes: bytes, name: "catalog:\(resolved)")
+    }
+
     static func parseHeader(_ bytes: [UInt8], fileSize: Int, name: String) throws -> Header {
         do {
             let length = try Header.headerLength(prefix: Array(bytes.prefix(8)), fileSize: fileSize, file: name)

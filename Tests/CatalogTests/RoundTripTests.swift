@@ -44,6 +44,11 @@ import SafeTensors
             #expect(summary.size == bytes.count)
         }
         #expect(try catalog.verify().isEmpty)
+        // Adapter arguments that resolve to the catalog load the same bytes in memory.
+        let loaded = try catalog.file(Reference(name: "f16"))
+        #expect(loaded.path == "catalog:f16@1")
+        #expect(Hashing.sha256(loaded.headerBytes) == Hashing.sha256Bytes(Array(try Self.samples()[1].1.prefix(loaded.header.dataStart))))
+        #expect(Hashing.sha256(loaded.dataSection) == String(try catalog.entry(Reference(name: "f16")).summary.dataHash.dropFirst(2)))
     }
 
     @Test func fixtureAdaptersComeBackByteIdentical() throws {
