@@ -27,8 +27,13 @@ var package = Package(
             "SafeTensors", "SDXL", "CBLAS",
             .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        .target(name: "Catalog", dependencies: [
+            "SafeTensors", "CZstd",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .target(name: "TLKitCommands", dependencies: [
-            "SafeTensors", "SDXL", "Adapters",
+            "SafeTensors", "SDXL", "Adapters", "Catalog",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tlkit", dependencies: ["TLKitCommands"]),
@@ -36,6 +41,8 @@ var package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "SDXLTests", dependencies: ["SDXL", "SafeTensors"]),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "SafeTensors", "CBLAS"]),
+        .executableTarget(name: "tlkit-catalog-helper", dependencies: ["TLKitCommands"], path: "Tests/CatalogHelper"),
+        .testTarget(name: "CatalogTests", dependencies: ["Catalog", "SafeTensors", "tlkit-catalog-helper"]),
         .testTarget(name: "TLKitCommandsTests", dependencies: [
             "TLKitCommands", "tlkit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -24,6 +24,8 @@ struct Diff: ParsableCommand {
     @Flag(help: "Print a JSON document with `summary` and `modules`.")
     var json = false
 
+    @OptionGroup var catalog: CatalogOption
+
     func run() throws {
         do {
             try compare()
@@ -45,7 +47,7 @@ struct Diff: ParsableCommand {
             }
             ts = parsed
         }
-        let adapterA = try AdapterArgument(a).read(), adapterB = try AdapterArgument(b).read()
+        let adapterA = try AdapterArgument(a).read(catalog: catalog), adapterB = try AdapterArgument(b).read(catalog: catalog)
         let (results, summary) = try AdapterDiff.compare(adapterA, adapterB, timesteps: ts)
         let equal = results.allSatisfy { $0.relativeDifference <= tolerance } && summary.onlyInA.isEmpty && summary.onlyInB.isEmpty
         if json {

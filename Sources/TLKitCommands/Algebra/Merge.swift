@@ -38,6 +38,8 @@ struct Merge: ParsableCommand {
     @Flag(help: "Print the report as JSON.")
     var json = false
 
+    @OptionGroup var catalog: CatalogOption
+
     enum MergeMethod: String, ExpressibleByArgument { case concat, svd }
 
     func validate() throws {
@@ -50,7 +52,7 @@ struct Merge: ParsableCommand {
     func run() throws {
         let arguments = adapters.map(AdapterArgument.init)
         let inputs = try arguments.map { arg in
-            AdapterMerge.Input(adapter: try arg.read(), weight: arg.weight ?? 1, label: (arg.reference as NSString).lastPathComponent)
+            AdapterMerge.Input(adapter: try arg.read(catalog: catalog), weight: arg.weight ?? 1, label: arg.label)
         }
         do {
             if let into {

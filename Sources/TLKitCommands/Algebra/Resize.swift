@@ -19,6 +19,7 @@ struct Resize: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output file ('-' for standard output).") var output: String
     @Option(help: "Output format (default: the input's standard format, kohya or peft).") var to: OutputFormat?
     @Flag(help: "Print the report as JSON.") var json = false
+    @OptionGroup var catalog: CatalogOption
 
     func validate() throws {
         guard (rank == nil) != (energy == nil) else { throw ValidationError("give exactly one of --rank and --energy") }
@@ -27,7 +28,7 @@ struct Resize: ParsableCommand {
     }
 
     func run() throws {
-        let adapter = try AdapterArgument(input).read()
+        let adapter = try AdapterArgument(input).read(catalog: catalog)
         do {
             let (resized, results, overall) = try AdapterResize.resize(adapter, to: rank.map { .rank($0) } ?? .energy(energy!))
             let format = to ?? (adapter.format == .peft ? .peft : .kohya)

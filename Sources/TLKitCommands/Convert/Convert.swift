@@ -48,21 +48,21 @@ struct Convert: ParsableCommand {
     @Flag(help: "Print the report as JSON.")
     var json = false
 
+    @OptionGroup var catalog: CatalogOption
+
     func validate() throws {
         if let r = rank, r < 1 { throw ValidationError("--rank must be at least 1") }
         if let t = atTimestep, !(0...1000).contains(t) { throw ValidationError("--at-timestep must be between 0 and 1000") }
     }
 
     func run() throws {
-        let adapter: Adapter
-        do { adapter = try AdapterReader.read(input, flags: schedule.flags) } catch {
-            throw CommandFailure("\(error)")
-        }
+        let adapter = try AdapterArgument(input).read(flags: schedule.flags, catalog: catalog)
         if strict, !adapter.unknownKeys.isEmpty {
             throw CommandFailure("\(input): \(adapter.unknownKeys.count) tensors not understood (--strict): \(adapter.unknownKeys.prefix(5).joined(separator: ", "))")
         }
         let destination = output ?? defaultOutput()
-        if adapter.format == to.adapterFormat, atTimestep == nil, rank == nil, dtype == nil, input != "-", let file = AdapterLocation.resolve(input) {
+        if adapter.format == to.adapterFormat, atTimestep == nil, rank == nil, dtype == nil, input != "-",
+           FileManager.default.fileExists(atPath: input), let file = AdapterLocation.resolve(input) {
             try copy(file, to: destination)
             Console.error("note: \(input) is already \(to.rawValue); copied unchanged to \(destination)")
             return
@@ -86,8 +86,10 @@ struct Convert: ParsableCommand {
     }
 
     func defaultOutput() -> String {
-        let base = input == "-" ? "adapter" : ((input as NSString).lastPathComponent as NSString).deletingPathExtension
-        let folder = input == "-" ? "." : (AdapterLocation.resolve(input).map { ($0 as NSString).deletingLastPathComponent } ?? ".")
+        let isFile = FileManager.default.fileExists(atPath: input)
+        let base = !isFile ? AdapterArgument(input).label.replacingOccurrences(of: "catalog:", with: "").replacingOccurrences(of: "@", with: "-")
+            : ((input as NSString).lastPathComponent as NSString).deletingPathExtension
+        let folder = !isFile ? "." : (AdapterLocation.resolve(input).map { ($0 as NSString).deletingLastPathComponent } ?? ".")
         let name = to == .tloraOfficial ? "\(base)-official" : "\(base).\(to.rawValue).safetensors"
         return ((folder.isEmpty ? "." : folder) as NSString).appendingPathComponent(name)
     }

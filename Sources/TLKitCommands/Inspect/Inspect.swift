@@ -1,5 +1,7 @@
 import Adapters
 import ArgumentParser
+import Catalog
+import Foundation
 import SafeTensors
 
 struct Inspect: ParsableCommand {
@@ -20,11 +22,13 @@ struct Inspect: ParsableCommand {
     @Flag(help: "List every tensor with its dtype and shape.")
     var tensors = false
 
+    @OptionGroup var catalog: CatalogOption
+
     func run() throws {
         var failed = false
         for input in inputs {
             do {
-                let identity = try FileIdentifier.identify(input)
+                let identity = try identify(input)
                 let tensorList = tensors ? try tensorListing(input) : nil
                 if json {
                     Console.out(IdentityReport.json(identity, tensors: tensorList).serialized())
@@ -41,6 +45,18 @@ struct Inspect: ParsableCommand {
             }
         }
         if failed { throw ExitCode(1) }
+    }
+
+    /// A path (file, folder, `-`) or, when no such path exists, a catalog reference.
+    private func identify(_ input: String) throws -> FileIdentity {
+        guard input != "-", !FileManager.default.fileExists(atPath: input), !AdapterArgument.looksLikePath(input),
+              case let .catalog(ref)? = try? AdapterSource.resolve(input) else {
+            return try FileIdentifier.identify(input)
+        }
+        let file = try catalog.open(create: false).file(ref)
+        var identity = try FileIdentifier.identify(file: file, path: "catalog:\(ref)")
+        identity.path = input
+        return identity
     }
 
     private func tensorListing(_ input: String) throws -> [TensorInfo] {

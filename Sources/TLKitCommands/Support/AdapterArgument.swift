@@ -1,8 +1,10 @@
 import Adapters
+import Catalog
 import Foundation
 
-/// An adapter on the command line: a path, `-`, or a catalog reference, optionally with `:WEIGHT`.
-/// The whole argument is tried as a path first, so paths containing ':' still work.
+/// An adapter on the command line: a path, `-`, an adapter folder, or a catalog reference (`NAME`,
+/// `NAME@VERSION`, `catalog:NAME`), optionally followed by `:WEIGHT`. The whole argument is tried as a
+/// path first, so paths containing ':' still work (design.md §10).
 struct AdapterArgument {
     let reference: String
     let weight: Double?
@@ -20,12 +22,29 @@ struct AdapterArgument {
         }
     }
 
-    /// Reads the adapter this argument names.
-    func read(flags: ScheduleFlags = ScheduleFlags()) throws -> Adapter {
-        do { return try AdapterReader.read(reference, flags: flags) } catch {
-            if !FileManager.default.fileExists(atPath: reference), reference != "-" {
-                throw CommandFailure("\(reference): no such file")
+    /// Whether the argument can only be meant as a path (a folder separator or a file extension).
+    static func looksLikePath(_ argument: String) -> Bool {
+        !argument.hasPrefix(Reference.catalogPrefix) && (argument.contains("/") || argument.hasSuffix(".safetensors"))
+    }
+
+    /// A short name for reports and `merged_from`.
+    var label: String { (reference as NSString).lastPathComponent }
+
+    /// Reads the adapter this argument names, from a file or from the catalog at `catalog`.
+    func read(flags: ScheduleFlags = ScheduleFlags(), catalog: CatalogOption) throws -> Adapter {
+        let source: AdapterSource
+        do { source = AdapterArgument.looksLikePath(reference) ? .file(reference) : try AdapterSource.resolve(reference) } catch {
+            throw CommandFailure("\(error)")
+        }
+        do {
+            switch source {
+            case let .file(path):
+                return try AdapterReader.read(path, flags: flags)
+            case let .catalog(ref):
+                let file = try catalog.open(create: false).file(ref)
+                return try AdapterReader.read(file: file, path: "catalog:\(ref)", flags: flags)
             }
+        } catch {
             throw CommandFailure("\(error)")
         }
     }

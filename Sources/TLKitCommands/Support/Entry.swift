@@ -1,4 +1,6 @@
 import ArgumentParser
+import Dispatch
+import SafeTensors
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -6,6 +8,7 @@ import Glibc
 /// Runs tlkit with design.md's exit codes: usage errors exit 2 (ArgumentParser's default is 64),
 /// runtime failures 1, each with a one-line message naming what was wrong.
 public func runTLKit(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
+    Interruption.install()
     do {
         var command = try TLKit.parseAsRoot(arguments)
         try command.run()
@@ -26,6 +29,25 @@ public func runTLKit(_ arguments: [String] = Array(CommandLine.arguments.dropFir
         }
         Console.error("tlkit: \(error)")
         exit(1)
+    }
+}
+
+/// Ctrl-C and SIGTERM remove the temporary file of any output not yet committed, then exit 130 / 143,
+/// so an interrupted command never leaves a partial output. (Training installs its own handling.)
+enum Interruption {
+    nonisolated(unsafe) static var sources: [DispatchSourceSignal] = []
+
+    static func install() {
+        for (signalNumber, code) in [(SIGINT, Int32(130)), (SIGTERM, Int32(143))] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler {
+                AtomicOutput.removeAbandoned()
+                exit(code)
+            }
+            source.resume()
+            sources.append(source)
+        }
     }
 }
 

@@ -1,0 +1,33 @@
+/// Everything the catalog can refuse or fail at, each with a message that names the catalog or the
+/// entry and, where possible, what to do.
+public enum CatalogError: Error, CustomStringConvertible, Equatable, Sendable {
+    case noCatalog(path: String)
+    case notACatalog(path: String, why: String)
+    case newerSchema(path: String, found: Int, known: Int)
+    case notFound(String)
+    case invalidName(String, why: String)
+    case invalidReference(String, why: String)
+    case codec(String)
+    case corrupt(String)
+    case io(String)
+
+    public var description: String {
+        switch self {
+        case let .noCatalog(path):
+            return "\(path): no catalog here yet (it is created by the first 'tlkit add'; use --catalog PATH or $TLKIT_CATALOG for another one)"
+        case let .notACatalog(path, why):
+            return "\(path): not a tlkit catalog (\(why)); it was left untouched — give another path with --catalog"
+        case let .newerSchema(path, found, known):
+            return "\(path): catalog written by a newer tlkit (schema version \(found), this tlkit knows up to \(known)); it was left untouched — upgrade tlkit to use it"
+        case let .notFound(what): return what
+        case let .invalidName(name, why): return "invalid catalog name '\(name)': \(why)"
+        case let .invalidReference(ref, why): return "invalid catalog reference '\(ref)': \(why)"
+        case let .codec(why): return why
+        case let .corrupt(why): return why
+        case let .io(why): return why
+        }
+    }
+
+    /// Whether the failure means "no such entry" (callers may want to tell it apart).
+    public var isNotFound: Bool { if case .notFound = self { return true }; return false }
+}

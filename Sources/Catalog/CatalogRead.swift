@@ -1,0 +1,108 @@
+import Foundation
+import GRDB
+import SafeTensors
+
+extension Catalog {
+    /// Every entry matching `filter`, ordered by name then version.
+    public func list(filter: ListFilter = ListFilter()) throws -> [EntrySummary] {
+        var conditions: [String] = []
+        var arguments: [any DatabaseValueConvertible] = []
+        if let tag = filter.tag { conditions.append("EXISTS (SELECT 1 FROM tags WHERE entry_id = e.id AND tag = ?)"); arguments.append(tag) }
+        if let base = filter.base { conditions.append("e.base = ?"); arguments.append(base) }
+        if let method = filter.method { conditions.append("e.method = ?"); arguments.append(method) }
+        if let glob = filter.nameGlob { conditions.append("e.name GLOB ?"); arguments.append(glob) }
+        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        return try store.read { db in
+            // A cursor decodes straight from the statement, without copying each row first.
+            var out: [EntrySummary] = []
+            let rows = try Row.fetchCursor(db, sql: "\(Catalog.summarySelect) \(whereClause) ORDER BY e.name, e.version",
+                                           arguments: StatementArguments(arguments))
+            while let row = try rows.next() { out.append(Catalog.summary(row)) }
+            return out
+        }
+    }
+
+    /// The entry `reference` names, with its header, metadata and tensors.
+    public func entry(_ reference: Reference) throws -> EntryDetail {
+        try store.read { db in
+            let (id, _) = try entryID(db, reference)
+            let row = try Row.fetchOne(db, sql: "\(Catalog.summarySelect) WHERE e.id = ?", arguments: [id])!
+            let summary = Catalog.summary(row)
+            let header = [UInt8](try Data.fetchOne(db, sql: "SELECT bytes FROM entry_headers WHERE entry_id = ?", arguments: [id]) ?? Data())
+            let parsed = try Catalog.parseHeader(header, fileSize: summary.size, name: summary.reference.description)
+            var stored: [String: (codec: String, size: Int)] = [:]
+            for row in try Row.fetchAll(db, sql: """
+                SELECT b.sha256, b.codec, b.stored_size FROM entry_tensors t JOIN blobs b ON b.sha256 = t.blob WHERE t.entry_id = ?
+                """, arguments: [id]) {
+                stored[row[0]] = (row[1], row[2])
+            }
+            let blobs = try String.fetchAll(db, sql: "SELECT blob FROM entry_tensors WHERE entry_id = ? ORDER BY ordinal", arguments: [id])
+            let tensors = zip(parsed.tensors, blobs).map { info, blob in
+                StoredTensor(name: info.name, dtype: info.dtype.rawValue, shape: info.shape, size: info.byteCount, blob: blob,
+                             codec: stored[blob]?.codec ?? "missing", stored: stored[blob]?.size ?? 0)
+            }
+            return EntryDetail(summary: summary, headerBytes: header, metadata: parsed.metadataEntries, tensors: tensors)
+        }
+    }
+
+    /// Writes the original file of `reference` to `output`, tensor by tensor, and checks that the
+    /// rebuilt bytes hash to the stored SHA-256. The caller commits `output` (or abandons it on error).
+    public func write(_ reference: Reference, to output: AtomicOutput) throws {
+        try store.read { db in
+            let (id, _) = try entryID(db, reference)
+            let expected = try String.fetchOne(db, sql: "SELECT sha256 FROM entries WHERE id = ?", arguments: [id])!
+            let result = try Rebuild.run(db, entryID: id, checkBlobs: false) { try output.write($0) }
+            if let problem = result.problems.first {
+                throw CatalogError.corrupt("\(reference): the catalog entry is damaged: \(problem) (run 'tlkit verify')")
+            }
+            if result.fileHash != expected {
+                throw CatalogError.corrupt("\(reference): the rebuilt file hashes to \(result.fileHash.prefix(12))…, not the stored \(expected.prefix(12))… (run 'tlkit verify')")
+            }
+        }
+    }
+
+    /// The entry's original file, rebuilt in memory and checked against its SHA-256, for commands that
+    /// take an adapter argument resolved to a catalog reference (`AdapterSource.catalog`).
+    public func file(_ reference: Reference) throws -> SafeTensorsFile {
+        var bytes: [UInt8] = []
+        let resolved: Reference = try store.read { db in
+            let (id, version) = try entryID(db, reference)
+            let expected = try String.fetchOne(db, sql: "SELECT sha256 FROM entries WHERE id = ?", arguments: [id])!
+            let result = try Rebuild.run(db, entryID: id, checkBlobs: false) { bytes.append(contentsOf: $0) }
+            let name = Reference(name: reference.name, version: version)
+            if let problem = result.problems.first { throw CatalogError.corrupt("\(name): the catalog entry is damaged: \(problem) (run 'tlkit verify')") }
+            if result.fileHash != expected { throw CatalogError.corrupt("\(name): the rebuilt file does not match its SHA-256 (run 'tlkit verify')") }
+            return name
+        }
+        return try SafeTensorsFile.parse(bytes: bytes, name: "catalog:\(resolved)")
+    }
+
+    static func parseHeader(_ bytes: [UInt8], fileSize: Int, name: String) throws -> Header {
+        do {
+            let length = try Header.headerLength(prefix: Array(bytes.prefix(8)), fileSize: fileSize, file: name)
+            guard bytes.count == 8 + length else { throw CatalogError.corrupt("\(name): the stored header is \(bytes.count) bytes, its length field says \(8 + length)") }
+            return try Header.parse(json: Array(bytes[8...]), fileSize: fileSize, file: name)
+        } catch let error as SafeTensorsError {
+            throw CatalogError.corrupt("\(name): the stored header is damaged: \(error)")
+        }
+    }
+
+    /// The columns `summary(_:)` reads, by position (positional access keeps `list` fast on big catalogs).
+    static let summarySelect = """
+        SELECT e.name, e.version, e.kind, e.format, e.base, e.method, e.rank, e.min_rank, e.trigger, e.token, e.class,
+            e.steps, e.note, e.size, e.stored, e.added_bytes, e.sha256, e.data_hash, e.tensor_count, e.source, e.added_at,
+            (SELECT group_concat(tag, char(31)) FROM (SELECT tag FROM tags WHERE entry_id = e.id ORDER BY tag))
+        FROM entries e
+        """
+
+    static func summary(_ row: Row) -> EntrySummary {
+        let tags: String? = row[21]
+        return EntrySummary(
+            name: row[0], version: row[1],
+            facts: EntryFacts(kind: row[2], format: row[3], base: row[4], method: row[5], rank: row[6], minRank: row[7],
+                              trigger: row[8], token: row[9], className: row[10], steps: row[11]),
+            note: row[12], tags: tags.map { $0.split(separator: "\u{1F}").map(String.init) } ?? [],
+            size: row[13], stored: row[14], added: row[15], sha256: row[16], dataHash: row[17], tensorCount: row[18],
+            source: row[19], addedAt: row[20])
+    }
+}

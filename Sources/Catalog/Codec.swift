@@ -1,0 +1,103 @@
+import Foundation
+import SafeTensors
+
+/// How one tensor's bytes are stored: as they are, zstd-compressed, or byte-plane shuffled then zstd.
+/// The name is what the `blobs.codec` column holds; decoding is the exact inverse of encoding.
+public enum Codec: Equatable, Sendable {
+    case raw
+    case zstd
+    case shuffleZstd(width: Int)
+
+    /// The zstd level used when none is given. Chosen from measurements (`Benchmarks/catalog/run.sh`,
+    /// "levels"): with one frame per byte plane, levels 1, 3, 6 and 9 store fp32 T-LoRA checkpoints and
+    /// fp16 LoRAs within 0.6% of each other, level 1 smallest and fastest (levels 6 and 9 add at 60% and
+    /// 50% of its speed). Float weights hold little for the match finder; the gain is the entropy coding
+    /// of the sign/exponent planes, which every level does alike.
+    public static let defaultLevel = 1
+
+    /// zstd frames with at least this much input are compressed by several zstd threads; smaller
+    /// tensors are instead compressed side by side, one per thread.
+    static let multithreadThreshold = 8 << 20
+
+    /// Whether encoding a tensor of `byteCount` bytes of `dtype` uses zstd's own threads.
+    static func usesThreads(byteCount: Int, dtype: DType) -> Bool {
+        if case let .shuffleZstd(width) = preferred(for: dtype) { return byteCount / width >= multithreadThreshold }
+        return byteCount >= multithreadThreshold
+    }
+
+    public var name: String {
+        switch self {
+        case .raw: return "raw"
+        case .zstd: return "zstd"
+        case let .shuffleZstd(width): return "shuffle\(width)+zstd"
+        }
+    }
+
+    public init(name: String) throws {
+        switch name {
+        case "raw": self = .raw
+        case "zstd": self = .zstd
+        case "shuffle2+zstd": self = .shuffleZstd(width: 2)
+        case "shuffle4+zstd": self = .shuffleZstd(width: 4)
+        case "shuffle8+zstd": self = .shuffleZstd(width: 8)
+        default: throw CatalogError.codec("unknown codec '\(name)' (written by a newer tlkit?)")
+        }
+    }
+
+    /// The codec tried for a tensor of `dtype`: float data of 2+ byte elements is shuffled first.
+    static func preferred(for dtype: DType) -> Codec {
+        guard dtype.isFloatingPoint else { return .zstd }
+        // Complex64 is a pair of float32: shuffle by its 4-byte parts.
+        let width = dtype == .c64 ? 4 : dtype.bitSize / 8
+        return width >= 2 && dtype.bitSize % 8 == 0 ? .shuffleZstd(width: width) : .zstd
+    }
+
+    /// Encodes `bytes`; falls back to `.raw` when compression does not make the tensor smaller.
+    static func encode(_ bytes: UnsafeRawBufferPointer, dtype: DType, level: Int, workers: Int) throws -> (Codec, [UInt8]) {
+        var codec = preferred(for: dtype)
+        if bytes.count < 64 { return (.raw, Array(bytes)) }
+        if case let .shuffleZstd(width) = codec, bytes.count % width != 0 { codec = .zstd }
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Zstd.bound(bytes.count) + 8 * Zstd.bound(0), alignment: 16)
+        defer { scratch.deallocate() }
+        var size = 0
+        if case let .shuffleZstd(width) = codec {
+            let shuffled = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 16)
+            defer { shuffled.deallocate() }
+            ByteShuffle.shuffle(bytes, into: shuffled, width: width)
+            // Each byte plane is its own zstd frame: the near-random low planes and the well-predicted
+            // high planes then never share a block's entropy tables. Concatenated frames decode in one call.
+            let plane = bytes.count / width
+            for k in 0..<width {
+                let input = UnsafeRawBufferPointer(rebasing: shuffled[(k * plane)..<((k + 1) * plane)])
+                let room = UnsafeMutableRawBufferPointer(rebasing: scratch[size...])
+                size += try Zstd.compress(input, into: room, level: level, workers: plane >= multithreadThreshold ? workers : 0)
+            }
+        } else {
+            size = try Zstd.compress(bytes, into: scratch, level: level, workers: workers)
+        }
+        if size >= bytes.count { return (.raw, Array(bytes)) }
+        return (codec, Array(UnsafeRawBufferPointer(rebasing: scratch[0..<size])))
+    }
+
+    /// Decodes `stored` into `destination`, which must be exactly the raw size.
+    func decode(_ stored: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) throws {
+        switch self {
+        case .raw:
+            guard stored.count == destination.count else {
+                throw CatalogError.codec("raw blob holds \(stored.count) bytes, expected \(destination.count)")
+            }
+            if let base = stored.baseAddress, stored.count > 0 { destination.baseAddress!.copyMemory(from: base, byteCount: stored.count) }
+        case .zstd:
+            try Zstd.decompress(stored, into: destination)
+        case let .shuffleZstd(width):
+            guard destination.count % width == 0 else {
+                throw CatalogError.codec("raw size \(destination.count) is not a multiple of the shuffle width \(width)")
+            }
+            let shuffled = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, destination.count), alignment: 16)
+            defer { shuffled.deallocate() }
+            let planes = UnsafeMutableRawBufferPointer(rebasing: shuffled[0..<destination.count])
+            try Zstd.decompress(stored, into: planes)
+            ByteShuffle.unshuffle(UnsafeRawBufferPointer(planes), into: destination, width: width)
+        }
+    }
+}

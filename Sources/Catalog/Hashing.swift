@@ -1,0 +1,37 @@
+import Crypto
+
+/// SHA-256 helpers (swift-crypto uses the CPU's SHA instructions).
+enum Hashing {
+    static func sha256(_ bytes: UnsafeRawBufferPointer) -> String {
+        hex(SHA256.hash(data: bytes))
+    }
+
+    static func hex(_ digest: SHA256.Digest) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(64)
+        for byte in digest {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 15)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// Feeds a long byte stream to SHA-256 in slices, so very large regions hash without extra copies.
+struct StreamHasher {
+    private var hasher = SHA256()
+
+    mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = min(bytes.count - offset, 64 << 20)
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)]))
+            offset += n
+        }
+    }
+
+    mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
+
+    func finalize() -> String { Hashing.hex(hasher.finalize()) }
+}

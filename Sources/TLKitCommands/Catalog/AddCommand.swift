@@ -1,0 +1,65 @@
+import ArgumentParser
+import Catalog
+import SafeTensors
+
+struct AddCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add",
+        abstract: "Store safetensors files in the catalog (deduplicated, compressed); prints the REF created.",
+        discussion: "Adding under an existing name makes its next version. Adding bytes identical to a stored version adds nothing and prints that version's REF.")
+
+    @Argument(help: ArgumentHelp("Files to add; - reads standard input (needs --name).", valueName: "FILE"))
+    var files: [String]
+
+    @Option(help: "Name to store under (default: the file name without .safetensors).")
+    var name: String?
+
+    @Option(name: .customLong("tag"), help: "A tag to attach (repeatable).")
+    var tags: [String] = []
+
+    @Option(help: "A free-text note.")
+    var note: String?
+
+    @Option(help: "zstd level, -7…22 (default \(Codec.defaultLevel)).")
+    var level: Int?
+
+    @OptionGroup var catalog: CatalogOption
+
+    func validate() throws {
+        if files.isEmpty { throw ValidationError("give at least one FILE (or - for standard input)") }
+        if files.contains("-") && name == nil { throw ValidationError("adding from standard input needs --name") }
+        if let level, !(-7...22).contains(level) { throw ValidationError("--level must be between -7 and 22") }
+        if let name { do { try Reference.validate(name: name) } catch { throw ValidationError("\(error)") } }
+    }
+
+    func run() throws {
+        try CatalogCLI.run("add") {
+            let store = try catalog.open(create: true)
+            for path in files {
+                let file = try SafeTensorsFile.open(path)
+                let entryName = name ?? AddCommand.stem(of: path)
+                let outcome = try store.add(file: file, originalPath: path == "-" ? nil : path, name: entryName, tags: tags,
+                                            note: note, facts: catalogFacts(for: file, path: path), level: level)
+                switch outcome {
+                case let .added(reference, stats):
+                    print(reference)
+                    CatalogCLI.info("\(path): added as \(reference): \(stats.tensors) tensors (\(stats.newBlobs) new, \(stats.sharedBlobs) shared), \(CatalogCLI.bytes(stats.size)) → \(CatalogCLI.bytes(stats.addedBytes)) added to the catalog")
+                case let .alreadyStored(reference):
+                    print(reference)
+                    CatalogCLI.info("\(path): identical bytes already stored as \(reference); nothing added")
+                }
+            }
+        }
+    }
+
+    /// The default name: the last path component without a `.safetensors` extension.
+    static func stem(of path: String) -> String {
+        var base = path.split(separator: "/").last.map(String.init) ?? path
+        if base.hasSuffix(".safetensors") { base.removeLast(".safetensors".count) }
+        if base.hasPrefix("-") || base.contains("@") || base.isEmpty {
+            base = base.replacingOccurrences(of: "@", with: "_")
+            if base.hasPrefix("-") || base.isEmpty { base = "_" + base }
+        }
+        return base
+    }
+}

@@ -1,0 +1,16 @@
+import ArgumentParser
+import Catalog
+
+struct GcCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc", abstract: "Delete tensors no entry uses and compact the catalog file.")
+
+    @OptionGroup var catalog: CatalogOption
+
+    func run() throws {
+        try CatalogCLI.run("gc") {
+            let stats = try catalog.open(create: false).gc()
+            CatalogCLI.info("removed \(stats.blobsRemoved) unused tensors (\(CatalogCLI.bytes(stats.storedBytesRemoved)) stored); catalog file \(CatalogCLI.bytes(stats.fileSizeBefore)) → \(CatalogCLI.bytes(stats.fileSizeAfter))")
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import ArgumentParser
+import Catalog
+
+struct ListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List catalog entries (every version), optionally filtered.")
+
+    @Flag(help: "One JSON object per line.")
+    var json = false
+
+    @Option(help: "Only entries with this tag.")
+    var tag: String?
+
+    @Option(help: "Only entries for this base model (e.g. sdxl_base_v1-0).")
+    var base: String?
+
+    @Option(help: "Only entries of this method.")
+    var method: String?
+
+    @Option(help: "Only names matching this glob (* ? [..]).")
+    var name: String?
+
+    @OptionGroup var catalog: CatalogOption
+
+    func run() throws {
+        try CatalogCLI.run("list") {
+            let entries = try catalog.open(create: false).list(filter: ListFilter(tag: tag, base: base, method: method, nameGlob: name))
+            if json {
+                var out: [UInt8] = []
+                out.reserveCapacity(entries.count * 512)
+                for entry in entries { out += entry.json.closed; out.append(0x0A) }
+                FileHandle.standardOutput.write(Data(out))
+                return
+            }
+            var rows = [["REF", "KIND", "FORMAT", "BASE", "METHOD", "RANK", "SIZE", "STORED", "TAGS"]]
+            for e in entries {
+                rows.append([e.reference.description, e.facts.kind ?? "-", e.facts.format ?? "-", e.facts.base ?? "-",
+                             e.facts.method ?? "-", e.facts.rank.map(String.init) ?? "-", CatalogCLI.bytes(e.size),
+                             CatalogCLI.bytes(e.added), e.tags.joined(separator: ",")])
+            }
+            let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max()! }
+            var out = ""
+            for row in rows {
+                var line = ""
+                for (cell, width) in zip(row, widths) {
+                    if !line.isEmpty { line += "  " }
+                    line += cell
+                    line += String(repeating: " ", count: width - cell.count)
+                }
+                while line.last == " " { line.removeLast() }
+                out += line + "\n"
+            }
+            print(out, terminator: "")
+        }
+    }
+}
+
+import Foundation

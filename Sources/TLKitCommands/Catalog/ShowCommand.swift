@@ -1,0 +1,69 @@
+import ArgumentParser
+import Catalog
+import Foundation
+
+struct ShowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "Show one entry: facts, hashes (AutoV2, addnet), tensors and metadata.")
+
+    @Argument(help: ArgumentHelp("NAME (latest) or NAME@VERSION.", valueName: "REF"))
+    var ref: String
+
+    @Flag(help: "Print one JSON document.")
+    var json = false
+
+    @OptionGroup var catalog: CatalogOption
+
+    func validate() throws { _ = try CatalogCLI.reference(ref) }
+
+    func run() throws {
+        try CatalogCLI.run("show") {
+            let detail = try catalog.open(create: false).entry(try Reference.parse(ref))
+            let s = detail.summary
+            let addnet = String(s.dataHash.dropFirst(2))
+            let autoV2 = String(s.sha256.prefix(10))
+            if json {
+                var o = s.json
+                o.add("autov2", autoV2)
+                o.add("addnet", addnet)
+                o.add("tensor_list", raw: "[" + detail.tensors.map { t in
+                    var j = JSONObject()
+                    j.add("name", t.name); j.add("dtype", t.dtype)
+                    j.add("shape", raw: "[" + t.shape.map(String.init).joined(separator: ",") + "]")
+                    j.add("size", t.size); j.add("stored", t.stored); j.add("codec", t.codec); j.add("blob", t.blob)
+                    return j.text
+                }.joined(separator: ",") + "]")
+                o.add("metadata", raw: "{" + detail.metadata.map { "\(JSONObject.quote($0.key)):\(JSONObject.quote($0.value))" }.joined(separator: ",") + "}")
+                print(o.text)
+                return
+            }
+            var lines: [String] = []
+            func line(_ key: String, _ value: String?) { if let value { lines.append(key.padding(toLength: 12, withPad: " ", startingAt: 0) + value) } }
+            line("ref", s.reference.description)
+            line("kind", s.facts.kind); line("format", s.facts.format); line("base", s.facts.base); line("method", s.facts.method)
+            line("rank", s.facts.rank.map(String.init)); line("min rank", s.facts.minRank.map(String.init))
+            line("trigger", s.facts.trigger); line("token", s.facts.token); line("class", s.facts.className)
+            line("steps", s.facts.steps.map(String.init))
+            line("tags", s.tags.isEmpty ? nil : s.tags.joined(separator: ", "))
+            line("note", s.note)
+            line("size", "\(s.size) bytes (\(CatalogCLI.bytes(s.size))); stored alone \(CatalogCLI.bytes(s.stored)), added \(CatalogCLI.bytes(s.added))")
+            line("sha256", s.sha256)
+            line("AutoV2", autoV2)
+            line("addnet", "\(addnet) (sshs_model_hash; short \(addnet.prefix(12)))")
+            line("data hash", "\(s.dataHash) (modelspec.hash_sha256)")
+            line("added", s.addedAt)
+            line("source", s.source)
+            lines.append("tensors (\(detail.tensors.count)):")
+            for t in detail.tensors {
+                lines.append("  \(t.name)  \(t.dtype) [\(t.shape.map(String.init).joined(separator: ", "))]  \(t.codec) \(t.size) → \(t.stored)")
+            }
+            lines.append("metadata (\(detail.metadata.count)):")
+            for (key, value) in detail.metadata {
+                let shown = value.count > 200 ? String(value.prefix(200)) + "… (\(value.count) characters)" : value
+                lines.append("  \(key) = \(shown)")
+            }
+            print(lines.joined(separator: "\n"))
+        }
+    }
+}

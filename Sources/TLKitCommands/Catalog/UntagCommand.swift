@@ -1,0 +1,26 @@
+import ArgumentParser
+import Catalog
+
+struct UntagCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "untag", abstract: "Remove tags from an entry.")
+
+    @Argument(help: ArgumentHelp("NAME (latest) or NAME@VERSION.", valueName: "REF"))
+    var ref: String
+
+    @Argument(help: ArgumentHelp("Tags to remove.", valueName: "TAG"))
+    var tags: [String]
+
+    @OptionGroup var catalog: CatalogOption
+
+    func validate() throws {
+        _ = try CatalogCLI.reference(ref)
+        if tags.isEmpty { throw ValidationError("give at least one TAG") }
+    }
+
+    func run() throws {
+        try CatalogCLI.run("untag") {
+            let now = try catalog.open(create: false).untag(try Reference.parse(ref), tags)
+            CatalogCLI.info("\(ref): tags \(now.isEmpty ? "(none)" : now.joined(separator: ", "))")
+        }
+    }
+}

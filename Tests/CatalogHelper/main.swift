@@ -1,0 +1,5 @@
+// Runs the catalog subcommands on their own, so tests can spawn, kill and race real processes.
+import Foundation
+import TLKitCommands
+
+exit(CatalogTool.run(arguments: Array(CommandLine.arguments.dropFirst())))
