@@ -7,8 +7,8 @@ public enum FloatConversion {
             case .f32:
                 if count > 0 { UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[0..<(count * 4)])) }
             case .f16:
-                for i in 0..<count {
-                    out[i] = Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                halfTable.withUnsafeBufferPointer { table in
+                    for i in 0..<count { out[i] = table[Int(raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))] }
                 }
             case .bf16:
                 for i in 0..<count {
@@ -34,7 +34,7 @@ public enum FloatConversion {
             case .f32:
                 if !values.isEmpty { raw.copyMemory(from: UnsafeRawBufferPointer(values)) }
             case .f16:
-                for (i, v) in values.enumerated() { raw.storeBytes(of: Float16(v).bitPattern, toByteOffset: 2 * i, as: UInt16.self) }
+                for (i, v) in values.enumerated() { raw.storeBytes(of: halfBits(v), toByteOffset: 2 * i, as: UInt16.self) }
             case .bf16:
                 for (i, v) in values.enumerated() { raw.storeBytes(of: bfloat16Bits(v), toByteOffset: 2 * i, as: UInt16.self) }
             case .f64:
@@ -48,6 +48,29 @@ public enum FloatConversion {
 
     public static func fromFloat32(_ values: [Float], dtype: DType) -> [UInt8] {
         values.withUnsafeBufferPointer { fromFloat32($0, dtype: dtype) }
+    }
+
+    /// Every half-precision value as Float32. Built generically (no F16C), Swift converts Float16 in
+    /// software, which made fp16 files several times slower to read than to copy; a 256 KB table is not.
+    static let halfTable: [Float] = (0...UInt16.max).map { Float(Float16(bitPattern: $0)) }
+
+    /// Float32 → IEEE half with round-to-nearest-even (overflow to ±inf, NaN kept), by bit manipulation.
+    @inline(__always)
+    public static func halfBits(_ value: Float) -> UInt16 {
+        let bits = value.bitPattern
+        let sign = UInt16(truncatingIfNeeded: (bits >> 16) & 0x8000)
+        let magnitude = bits & 0x7FFF_FFFF
+        if magnitude >= 0x7F80_0000 { return sign | (magnitude > 0x7F80_0000 ? 0x7E00 : 0x7C00) }
+        if magnitude >= 0x477F_F000 { return sign | 0x7C00 }  // rounds to infinity (≥ 65520)
+        if magnitude < 0x3880_0000 {
+            // Below the smallest normal half: adding 0.5 puts the result's last mantissa bit at 2⁻²⁴, the
+            // half subnormal unit, and the FPU rounds to nearest even.
+            let shifted = Float(bitPattern: magnitude) + 0.5
+            return sign | UInt16(truncatingIfNeeded: shifted.bitPattern &- 0x3F00_0000)
+        }
+        let odd = (magnitude >> 13) & 1
+        // Rebias the exponent (127 → 15) and round the mantissa from 23 to 10 bits.
+        return sign | UInt16(truncatingIfNeeded: (magnitude &+ 0xC800_0FFF &+ odd) >> 13)
     }
 
     /// Float32 → bfloat16 with round-to-nearest-even, keeping NaN a NaN (as torch does).

@@ -185,3 +185,31 @@ extension SafeTensorsFile {
         _ = madvise(UnsafeMutableRawPointer(mutating: base), mappedByteCount, MADV_RANDOM)
     }
 }
+
+extension SafeTensorsFile {
+    /// Drops the tensor's pages from this process's memory once it has been read (streaming commands
+    /// call it so that peak memory stays near one tensor, not the whole mapped file). Later reads fault
+    /// the pages back in from the file.
+    public func release(_ info: TensorInfo) {
+        guard let base, !ownsMallocBuffer, info.byteCount > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = Int(bitPattern: base) + header.dataStart + info.begin
+        let first = (start + page - 1) / page * page, last = (start + info.byteCount) / page * page
+        guard last > first else { return }
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: first), last - first, MADV_DONTNEED)
+    }
+}
+
+extension SafeTensorsFile {
+    /// Whether a float tensor holds NaN or ±infinity, checked on the stored bits without converting.
+    public func containsNonFinite(_ info: TensorInfo) -> Bool {
+        let raw = rawBytes(info), n = info.elementCount
+        switch info.dtype {
+        case .f16: return (0..<n).contains { raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self) & 0x7C00 == 0x7C00 }
+        case .bf16: return (0..<n).contains { raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self) & 0x7F80 == 0x7F80 }
+        case .f32: return (0..<n).contains { raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self) & 0x7F80_0000 == 0x7F80_0000 }
+        case .f64: return (0..<n).contains { !raw.loadUnaligned(fromByteOffset: 8 * $0, as: Double.self).isFinite }
+        default: return false
+        }
+    }
+}

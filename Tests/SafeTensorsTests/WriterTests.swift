@@ -86,3 +86,28 @@ struct WriterTests {
         #expect(file.metadata == ["format": "pt"])
     }
 }
+
+struct HalfConversionTests {
+    /// The bit-manipulation conversion agrees with Swift's Float16 on every half value, on the midpoints
+    /// between neighbours (ties to even), and on random floats across the whole range.
+    @Test func agreesWithFloat16() {
+        for bits in UInt16.min...UInt16.max {
+            let half = Float16(bitPattern: bits)
+            let value = Float(half)
+            if half.isNaN { #expect(Float16(bitPattern: FloatConversion.halfBits(value)).isNaN); continue }
+            #expect(FloatConversion.halfBits(value) == bits, "\(bits)")
+            #expect(FloatConversion.toFloat32(withUnsafeBytes(of: bits) { $0 }, dtype: .f16, count: 1)[0] == value)
+            if half.isFinite, !half.nextUp.isInfinite {
+                let midpoint = (Double(value) + Double(Float(half.nextUp))) / 2
+                let m = Float(midpoint)
+                #expect(FloatConversion.halfBits(m) == Float16(m).bitPattern, "midpoint above \(bits)")
+            }
+        }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<200_000 {
+            let value = Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &generator))
+            if value.isNaN { continue }
+            #expect(FloatConversion.halfBits(value) == Float16(value).bitPattern, "\(value)")
+        }
+    }
+}

@@ -45,11 +45,13 @@ public enum CheckpointBake {
         var metadata = file.metadata
         metadata["modelspec.merged_from"] = inputs.map(\.label).joined(separator: ", ")
         try SafeTensorsWriter.write(to: output, metadata: metadata, tensors: specs) { info in
+            let source = try file.info(info.name)
+            defer { file.release(source) }
             guard let contributions = plan[info.name] else {
                 report.untouchedTensors += 1
-                return Array(file.rawBytes(try file.info(info.name)))
+                return Array(file.rawBytes(source))
             }
-            var weight = try file.floats(info.name)
+            var weight = try file.floats(source)
             for c in contributions {
                 let adapter = inputs[c.input].adapter
                 let delta = try adapter.delta(c.module, at: adapter.schedule == nil ? nil : t)

@@ -96,8 +96,9 @@ public enum AdapterReader {
         }
         for module in entries {
             for name in module.tensors.values {
-                if let info = file.header.tensor(named: name), info.dtype.isConvertibleToFloat,
-                   try file.floats(info).contains(where: { !$0.isFinite }) {
+                guard let info = file.header.tensor(named: name), info.dtype.isConvertibleToFloat else { continue }
+                defer { file.release(info) }
+                if file.containsNonFinite(info) {
                     warnings.append("\(path): module \(module.fileName) has NaN or infinite values in \(name)")
                     break
                 }
@@ -164,7 +165,11 @@ struct FileFactors: FactorSource, @unchecked Sendable {
 
     func factors(_ index: Int) throws -> Factors {
         let keys = modules[index], info = infos[index]
-        func load(_ role: FactorRole) throws -> [Float] { try file.floats(keys.tensors[role]!) }
+        func load(_ role: FactorRole) throws -> [Float] {
+            let tensor = try file.info(keys.tensors[role]!)
+            defer { file.release(tensor) }
+            return try file.floats(tensor)
+        }
         if info.isOrtho {
             return .ortho(Ortho(q: try load(.q), p: try load(.p), lambda: try load(.lambda), q0: try load(.q0), p0: try load(.p0),
                                 lambda0: try load(.lambda0), rank: info.rank, inFeatures: info.inFeatures, outFeatures: info.outFeatures))
