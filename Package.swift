@@ -22,6 +22,7 @@ let package = Package(
         .systemLibrary(name: "CJPEG", path: "Sources/CJPEG"),
 
         .target(name: "SafeTensors"),
+        .target(name: "Engine", dependencies: ["CBLAS"]),
         .target(name: "SDXL", dependencies: ["SafeTensors"]),
         .target(name: "TLKitCommands", dependencies: [
             "SafeTensors", "SDXL",
@@ -30,6 +31,7 @@ let package = Package(
         .executableTarget(name: "tlkit", dependencies: ["TLKitCommands"]),
 
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "SDXLTests", dependencies: ["SDXL", "SafeTensors"]),
         .testTarget(name: "TLKitCommandsTests", dependencies: [
             "TLKitCommands", "tlkit",
