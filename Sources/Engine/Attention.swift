@@ -1,0 +1,176 @@
+/// Multi-head scaled-dot-product attention.
+///
+/// Shapes: q [B, Lq, H·D], k, v [B, Lk, H·D], out [B, Lq, H·D]; head h uses
+/// columns h·D..<(h+1)·D (diffusers' head split). Per head:
+/// S = q_h · k_hᵀ / √D [Lq, Lk], P = softmax(S) over each row (max-subtracted),
+/// out_h = P · v_h. `causal` masks S[i, j] for j > i (CLIP text encoders; Lq = Lk).
+/// Nothing is saved: backward recomputes P block by block, so memory stays
+/// O(block · Lk) even at 4096 tokens (a saved P would be 64 MB per head).
+/// Backward (accumulating): dv_h += Pᵀ · dout_h; dP = dout_h · v_hᵀ;
+/// dS = P ⊙ (dP − rowsum(dP ⊙ P)) / √D; dq_h += dS · k_h; dk_h += dSᵀ · q_h.
+public enum Attention {
+    /// Elements of the per-block score buffer (16 MB in Float).
+    static let blockBudget = 4 << 20
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public static func forward<T: Scalar>(
+        q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, heads: Int, causal: Bool = false, out: Tensor<T>
+    ) {
+        let g = AttentionGeometry(q: q, k: k, v: v, heads: heads, causal: causal)
+        expectShape(out, q.shape, "Attention out")
+        let scores = Tensor<T>(zeros: [g.block * g.lk])
+        g.forEachBlock { b, h, q0, nq in
+            let s = scores.data
+            g.probabilities(q: q.data, k: k.data, b: b, h: h, q0: q0, nq: nq, into: s)
+            T.gemm(
+                transA: false, transB: false, m: nq, n: g.d, k: g.lk,
+                alpha: 1, a: s, lda: g.lk, b: v.data + g.row(b, 0, h, g.lk), ldb: g.width,
+                beta: 0, c: out.data + g.row(b, q0, h, g.lq), ldc: g.width)
+        }
+    }
+
+    /// Allocating convenience: returns out [B, Lq, H·D].
+    public static func forward<T: Scalar>(
+        q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, heads: Int, causal: Bool = false
+    ) -> Tensor<T> {
+        let out = Tensor<T>(zeros: q.shape)
+        forward(q: q, k: k, v: v, heads: heads, causal: causal, out: out)
+        return out
+    }
+
+    /// The attention probabilities P [B, H, Lq, Lk] (for tests and inspection).
+    public static func probabilities<T: Scalar>(
+        q: Tensor<T>, k: Tensor<T>, heads: Int, causal: Bool = false
+    ) -> Tensor<T> {
+        let g = AttentionGeometry(q: q, k: k, v: k, heads: heads, causal: causal)
+        let p = Tensor<T>(zeros: [g.batch, heads, g.lq, g.lk])
+        g.forEachBlock { b, h, q0, nq in
+            let dst = p.data + ((b * heads + h) * g.lq + q0) * g.lk
+            g.probabilities(q: q.data, k: k.data, b: b, h: h, q0: q0, nq: nq, into: dst)
+        }
+        return p
+    }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public static func backward<T: Scalar>(
+        dOut: Tensor<T>, q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, heads: Int, causal: Bool = false,
+        dq: Tensor<T>?, dk: Tensor<T>?, dv: Tensor<T>?
+    ) {
+        let g = AttentionGeometry(q: q, k: k, v: v, heads: heads, causal: causal)
+        expectShape(dOut, q.shape, "Attention dOut")
+        if let dq { expectShape(dq, q.shape, "Attention dq") }
+        if let dk { expectShape(dk, k.shape, "Attention dk") }
+        if let dv { expectShape(dv, v.shape, "Attention dv") }
+        let probs = Tensor<T>(zeros: [g.block * g.lk])
+        let dprobs = Tensor<T>(zeros: [g.block * g.lk])
+        let scale = T(1) / T(Double(g.d).squareRoot())
+        g.forEachBlock { b, h, q0, nq in
+            let p = probs.data, dp = dprobs.data
+            g.probabilities(q: q.data, k: k.data, b: b, h: h, q0: q0, nq: nq, into: p)
+            let dO = dOut.data + g.row(b, q0, h, g.lq)
+            if let dv {
+                T.gemm(
+                    transA: true, transB: false, m: g.lk, n: g.d, k: nq,
+                    alpha: 1, a: p, lda: g.lk, b: dO, ldb: g.width,
+                    beta: 1, c: dv.data + g.row(b, 0, h, g.lk), ldc: g.width)
+            }
+            guard dq != nil || dk != nil else { return }
+            T.gemm(
+                transA: false, transB: true, m: nq, n: g.lk, k: g.d,
+                alpha: 1, a: dO, lda: g.width, b: v.data + g.row(b, 0, h, g.lk), ldb: g.width,
+                beta: 0, c: dp, ldc: g.lk)
+            // Softmax backward in place: dp ← P ⊙ (dP − Σ_j dP·P) · scale.
+            let lk = g.lk
+            Parallel.forEach(nq, grain: max(1, 4096 / lk)) { rows in
+                for r in rows {
+                    let pr = p + r * lk, dr = dp + r * lk
+                    var dot: T = 0
+                    for j in 0..<lk { dot += dr[j] * pr[j] }
+                    for j in 0..<lk { dr[j] = pr[j] * (dr[j] - dot) * scale }
+                }
+            }
+            if let dq {
+                T.gemm(
+                    transA: false, transB: false, m: nq, n: g.d, k: g.lk,
+                    alpha: 1, a: dp, lda: g.lk, b: k.data + g.row(b, 0, h, g.lk), ldb: g.width,
+                    beta: 1, c: dq.data + g.row(b, q0, h, g.lq), ldc: g.width)
+            }
+            if let dk {
+                T.gemm(
+                    transA: true, transB: false, m: g.lk, n: g.d, k: nq,
+                    alpha: 1, a: dp, lda: g.lk, b: q.data + g.row(b, q0, h, g.lq), ldb: g.width,
+                    beta: 1, c: dk.data + g.row(b, 0, h, g.lk), ldc: g.width)
+            }
+        }
+    }
+}
+
+/// Sizes of one attention call and the shared score computation.
+struct AttentionGeometry {
+    let batch, lq, lk, heads, d, width, block: Int
+    let causal: Bool
+
+    init<T>(q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, heads: Int, causal: Bool) {
+        precondition(q.rank == 3 && k.rank == 3 && v.rank == 3, "Attention wants [B, L, H·D] tensors")
+        precondition(k.shape == v.shape, "Attention: k \(k.shape) vs v \(v.shape)")
+        precondition(q.shape[0] == k.shape[0] && q.shape[2] == k.shape[2], "Attention: q \(q.shape) vs k \(k.shape)")
+        precondition(heads > 0 && q.shape[2] % heads == 0, "Attention: width \(q.shape[2]), \(heads) heads")
+        precondition(!causal || q.shape[1] == k.shape[1], "Attention: causal mask needs Lq = Lk")
+        precondition(k.shape[1] > 0, "Attention: no keys")
+        batch = q.shape[0]; lq = q.shape[1]; lk = k.shape[1]
+        self.heads = heads; width = q.shape[2]; d = width / heads
+        self.causal = causal
+        block = max(1, min(lq, Attention.blockBudget / max(lk, 1)))
+    }
+
+    /// Flat offset of row `l` of head `h` in batch `b` for a tensor of length `len`.
+    @inline(__always)
+    func row(_ b: Int, _ l: Int, _ h: Int, _ len: Int) -> Int { (b * len + l) * width + h * d }
+
+    /// Calls body(b, h, q0, nq) for every head and block of query rows.
+    func forEachBlock(_ body: (Int, Int, Int, Int) -> Void) {
+        for b in 0..<batch {
+            for h in 0..<heads {
+                var q0 = 0
+                while q0 < lq {
+                    let nq = min(block, lq - q0)
+                    body(b, h, q0, nq)
+                    q0 += nq
+                }
+            }
+        }
+    }
+
+    /// P rows q0..<q0+nq of head h: into [nq, lk].
+    func probabilities<T: Scalar>(
+        q: UnsafeMutablePointer<T>, k: UnsafeMutablePointer<T>, b: Int, h: Int, q0: Int, nq: Int,
+        into s: UnsafeMutablePointer<T>
+    ) {
+        let scale = T(1) / T(Double(d).squareRoot())
+        T.gemm(
+            transA: false, transB: true, m: nq, n: lk, k: d,
+            alpha: scale, a: q + row(b, q0, h, lq), lda: width, b: k + row(b, 0, h, lk), ldb: width,
+            beta: 0, c: s, ldc: lk)
+        let lk = self.lk, causal = self.causal
+        Parallel.forEach(nq, grain: max(1, 4096 / lk)) { rows in
+            for r in rows {
+                let sr = s + r * lk
+                // Causal: keys after the query's own position get probability 0.
+                let valid = causal ? min(lk, q0 + r + 1) : lk
+                var mx = sr[0]
+                for j in 1..<valid where sr[j] > mx { mx = sr[j] }
+                var sum: T = 0
+                for j in 0..<valid {
+                    let e = T.exp(sr[j] - mx)
+                    sr[j] = e
+                    sum += e
+                }
+                let inv = 1 / sum
+                for j in 0..<valid { sr[j] *= inv }
+                for j in valid..<lk { sr[j] = 0 }
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+/// Normalisation layers. Statistics are accumulated in Double (two passes:
+/// mean, then centred variance) because a group holds up to ~10⁶ Float values
+/// and E[x²] − E[x]² cancels badly; the per-element work stays in T.
+
+/// Per-row statistics saved by forward for backward: mean and 1/√(var + eps).
+public struct NormStats<T: Scalar> {
+    public let mean: Tensor<T>
+    public let rstd: Tensor<T>
+}
+
+/// GroupNorm over x [B, C, S] (S = H·W, or any trailing size), G groups of C/G channels.
+/// Forward: y = (x − μ_bg) · rstd_bg · gamma[c] + beta[c]; gamma, beta [C] (optional: affine).
+/// Backward (accumulating): with x̂ = (x − μ)·rstd and g = dy·gamma over a group of M elements,
+/// dx += rstd · (g − mean(g) − x̂ · mean(g·x̂)); dGamma[c] += Σ dy·x̂; dBeta[c] += Σ dy.
+public enum GroupNorm {
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public static func forward<T: Scalar>(
+        x: Tensor<T>, groups: Int, eps: Double, gamma: Tensor<T>?, beta: Tensor<T>?, y: Tensor<T>
+    ) -> NormStats<T> {
+        let (nb, c, s) = dims(x, groups)
+        expectShape(y, x.shape, "GroupNorm y")
+        let cg = c / groups, m = cg * s
+        let stats = NormStats(mean: Tensor<T>(zeros: [nb, groups]), rstd: Tensor<T>(zeros: [nb, groups]))
+        let xp = x.data, yp = y.data, mp = stats.mean.data, rp = stats.rstd.data
+        let gp = gamma?.data, bp = beta?.data
+        if let gamma { expectShape(gamma, [c], "GroupNorm gamma") }
+        if let beta { expectShape(beta, [c], "GroupNorm beta") }
+        Parallel.forEach(nb * groups) { items in
+            for item in items {
+                let base = item * m
+                let (mean, rstd) = moments(xp + base, count: m, eps: eps)
+                mp[item] = T(mean); rp[item] = T(rstd)
+                let c0 = (item % groups) * cg
+                for cc in 0..<cg {
+                    let scale = T(rstd) * (gp?[c0 + cc] ?? 1)
+                    let shift = (bp?[c0 + cc] ?? 0) - T(mean) * scale
+                    let xi = xp + base + cc * s, yi = yp + base + cc * s
+                    for i in 0..<s { yi[i] = xi[i] * scale + shift }
+                }
+            }
+        }
+        return stats
+    }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public static func backward<T: Scalar>(
+        dy: Tensor<T>, x: Tensor<T>, stats: NormStats<T>, groups: Int, gamma: Tensor<T>?,
+        dx: Tensor<T>?, dGamma: Tensor<T>?, dBeta: Tensor<T>?
+    ) {
+        let (nb, c, s) = dims(x, groups)
+        expectShape(dy, x.shape, "GroupNorm dy")
+        if let dx { expectShape(dx, x.shape, "GroupNorm dx") }
+        if let dGamma { expectShape(dGamma, [c], "GroupNorm dGamma") }
+        if let dBeta { expectShape(dBeta, [c], "GroupNorm dBeta") }
+        let cg = c / groups, m = cg * s
+        let xp = x.data, dyp = dy.data, gp = gamma?.data
+        let dxp = dx?.data, dgp = dGamma?.data, dbp = dBeta?.data
+        let mp = stats.mean.data, rp = stats.rstd.data
+        // Parallel over groups; the batch loop is inside so each channel's
+        // dGamma / dBeta has one writer.
+        Parallel.forEach(groups) { gs in
+            for g in gs {
+                for b in 0..<nb {
+                    let item = b * groups + g, base = item * m
+                    let mean = mp[item], rstd = rp[item]
+                    var sumG = 0.0, sumGX = 0.0
+                    for cc in 0..<cg {
+                        let ch = g * cg + cc
+                        let gam = gp?[ch] ?? 1
+                        var sdy: T = 0, sdyx: T = 0
+                        let xi = xp + base + cc * s, di = dyp + base + cc * s
+                        for i in 0..<s {
+                            let xh = (xi[i] - mean) * rstd
+                            sdy += di[i]
+                            sdyx += di[i] * xh
+                        }
+                        dgp?[ch] += sdyx
+                        dbp?[ch] += sdy
+                        sumG += Double(sdy * gam)
+                        sumGX += Double(sdyx * gam)
+                    }
+                    guard let dxp else { continue }
+                    let meanG = T(sumG / Double(m)), meanGX = T(sumGX / Double(m))
+                    for cc in 0..<cg {
+                        let gam = gp?[g * cg + cc] ?? 1
+                        let xi = xp + base + cc * s, di = dyp + base + cc * s, oi = dxp + base + cc * s
+                        for i in 0..<s {
+                            let xh = (xi[i] - mean) * rstd
+                            oi[i] += rstd * (di[i] * gam - meanG - xh * meanGX)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private static func dims<T>(_ x: Tensor<T>, _ groups: Int) -> (Int, Int, Int) {
+        precondition(x.rank >= 2, "GroupNorm wants x [B, C, ...]")
+        let c = x.shape[1]
+        precondition(groups > 0 && c % groups == 0, "GroupNorm: \(c) channels, \(groups) groups")
+        return (x.shape[0], c, x.count / max(1, x.shape[0] * c))
+    }
+}
+
+/// LayerNorm over the last dimension: x [N, D] (leading dimensions flattened), gamma, beta [D].
+/// Forward: y = (x − μ_n) · rstd_n · gamma + beta.
+/// Backward (accumulating): as GroupNorm with one group per row;
+/// dGamma, dBeta are reduced over rows in per-chunk partial sums.
+public enum LayerNorm {
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public static func forward<T: Scalar>(
+        x: Tensor<T>, eps: Double, gamma: Tensor<T>?, beta: Tensor<T>?, y: Tensor<T>
+    ) -> NormStats<T> {
+        let d = x.shape.last ?? 1, n = x.count / max(d, 1)
+        expectShape(y, x.shape, "LayerNorm y")
+        if let gamma { expectShape(gamma, [d], "LayerNorm gamma") }
+        if let beta { expectShape(beta, [d], "LayerNorm beta") }
+        let stats = NormStats(mean: Tensor<T>(zeros: [n]), rstd: Tensor<T>(zeros: [n]))
+        let xp = x.data, yp = y.data, mp = stats.mean.data, rp = stats.rstd.data
+        let gp = gamma?.data, bp = beta?.data
+        Parallel.forEach(n, grain: max(1, 4096 / max(d, 1))) { rows in
+            for r in rows {
+                let (mean, rstd) = moments(xp + r * d, count: d, eps: eps)
+                mp[r] = T(mean); rp[r] = T(rstd)
+                let xi = xp + r * d, yi = yp + r * d
+                let mu = T(mean), rs = T(rstd)
+                for i in 0..<d {
+                    yi[i] = (xi[i] - mu) * rs * (gp?[i] ?? 1) + (bp?[i] ?? 0)
+                }
+            }
+        }
+        return stats
+    }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public static func backward<T: Scalar>(
+        dy: Tensor<T>, x: Tensor<T>, stats: NormStats<T>, gamma: Tensor<T>?,
+        dx: Tensor<T>?, dGamma: Tensor<T>?, dBeta: Tensor<T>?
+    ) {
+        let d = x.shape.last ?? 1, n = x.count / max(d, 1)
+        expectShape(dy, x.shape, "LayerNorm dy")
+        if let dx { expectShape(dx, x.shape, "LayerNorm dx") }
+        if let dGamma { expectShape(dGamma, [d], "LayerNorm dGamma") }
+        if let dBeta { expectShape(dBeta, [d], "LayerNorm dBeta") }
+        let xp = x.data, dyp = dy.data, gp = gamma?.data, dxp = dx?.data
+        let mp = stats.mean.data, rp = stats.rstd.data
+        let chunks = max(1, min(Parallel.threads, n))
+        // Per-chunk partial sums of dGamma / dBeta, reduced afterwards.
+        let partial = Tensor<T>(zeros: [chunks, 2, d])
+        Parallel.forEach(chunks) { cs in
+            for chunk in cs {
+                let pg = partial.data + chunk * 2 * d, pb = pg + d
+                for r in (n * chunk / chunks)..<(n * (chunk + 1) / chunks) {
+                    let xi = xp + r * d, di = dyp + r * d
+                    let mean = mp[r], rstd = rp[r]
+                    var sumG = 0.0, sumGX = 0.0
+                    for i in 0..<d {
+                        let xh = (xi[i] - mean) * rstd
+                        let g = di[i] * (gp?[i] ?? 1)
+                        pg[i] += di[i] * xh
+                        pb[i] += di[i]
+                        sumG += Double(g)
+                        sumGX += Double(g * xh)
+                    }
+                    guard let dxp else { continue }
+                    let meanG = T(sumG / Double(d)), meanGX = T(sumGX / Double(d))
+                    let oi = dxp + r * d
+                    for i in 0..<d {
+                        let xh = (xi[i] - mean) * rstd
+                        oi[i] += rstd * (di[i] * (gp?[i] ?? 1) - meanG - xh * meanGX)
+                    }
+                }
+            }
+        }
+        for chunk in 0..<chunks {
+            let pg = partial.data + chunk * 2 * d
+            if let dGamma { for i in 0..<d { dGamma.data[i] += pg[i] } }
+            if let dBeta { for i in 0..<d { dBeta.data[i] += pg[d + i] } }
+        }
+    }
+}
+
+/// Mean and 1/√(var + eps) of `count` values, accumulated in Double, two passes.
+@inline(__always)
+func moments<T: Scalar>(_ p: UnsafeMutablePointer<T>, count: Int, eps: Double) -> (Double, Double) {
+    var sum = 0.0
+    for i in 0..<count { sum += Double(p[i]) }
+    let mean = sum / Double(count)
+    var sq = 0.0
+    for i in 0..<count {
+        let d = Double(p[i]) - mean
+        sq += d * d
+    }
+    return (mean, 1 / (sq / Double(count) + eps).squareRoot())
+}
