@@ -9,8 +9,9 @@
 /// Backward (accumulating): dv_h += Pᵀ · dout_h; dP = dout_h · v_hᵀ;
 /// dS = P ⊙ (dP − rowsum(dP ⊙ P)) / √D; dq_h += dS · k_h; dk_h += dSᵀ · q_h.
 public enum Attention {
-    /// Elements of the per-block score buffer (16 MB in Float).
-    static let blockBudget = 4 << 20
+    /// Elements of the per-block score buffer (default 16 MB in Float).
+    /// Set once at start-up (tests shrink it to exercise blocking).
+    nonisolated(unsafe) public static var blockBudget = 4 << 20
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)

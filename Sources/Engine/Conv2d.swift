@@ -9,8 +9,9 @@
 /// Backward (accumulating): dx += col2im(weightᵀ · dy), dWeight += dy · colᵀ,
 /// dBias += Σ dy over batch and pixels. `nil` gradients are skipped.
 public enum Conv2d {
-    /// Elements of the im2col block buffer (16 MB in Float).
-    static let blockBudget = 4 << 20
+    /// Elements of the im2col block buffer (default 16 MB in Float): trades
+    /// memory for GEMM width. Set once at start-up (tests shrink it to exercise blocking).
+    nonisolated(unsafe) public static var blockBudget = 4 << 20
 
     public static func outputSize(_ size: Int, kernel: Int, stride: Int, padding: Int) -> Int {
         (size + 2 * padding - kernel) / stride + 1
