@@ -2,10 +2,27 @@
 /// mean, then centred variance) because a group holds up to ~10⁶ Float values
 /// and E[x²] − E[x]² cancels badly; the per-element work stays in T.
 
-/// Per-row statistics saved by forward for backward: mean and 1/√(var + eps).
-public struct NormStats<T: Scalar> {
-    public let mean: Tensor<T>
-    public let rstd: Tensor<T>
+/// Per-group (per-row) statistics saved by forward for backward: mean and
+/// 1/√(var + eps), kept in Double (they are few) so that x − mean stays exact.
+public struct NormStats: Sendable {
+    public let mean: Tensor<Double>
+    public let rstd: Tensor<Double>
+
+    init(count: Int) {
+        mean = Tensor(zeros: [count])
+        rstd = Tensor(zeros: [count])
+    }
+}
+
+/// x − mean without cancellation for |mean| ≫ std: subtract the Float-rounded
+/// mean (exact when x is near it), then the small rounding residual.
+struct Centre<T: Scalar> {
+    let mu: T, residual: T
+    @inline(__always) init(_ mean: Double) {
+        mu = T(mean)
+        residual = T(mean - Double(mu))
+    }
+    @inline(__always) func callAsFunction(_ x: T) -> T { (x - mu) - residual }
 }
 
 /// GroupNorm over x [B, C, S] (S = H·W, or any trailing size), G groups of C/G channels.
@@ -17,11 +34,11 @@ public enum GroupNorm {
     @_specialize(where T == Double)
     public static func forward<T: Scalar>(
         x: Tensor<T>, groups: Int, eps: Double, gamma: Tensor<T>?, beta: Tensor<T>?, y: Tensor<T>
-    ) -> NormStats<T> {
+    ) -> NormStats {
         let (nb, c, s) = dims(x, groups)
         expectShape(y, x.shape, "GroupNorm y")
         let cg = c / groups, m = cg * s
-        let stats = NormStats(mean: Tensor<T>(zeros: [nb, groups]), rstd: Tensor<T>(zeros: [nb, groups]))
+        let stats = NormStats(count: nb * groups)
         let xp = x.data, yp = y.data, mp = stats.mean.data, rp = stats.rstd.data
         let gp = gamma?.data, bp = beta?.data
         if let gamma { expectShape(gamma, [c], "GroupNorm gamma") }
@@ -30,13 +47,16 @@ public enum GroupNorm {
             for item in items {
                 let base = item * m
                 let (mean, rstd) = moments(xp + base, count: m, eps: eps)
-                mp[item] = T(mean); rp[item] = T(rstd)
+                mp[item] = mean; rp[item] = rstd
                 let c0 = (item % groups) * cg
+                let centre = Centre<T>(mean)
                 for cc in 0..<cg {
+                    // Centre first: folding the mean into a shift (x·a + b) cancels
+                    // catastrophically when |mean| ≫ std.
                     let scale = T(rstd) * (gp?[c0 + cc] ?? 1)
-                    let shift = (bp?[c0 + cc] ?? 0) - T(mean) * scale
+                    let shift = bp?[c0 + cc] ?? 0
                     let xi = xp + base + cc * s, yi = yp + base + cc * s
-                    for i in 0..<s { yi[i] = xi[i] * scale + shift }
+                    for i in 0..<s { yi[i] = centre(xi[i]) * scale + shift }
                 }
             }
         }
@@ -46,7 +66,7 @@ public enum GroupNorm {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public static func backward<T: Scalar>(
-        dy: Tensor<T>, x: Tensor<T>, stats: NormStats<T>, groups: Int, gamma: Tensor<T>?,
+        dy: Tensor<T>, x: Tensor<T>, stats: NormStats, groups: Int, gamma: Tensor<T>?,
         dx: Tensor<T>?, dGamma: Tensor<T>?, dBeta: Tensor<T>?
     ) {
         let (nb, c, s) = dims(x, groups)
@@ -64,7 +84,7 @@ public enum GroupNorm {
             for g in gs {
                 for b in 0..<nb {
                     let item = b * groups + g, base = item * m
-                    let mean = mp[item], rstd = rp[item]
+                    let centre = Centre<T>(mp[item]), rstd = T(rp[item])
                     var sumG = 0.0, sumGX = 0.0
                     for cc in 0..<cg {
                         let ch = g * cg + cc
@@ -72,7 +92,7 @@ public enum GroupNorm {
                         var sdy: T = 0, sdyx: T = 0
                         let xi = xp + base + cc * s, di = dyp + base + cc * s
                         for i in 0..<s {
-                            let xh = (xi[i] - mean) * rstd
+                            let xh = centre(xi[i]) * rstd
                             sdy += di[i]
                             sdyx += di[i] * xh
                         }
@@ -87,7 +107,7 @@ public enum GroupNorm {
                         let gam = gp?[g * cg + cc] ?? 1
                         let xi = xp + base + cc * s, di = dyp + base + cc * s, oi = dxp + base + cc * s
                         for i in 0..<s {
-                            let xh = (xi[i] - mean) * rstd
+                            let xh = centre(xi[i]) * rstd
                             oi[i] += rstd * (di[i] * gam - meanG - xh * meanGX)
                         }
                     }
@@ -113,22 +133,22 @@ public enum LayerNorm {
     @_specialize(where T == Double)
     public static func forward<T: Scalar>(
         x: Tensor<T>, eps: Double, gamma: Tensor<T>?, beta: Tensor<T>?, y: Tensor<T>
-    ) -> NormStats<T> {
+    ) -> NormStats {
         let d = x.shape.last ?? 1, n = x.count / max(d, 1)
         expectShape(y, x.shape, "LayerNorm y")
         if let gamma { expectShape(gamma, [d], "LayerNorm gamma") }
         if let beta { expectShape(beta, [d], "LayerNorm beta") }
-        let stats = NormStats(mean: Tensor<T>(zeros: [n]), rstd: Tensor<T>(zeros: [n]))
+        let stats = NormStats(count: n)
         let xp = x.data, yp = y.data, mp = stats.mean.data, rp = stats.rstd.data
         let gp = gamma?.data, bp = beta?.data
         Parallel.forEach(n, grain: max(1, 4096 / max(d, 1))) { rows in
             for r in rows {
                 let (mean, rstd) = moments(xp + r * d, count: d, eps: eps)
-                mp[r] = T(mean); rp[r] = T(rstd)
+                mp[r] = mean; rp[r] = rstd
                 let xi = xp + r * d, yi = yp + r * d
-                let mu = T(mean), rs = T(rstd)
+                let centre = Centre<T>(mean), rs = T(rstd)
                 for i in 0..<d {
-                    yi[i] = (xi[i] - mu) * rs * (gp?[i] ?? 1) + (bp?[i] ?? 0)
+                    yi[i] = centre(xi[i]) * rs * (gp?[i] ?? 1) + (bp?[i] ?? 0)
                 }
             }
         }
@@ -138,7 +158,7 @@ public enum LayerNorm {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public static func backward<T: Scalar>(
-        dy: Tensor<T>, x: Tensor<T>, stats: NormStats<T>, gamma: Tensor<T>?,
+        dy: Tensor<T>, x: Tensor<T>, stats: NormStats, gamma: Tensor<T>?,
         dx: Tensor<T>?, dGamma: Tensor<T>?, dBeta: Tensor<T>?
     ) {
         let d = x.shape.last ?? 1, n = x.count / max(d, 1)
@@ -156,10 +176,10 @@ public enum LayerNorm {
                 let pg = partial.data + chunk * 2 * d, pb = pg + d
                 for r in (n * chunk / chunks)..<(n * (chunk + 1) / chunks) {
                     let xi = xp + r * d, di = dyp + r * d
-                    let mean = mp[r], rstd = rp[r]
+                    let centre = Centre<T>(mp[r]), rstd = T(rp[r])
                     var sumG = 0.0, sumGX = 0.0
                     for i in 0..<d {
-                        let xh = (xi[i] - mean) * rstd
+                        let xh = centre(xi[i]) * rstd
                         let g = di[i] * (gp?[i] ?? 1)
                         pg[i] += di[i] * xh
                         pb[i] += di[i]
@@ -170,7 +190,7 @@ public enum LayerNorm {
                     let meanG = T(sumG / Double(d)), meanGX = T(sumGX / Double(d))
                     let oi = dxp + r * d
                     for i in 0..<d {
-                        let xh = (xi[i] - mean) * rstd
+                        let xh = centre(xi[i]) * rstd
                         oi[i] += rstd * (di[i] * (gp?[i] ?? 1) - meanG - xh * meanGX)
                     }
                 }
