@@ -13,9 +13,11 @@ public enum Activation: Sendable {
     public func forward<T: Scalar>(x: Tensor<T>, y: Tensor<T>) {
         precondition(x.count == y.count, "Activation: x \(x.shape) vs y \(y.shape)")
         let xp = x.data, yp = y.data
-        let kind = self
-        Parallel.forEach(x.count, grain: 8192) { r in
-            for i in r { yp[i] = kind.value(xp[i]) }
+        // One loop per case: a switch inside the loop body keeps LLVM from vectorising it.
+        switch self {
+        case .silu: Parallel.forEach(x.count, grain: 8192) { r in for i in r { yp[i] = Activation.silu.value(xp[i]) } }
+        case .gelu: Parallel.forEach(x.count, grain: 8192) { r in for i in r { yp[i] = Activation.gelu.value(xp[i]) } }
+        case .quickGELU: Parallel.forEach(x.count, grain: 8192) { r in for i in r { yp[i] = Activation.quickGELU.value(xp[i]) } }
         }
     }
 
@@ -31,9 +33,15 @@ public enum Activation: Sendable {
     public func backward<T: Scalar>(dy: Tensor<T>, x: Tensor<T>, dx: Tensor<T>) {
         precondition(x.count == dy.count && x.count == dx.count, "Activation backward: shapes differ")
         let xp = x.data, dyp = dy.data, dxp = dx.data
-        let kind = self
-        Parallel.forEach(x.count, grain: 8192) { r in
-            for i in r { dxp[i] += dyp[i] * kind.derivative(xp[i]) }
+        switch self {
+        case .silu:
+            Parallel.forEach(x.count, grain: 8192) { r in for i in r { dxp[i] += dyp[i] * Activation.silu.derivative(xp[i]) } }
+        case .gelu:
+            Parallel.forEach(x.count, grain: 8192) { r in for i in r { dxp[i] += dyp[i] * Activation.gelu.derivative(xp[i]) } }
+        case .quickGELU:
+            Parallel.forEach(x.count, grain: 8192) { r in
+                for i in r { dxp[i] += dyp[i] * Activation.quickGELU.derivative(xp[i]) }
+            }
         }
     }
 
@@ -41,7 +49,7 @@ public enum Activation: Sendable {
     func value<T: Scalar>(_ x: T) -> T {
         switch self {
         case .silu: return x * sigmoid(x)
-        case .gelu: return T(0.5) * x * (1 + T.erf(x * T(0.7071067811865476)))
+        case .gelu: return T(0.5) * x * (1 + T.fastErf(x * T(0.7071067811865476)))
         case .quickGELU: return x * sigmoid(T(1.702) * x)
         }
     }
@@ -54,8 +62,8 @@ public enum Activation: Sendable {
             return s * (1 + x * (1 - s))
         case .gelu:
             // Φ(x) + x·φ(x)
-            let cdf = T(0.5) * (1 + T.erf(x * T(0.7071067811865476)))
-            let pdf = T(0.3989422804014327) * T.exp(T(-0.5) * x * x)
+            let cdf = T(0.5) * (1 + T.fastErf(x * T(0.7071067811865476)))
+            let pdf = T(0.3989422804014327) * T.fastExp(T(-0.5) * x * x)
             return cdf + x * pdf
         case .quickGELU:
             let s = sigmoid(T(1.702) * x)
@@ -64,12 +72,11 @@ public enum Activation: Sendable {
     }
 }
 
-/// σ(x) without overflow for large |x|.
+/// σ(x), branch-free so loops vectorise: for very negative x, e^−x saturates
+/// (Float: clamped to ~2e38; Double: inf) and σ → 0 without NaN.
 @inline(__always)
 func sigmoid<T: Scalar>(_ x: T) -> T {
-    if x >= 0 { return 1 / (1 + T.exp(-x)) }
-    let e = T.exp(x)
-    return e / (1 + e)
+    1 / (1 + T.fastExp(-x))
 }
 
 /// GEGLU as diffusers: proj output p [N, 2F] → hidden, gate = p.chunk(2, dim: -1);

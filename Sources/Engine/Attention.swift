@@ -87,8 +87,7 @@ public enum Attention {
             Parallel.forEach(nq, grain: max(1, 4096 / lk)) { rows in
                 for r in rows {
                     let pr = p + r * lk, dr = dp + r * lk
-                    var dot: T = 0
-                    for j in 0..<lk { dot += dr[j] * pr[j] }
+                    let dot = dotOf(dr, pr, lk)
                     for j in 0..<lk { dr[j] = pr[j] * (dr[j] - dot) * scale }
                 }
             }
@@ -160,15 +159,9 @@ struct AttentionGeometry {
                 let sr = s + r * lk
                 // Causal: keys after the query's own position get probability 0.
                 let valid = causal ? min(lk, q0 + r + 1) : lk
-                var mx = sr[0]
-                for j in 1..<valid where sr[j] > mx { mx = sr[j] }
-                var sum: T = 0
-                for j in 0..<valid {
-                    let e = T.exp(sr[j] - mx)
-                    sr[j] = e
-                    sum += e
-                }
-                let inv = 1 / sum
+                let mx = maxOf(sr, valid)
+                for j in 0..<valid { sr[j] = T.fastExp(sr[j] - mx) }
+                let inv = 1 / sumOf(sr, valid)
                 for j in 0..<valid { sr[j] *= inv }
                 for j in valid..<lk { sr[j] = 0 }
             }

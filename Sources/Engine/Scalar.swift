@@ -10,8 +10,13 @@ import Darwin
 /// finite-difference gradient checks. Every requirement maps to the matching
 /// libm / BLAS routine so that generic code specialised for Float is as fast
 /// as hand-written Float code.
-public protocol Scalar: BinaryFloatingPoint, Sendable {
+public protocol Scalar: BinaryFloatingPoint, SIMDScalar, Sendable {
     static func exp(_ x: Self) -> Self
+    /// exp for hot loops: branch-free so loops over it vectorise (Float: a few ulp;
+    /// Double: libm, exact, for gradient checks).
+    static func fastExp(_ x: Self) -> Self
+    /// erf for hot loops (Float: |error| ≤ 5e-7, the A&S 7.1.26 formula PyTorch's vectorised CPU erf also uses; Double: libm).
+    static func fastErf(_ x: Self) -> Self
     static func log(_ x: Self) -> Self
     static func erf(_ x: Self) -> Self
     static func tanh(_ x: Self) -> Self
@@ -32,6 +37,8 @@ private func cblasTrans(_ t: Bool) -> CBLAS_TRANSPOSE { t ? CblasTrans : CblasNo
 
 extension Float: Scalar {
     @inline(__always) public static func exp(_ x: Float) -> Float { expf(x) }
+    @inline(__always) public static func fastExp(_ x: Float) -> Float { vectorExp(x) }
+    @inline(__always) public static func fastErf(_ x: Float) -> Float { vectorErf(x) }
     @inline(__always) public static func log(_ x: Float) -> Float { logf(x) }
     @inline(__always) public static func erf(_ x: Float) -> Float { erff(x) }
     @inline(__always) public static func tanh(_ x: Float) -> Float { tanhf(x) }
@@ -64,6 +71,8 @@ extension Float: Scalar {
 
 extension Double: Scalar {
     @inline(__always) public static func exp(_ x: Double) -> Double { libm_exp(x) }
+    @inline(__always) public static func fastExp(_ x: Double) -> Double { libm_exp(x) }
+    @inline(__always) public static func fastErf(_ x: Double) -> Double { libm_erf(x) }
     @inline(__always) public static func log(_ x: Double) -> Double { libm_log(x) }
     @inline(__always) public static func erf(_ x: Double) -> Double { libm_erf(x) }
     @inline(__always) public static func tanh(_ x: Double) -> Double { libm_tanh(x) }

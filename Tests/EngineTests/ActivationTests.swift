@@ -15,7 +15,7 @@ final class ActivationTests: XCTestCase {
         XCTAssertEqual(quick[2], 0.5 / (1 + exp(-0.851)), accuracy: 1e-15)
         // Large |x| must not overflow the sigmoid.
         let big = Activation.silu.forward(Tensor<Float>(shape: [2], values: [-200, 200]))
-        XCTAssertEqual(big[0], 0)
+        XCTAssertEqual(big[0], 0, accuracy: 1e-30)
         XCTAssertEqual(big[1], 200)
     }
 
@@ -52,5 +52,28 @@ final class ActivationTests: XCTestCase {
         } backward: {
             GEGLU.backward(dy: c, p: p.value, dp: p.grad)
         }
+    }
+}
+
+/// The Float hot-loop exp and erf against libm over their working range.
+final class FastMathTests: XCTestCase {
+    func testFastExpAndErfAccuracy() {
+        var worstExp = 0.0, worstErf = 0.0
+        var x: Float = -87
+        while x < 88 {
+            let exact = Foundation.exp(Double(x))
+            worstExp = max(worstExp, abs(Double(Float.fastExp(x)) - exact) / exact)
+            x += 0.0137
+        }
+        x = -6
+        while x < 6 {
+            worstErf = max(worstErf, abs(Double(Float.fastErf(x)) - Foundation.erf(Double(x))))
+            x += 0.000_97
+        }
+        print("fastExp max relative error \(worstExp), fastErf max abs error \(worstErf)")
+        XCTAssertLessThanOrEqual(worstExp, 4 * Double(Float.ulpOfOne))
+        XCTAssertLessThanOrEqual(worstErf, 6e-7)  // formula 1.5e-7 plus Float rounding near |erf| = 1
+        XCTAssertEqual(Float.fastExp(-1000), 0, accuracy: 1e-37)
+        XCTAssertTrue(Float.fastExp(1000).isFinite)
     }
 }
