@@ -1,6 +1,7 @@
 /// Fully connected layer in PyTorch layout.
 ///
-/// Shapes: x [N, in], weight [out, in], bias [out], y [N, out].
+/// Shapes: x [N, in], weight [out, in], bias [out], y [N, out]; x may carry more
+/// leading dimensions ([B, L, in] → [B, L, out]), which are flattened into N.
 /// Forward: y = x · weightᵀ + bias.
 /// Backward (accumulating): dx += dy · weight, dWeight += dyᵀ · x, dBias += Σ_n dy.
 /// Pass `nil` for a gradient that is not needed: frozen weights get no buffer.
@@ -11,7 +12,7 @@ public enum Linear {
         x: Tensor<T>, weight: Tensor<T>, bias: Tensor<T>?, y: Tensor<T>
     ) {
         let (n, inF, outF) = dims(x, weight)
-        expectShape(y, [n, outF], "Linear y")
+        expectShape(y, x.shape.dropLast() + [outF], "Linear y")
         if let bias {
             expectShape(bias, [outF], "Linear bias")
             // Pre-fill y with the bias so the GEMM can add into it (beta = 1).
@@ -30,7 +31,7 @@ public enum Linear {
     public static func forward<T: Scalar>(
         x: Tensor<T>, weight: Tensor<T>, bias: Tensor<T>?
     ) -> Tensor<T> {
-        let y = Tensor<T>(zeros: [x.shape[0], weight.shape[0]])
+        let y = Tensor<T>(zeros: x.shape.dropLast() + [weight.shape[0]])
         forward(x: x, weight: weight, bias: bias, y: y)
         return y
     }
@@ -42,9 +43,9 @@ public enum Linear {
         dx: Tensor<T>?, dWeight: Tensor<T>?, dBias: Tensor<T>?
     ) {
         let (n, inF, outF) = dims(x, weight)
-        expectShape(dy, [n, outF], "Linear dy")
+        expectShape(dy, x.shape.dropLast() + [outF], "Linear dy")
         if let dx {
-            expectShape(dx, [n, inF], "Linear dx")
+            expectShape(dx, x.shape, "Linear dx")
             T.gemm(
                 transA: false, transB: false, m: n, n: inF, k: outF,
                 alpha: 1, a: dy.data, lda: outF, b: weight.data, ldb: inF,
@@ -64,9 +65,9 @@ public enum Linear {
     }
 
     private static func dims<T>(_ x: Tensor<T>, _ w: Tensor<T>) -> (Int, Int, Int) {
-        precondition(x.rank == 2 && w.rank == 2, "Linear wants x [N, in], weight [out, in]")
-        precondition(x.shape[1] == w.shape[1], "Linear: x \(x.shape) vs weight \(w.shape)")
-        return (x.shape[0], x.shape[1], w.shape[0])
+        precondition(x.rank >= 2 && w.rank == 2, "Linear wants x [N, in], weight [out, in]")
+        precondition(x.shape.last == w.shape[1], "Linear: x \(x.shape) vs weight \(w.shape)")
+        return (x.count / w.shape[1], w.shape[1], w.shape[0])
     }
 }
 

@@ -20,7 +20,8 @@ public enum AdapterGradients<T: Scalar> {
     case ortho(q: Tensor<T>?, p: Tensor<T>?, lambda: Tensor<T>?)
 }
 
-/// The per-call adapter hook on a Linear: y [N, out] (the base output) += ΔW(m) · x.
+/// The per-call adapter hook on a Linear: y [N, out] (the base output) += ΔW(m) · x,
+/// x [N, in] (extra leading dimensions are flattened into N, as in `Linear`).
 ///
 /// The mask m is a prefix: its first `active` entries are 1 (design §3: c·r(t)),
 /// so masked components are simply left out of two thin GEMMs — ΔW is never formed.
@@ -36,7 +37,7 @@ public enum LowRankAdapter {
     @_specialize(where T == Double)
     public static func forward<T: Scalar>(x: Tensor<T>, factors: AdapterFactors<T>, active: Int, y: Tensor<T>) {
         let (n, _, outF, r) = dims(x, factors, active)
-        expectShape(y, [n, outF], "adapter y")
+        expectShape(y, x.shape.dropLast() + [outF], "adapter y")
         if active == 0 { return }
         let h = Tensor<T>(zeros: [n, active])
         switch factors {
@@ -61,8 +62,8 @@ public enum LowRankAdapter {
         dx: Tensor<T>?, gradients: AdapterGradients<T>
     ) {
         let (n, inF, outF, r) = dims(x, factors, active)
-        expectShape(dy, [n, outF], "adapter dy")
-        if let dx { expectShape(dx, [n, inF], "adapter dx") }
+        expectShape(dy, x.shape.dropLast() + [outF], "adapter dy")
+        if let dx { expectShape(dx, x.shape, "adapter dx") }
         if active == 0 { return }
         let a = active
         let u = Tensor<T>(zeros: [n, a]), g = Tensor<T>(zeros: [n, a])
@@ -128,7 +129,7 @@ public enum LowRankAdapter {
 
     /// h [N, a] = x [N, in] · m[:a]ᵀ for m [R, in].
     private static func project<T: Scalar>(_ x: Tensor<T>, _ m: Tensor<T>, active: Int, into h: Tensor<T>) {
-        let n = x.shape[0], inF = x.shape[1]
+        let inF = m.shape[1], n = x.count / inF
         T.gemm(transA: false, transB: true, m: n, n: active, k: inF, alpha: 1,
                a: x.data, lda: inF, b: m.data, ldb: inF, beta: 0, c: h.data, ldc: active)
     }
@@ -142,8 +143,8 @@ public enum LowRankAdapter {
     }
 
     private static func dims<T>(_ x: Tensor<T>, _ f: AdapterFactors<T>, _ active: Int) -> (Int, Int, Int, Int) {
-        precondition(x.rank == 2, "adapter wants x [N, in], got \(x.shape)")
-        let n = x.shape[0], inF = x.shape[1], r = f.rank
+        precondition(x.rank >= 2, "adapter wants x [N, in], got \(x.shape)")
+        let inF = x.shape[x.rank - 1], n = x.count / max(inF, 1), r = f.rank
         precondition(active >= 0 && active <= r, "adapter: \(active) active components of \(r)")
         switch f {
         case .lowRank(let down, let up, _):

@@ -52,4 +52,13 @@ final class LinearTests: XCTestCase {
         print("Linear Float vs Double relative error \(err)")
         XCTAssertLessThanOrEqual(err, 1e-5)
     }
+
+    /// Leading dimensions flatten into N: [2, 3, in] behaves as [6, in].
+    func testLeadingDimensions() {
+        var rng = TestRandom(seed: 5)
+        let x = rng.tensor([2, 3, 5]), w = rng.tensor([4, 5])
+        let y = Linear.forward(x: x, weight: w, bias: nil)
+        XCTAssertEqual(y.shape, [2, 3, 4])
+        XCTAssertEqual(y.array, Linear.forward(x: x.reshaped([6, 5]), weight: w, bias: nil).array)
+    }
 }
