@@ -89,17 +89,13 @@ public enum GroupNorm {
                     for cc in 0..<cg {
                         let ch = g * cg + cc
                         let gam = gp?[ch] ?? 1
-                        var sdy: T = 0, sdyx: T = 0
-                        let xi = xp + base + cc * s, di = dyp + base + cc * s
-                        for i in 0..<s {
-                            let xh = centre(xi[i]) * rstd
-                            sdy += di[i]
-                            sdyx += di[i] * xh
-                        }
-                        dgp?[ch] += sdyx
-                        dbp?[ch] += sdy
-                        sumG += Double(sdy * gam)
-                        sumGX += Double(sdyx * gam)
+                        let (sdy, sdyx) = gradientSums(
+                            x: xp + base + cc * s, dy: dyp + base + cc * s, count: s,
+                            mean: mp[item], rstd: rp[item])
+                        dgp?[ch] += T(sdyx)
+                        dbp?[ch] += T(sdy)
+                        sumG += sdy * Double(gam)
+                        sumGX += sdyx * Double(gam)
                     }
                     guard let dxp else { continue }
                     let meanG = T(sumG / Double(m)), meanGX = T(sumGX / Double(m))
@@ -140,7 +136,9 @@ public enum LayerNorm {
         if let beta { expectShape(beta, [d], "LayerNorm beta") }
         let stats = NormStats(count: n)
         let xp = x.data, yp = y.data, mp = stats.mean.data, rp = stats.rstd.data
-        let gp = gamma?.data, bp = beta?.data
+        // Identity affine when absent: non-optional pointers keep the row loop vectorisable.
+        let g = gamma ?? Tensor(shape: [d]) { _ in 1 }, bt = beta ?? Tensor(zeros: [d])
+        let gp = g.data, bp = bt.data
         Parallel.forEach(n, grain: max(1, 4096 / max(d, 1))) { rows in
             for r in rows {
                 let (mean, rstd) = moments(xp + r * d, count: d, eps: eps)
@@ -148,7 +146,7 @@ public enum LayerNorm {
                 let xi = xp + r * d, yi = yp + r * d
                 let centre = Centre<T>(mean), rs = T(rstd)
                 for i in 0..<d {
-                    yi[i] = centre(xi[i]) * rs * (gp?[i] ?? 1) + (bp?[i] ?? 0)
+                    yi[i] = centre(xi[i]) * rs * gp[i] + bp[i]
                 }
             }
         }
@@ -166,7 +164,8 @@ public enum LayerNorm {
         if let dx { expectShape(dx, x.shape, "LayerNorm dx") }
         if let dGamma { expectShape(dGamma, [d], "LayerNorm dGamma") }
         if let dBeta { expectShape(dBeta, [d], "LayerNorm dBeta") }
-        let xp = x.data, dyp = dy.data, gp = gamma?.data, dxp = dx?.data
+        let g = gamma ?? Tensor(shape: [d]) { _ in 1 }
+        let xp = x.data, dyp = dy.data, gp = g.data, dxp = dx?.data
         let mp = stats.mean.data, rp = stats.rstd.data
         let chunks = max(1, min(Parallel.threads, n))
         // Per-chunk partial sums of dGamma / dBeta, reduced afterwards.
@@ -180,18 +179,18 @@ public enum LayerNorm {
                     var sumG = 0.0, sumGX = 0.0
                     for i in 0..<d {
                         let xh = centre(xi[i]) * rstd
-                        let g = di[i] * (gp?[i] ?? 1)
+                        let gi = di[i] * gp[i]
                         pg[i] += di[i] * xh
                         pb[i] += di[i]
-                        sumG += Double(g)
-                        sumGX += Double(g * xh)
+                        sumG += Double(gi)
+                        sumGX += Double(gi * xh)
                     }
                     guard let dxp else { continue }
                     let meanG = T(sumG / Double(d)), meanGX = T(sumGX / Double(d))
                     let oi = dxp + r * d
                     for i in 0..<d {
                         let xh = centre(xi[i]) * rstd
-                        oi[i] += rstd * (di[i] * (gp?[i] ?? 1) - meanG - xh * meanGX)
+                        oi[i] += rstd * (di[i] * gp[i] - meanG - xh * meanGX)
                     }
                 }
             }
@@ -204,16 +203,51 @@ public enum LayerNorm {
     }
 }
 
-/// Mean and 1/√(var + eps) of `count` values, accumulated in Double, two passes.
+/// Mean and 1/√(var + eps) of `count` values, accumulated in Double, two passes,
+/// eight lanes wide (a single Double accumulator is latency-bound).
 @inline(__always)
 func moments<T: Scalar>(_ p: UnsafeMutablePointer<T>, count: Int, eps: Double) -> (Double, Double) {
-    var sum = 0.0
-    for i in 0..<count { sum += Double(p[i]) }
+    var acc = SIMD8<Double>(), i = 0
+    while i + 8 <= count { acc += SIMD8<Double>(load8(p + i)); i += 8 }
+    var sum = acc.sum()
+    while i < count { sum += Double(p[i]); i += 1 }
     let mean = sum / Double(count)
-    var sq = 0.0
-    for i in 0..<count {
+    acc = SIMD8<Double>()
+    i = 0
+    let m8 = SIMD8<Double>(repeating: mean)
+    while i + 8 <= count {
+        let d = SIMD8<Double>(load8(p + i)) - m8
+        acc += d * d
+        i += 8
+    }
+    var sq = acc.sum()
+    while i < count {
         let d = Double(p[i]) - mean
         sq += d * d
+        i += 1
     }
     return (mean, 1 / (sq / Double(count) + eps).squareRoot())
+}
+
+/// (Σ dy, Σ dy·x̂) with x̂ = (x − mean)·rstd, in Double, eight lanes wide.
+@inline(__always)
+func gradientSums<T: Scalar>(
+    x: UnsafeMutablePointer<T>, dy: UnsafeMutablePointer<T>, count: Int, mean: Double, rstd: Double
+) -> (Double, Double) {
+    var a = SIMD8<Double>(), b = SIMD8<Double>(), i = 0
+    let m8 = SIMD8<Double>(repeating: mean), r8 = SIMD8<Double>(repeating: rstd)
+    while i + 8 <= count {
+        let d = SIMD8<Double>(load8(dy + i))
+        a += d
+        b += d * ((SIMD8<Double>(load8(x + i)) - m8) * r8)
+        i += 8
+    }
+    var sa = a.sum(), sb = b.sum()
+    while i < count {
+        let d = Double(dy[i])
+        sa += d
+        sb += d * (Double(x[i]) - mean) * rstd
+        i += 1
+    }
+    return (sa, sb)
 }
