@@ -20,14 +20,14 @@ public enum Attention {
     ) {
         let g = AttentionGeometry(q: q, k: k, v: v, heads: heads, causal: causal)
         expectShape(out, q.shape, "Attention out")
-        let scores = Tensor<T>(zeros: [g.block * g.lk])
-        g.forEachBlock { b, h, q0, nq in
-            let s = scores.data
-            g.probabilities(q: q.data, k: k.data, b: b, h: h, q0: q0, nq: nq, into: s)
-            T.gemm(
-                transA: false, transB: false, m: nq, n: g.d, k: g.lk,
-                alpha: 1, a: s, lda: g.lk, b: v.data + g.row(b, 0, h, g.lk), ldb: g.width,
-                beta: 0, c: out.data + g.row(b, q0, h, g.lq), ldc: g.width)
+        Scratch.with(g.block * g.lk, of: T.self) { s in
+            g.forEachBlock { b, h, q0, nq in
+                g.probabilities(q: q.data, k: k.data, b: b, h: h, q0: q0, nq: nq, into: s)
+                T.gemm(
+                    transA: false, transB: false, m: nq, n: g.d, k: g.lk,
+                    alpha: 1, a: s, lda: g.lk, b: v.data + g.row(b, 0, h, g.lk), ldb: g.width,
+                    beta: 0, c: out.data + g.row(b, q0, h, g.lq), ldc: g.width)
+            }
         }
     }
 
@@ -64,44 +64,45 @@ public enum Attention {
         if let dq { expectShape(dq, q.shape, "Attention dq") }
         if let dk { expectShape(dk, k.shape, "Attention dk") }
         if let dv { expectShape(dv, v.shape, "Attention dv") }
-        let probs = Tensor<T>(zeros: [g.block * g.lk])
-        let dprobs = Tensor<T>(zeros: [g.block * g.lk])
         let scale = T(1) / T(Double(g.d).squareRoot())
-        g.forEachBlock { b, h, q0, nq in
-            let p = probs.data, dp = dprobs.data
-            g.probabilities(q: q.data, k: k.data, b: b, h: h, q0: q0, nq: nq, into: p)
-            let dO = dOut.data + g.row(b, q0, h, g.lq)
-            if let dv {
-                T.gemm(
-                    transA: true, transB: false, m: g.lk, n: g.d, k: nq,
-                    alpha: 1, a: p, lda: g.lk, b: dO, ldb: g.width,
-                    beta: 1, c: dv.data + g.row(b, 0, h, g.lk), ldc: g.width)
-            }
-            guard dq != nil || dk != nil else { return }
-            T.gemm(
-                transA: false, transB: true, m: nq, n: g.lk, k: g.d,
-                alpha: 1, a: dO, lda: g.width, b: v.data + g.row(b, 0, h, g.lk), ldb: g.width,
-                beta: 0, c: dp, ldc: g.lk)
-            // Softmax backward in place: dp ← P ⊙ (dP − Σ_j dP·P) · scale.
-            let lk = g.lk
-            Parallel.forEach(nq, grain: max(1, 4096 / lk)) { rows in
-                for r in rows {
-                    let pr = p + r * lk, dr = dp + r * lk
-                    let dot = dotOf(dr, pr, lk)
-                    for j in 0..<lk { dr[j] = pr[j] * (dr[j] - dot) * scale }
+        Scratch.with(g.block * g.lk, of: T.self) { p in
+            Scratch.with(g.block * g.lk, of: T.self) { dp in
+                g.forEachBlock { b, h, q0, nq in
+                    g.probabilities(q: q.data, k: k.data, b: b, h: h, q0: q0, nq: nq, into: p)
+                    let dO = dOut.data + g.row(b, q0, h, g.lq)
+                    if let dv {
+                        T.gemm(
+                            transA: true, transB: false, m: g.lk, n: g.d, k: nq,
+                            alpha: 1, a: p, lda: g.lk, b: dO, ldb: g.width,
+                            beta: 1, c: dv.data + g.row(b, 0, h, g.lk), ldc: g.width)
+                    }
+                    guard dq != nil || dk != nil else { return }
+                    T.gemm(
+                        transA: false, transB: true, m: nq, n: g.lk, k: g.d,
+                        alpha: 1, a: dO, lda: g.width, b: v.data + g.row(b, 0, h, g.lk), ldb: g.width,
+                        beta: 0, c: dp, ldc: g.lk)
+                    // Softmax backward in place: dp ← P ⊙ (dP − Σ_j dP·P) · scale.
+                    let lk = g.lk
+                    Parallel.forEach(nq, grain: max(1, 4096 / lk)) { rows in
+                        for r in rows {
+                            let pr = p + r * lk, dr = dp + r * lk
+                            let dot = dotOf(dr, pr, lk)
+                            for j in 0..<lk { dr[j] = pr[j] * (dr[j] - dot) * scale }
+                        }
+                    }
+                    if let dq {
+                        T.gemm(
+                            transA: false, transB: false, m: nq, n: g.d, k: g.lk,
+                            alpha: 1, a: dp, lda: g.lk, b: k.data + g.row(b, 0, h, g.lk), ldb: g.width,
+                            beta: 1, c: dq.data + g.row(b, q0, h, g.lq), ldc: g.width)
+                    }
+                    if let dk {
+                        T.gemm(
+                            transA: true, transB: false, m: g.lk, n: g.d, k: nq,
+                            alpha: 1, a: dp, lda: g.lk, b: q.data + g.row(b, q0, h, g.lq), ldb: g.width,
+                            beta: 1, c: dk.data + g.row(b, 0, h, g.lk), ldc: g.width)
+                    }
                 }
-            }
-            if let dq {
-                T.gemm(
-                    transA: false, transB: false, m: nq, n: g.d, k: g.lk,
-                    alpha: 1, a: dp, lda: g.lk, b: k.data + g.row(b, 0, h, g.lk), ldb: g.width,
-                    beta: 1, c: dq.data + g.row(b, q0, h, g.lq), ldc: g.width)
-            }
-            if let dk {
-                T.gemm(
-                    transA: true, transB: false, m: g.lk, n: g.d, k: nq,
-                    alpha: 1, a: dp, lda: g.lk, b: q.data + g.row(b, q0, h, g.lq), ldb: g.width,
-                    beta: 1, c: dk.data + g.row(b, 0, h, g.lk), ldc: g.width)
             }
         }
     }

@@ -45,16 +45,17 @@ public enum Conv2d {
                 continue
             }
             let block = g.blockPixels
-            let col = Tensor<T>(zeros: [g.kdim * block])
-            var p0 = 0
-            while p0 < npix {
-                let np = min(block, npix - p0)
-                g.im2col(xb, pixels: p0..<(p0 + np), into: col.data)
-                T.gemm(
-                    transA: false, transB: false, m: g.cout, n: np, k: g.kdim,
-                    alpha: 1, a: weight.data, lda: g.kdim, b: col.data, ldb: np,
-                    beta: beta, c: yb + p0, ldc: npix)
-                p0 += np
+            Scratch.with(g.kdim * block, of: T.self) { col in
+                var p0 = 0
+                while p0 < npix {
+                    let np = min(block, npix - p0)
+                    g.im2col(xb, pixels: p0..<(p0 + np), into: col)
+                    T.gemm(
+                        transA: false, transB: false, m: g.cout, n: np, k: g.kdim,
+                        alpha: 1, a: weight.data, lda: g.kdim, b: col, ldb: np,
+                        beta: beta, c: yb + p0, ldc: npix)
+                    p0 += np
+                }
             }
         }
     }
@@ -82,56 +83,56 @@ public enum Conv2d {
         let npix = g.ho * g.wo
         let inPix = g.h * g.w
         let block = g.isPointwise ? npix : g.blockPixels
-        let col = g.isPointwise ? nil : Tensor<T>(zeros: [g.kdim * block])
-        for b in 0..<g.batch {
-            let dyb = dy.data + b * g.cout * npix
-            let xb = x.data + b * g.cin * inPix
-            if let dBias {
-                expectShape(dBias, [g.cout], "Conv2d dBias")
-                let db = dBias.data
-                Parallel.forEach(g.cout, grain: 16) { cs in
-                    for c in cs {
-                        var s: T = 0
-                        let row = dyb + c * npix
-                        for i in 0..<npix { s += row[i] }
-                        db[c] += s
+        Scratch.with(g.isPointwise ? 0 : g.kdim * block, of: T.self) { col in
+            for b in 0..<g.batch {
+                let dyb = dy.data + b * g.cout * npix
+                let xb = x.data + b * g.cin * inPix
+                if let dBias {
+                    expectShape(dBias, [g.cout], "Conv2d dBias")
+                    let db = dBias.data
+                    Parallel.forEach(g.cout, grain: 16) { cs in
+                        for c in cs {
+                            var s: T = 0
+                            let row = dyb + c * npix
+                            for i in 0..<npix { s += row[i] }
+                            db[c] += s
+                        }
                     }
                 }
-            }
-            if g.isPointwise {
-                if let dWeight {
-                    T.gemm(
-                        transA: false, transB: true, m: g.cout, n: g.cin, k: npix,
-                        alpha: 1, a: dyb, lda: npix, b: xb, ldb: inPix,
-                        beta: 1, c: dWeight.data, ldc: g.cin)
+                if g.isPointwise {
+                    if let dWeight {
+                        T.gemm(
+                            transA: false, transB: true, m: g.cout, n: g.cin, k: npix,
+                            alpha: 1, a: dyb, lda: npix, b: xb, ldb: inPix,
+                            beta: 1, c: dWeight.data, ldc: g.cin)
+                    }
+                    if let dx {
+                        T.gemm(
+                            transA: true, transB: false, m: g.cin, n: npix, k: g.cout,
+                            alpha: 1, a: weight.data, lda: g.cin, b: dyb, ldb: npix,
+                            beta: 1, c: dx.data + b * g.cin * inPix, ldc: inPix)
+                    }
+                    continue
                 }
-                if let dx {
-                    T.gemm(
-                        transA: true, transB: false, m: g.cin, n: npix, k: g.cout,
-                        alpha: 1, a: weight.data, lda: g.cin, b: dyb, ldb: npix,
-                        beta: 1, c: dx.data + b * g.cin * inPix, ldc: inPix)
+                var p0 = 0
+                while p0 < npix {
+                    let np = min(block, npix - p0)
+                    if let dWeight {
+                        g.im2col(xb, pixels: p0..<(p0 + np), into: col)
+                        T.gemm(
+                            transA: false, transB: true, m: g.cout, n: g.kdim, k: np,
+                            alpha: 1, a: dyb + p0, lda: npix, b: col, ldb: np,
+                            beta: 1, c: dWeight.data, ldc: g.kdim)
+                    }
+                    if let dx {
+                        T.gemm(
+                            transA: true, transB: false, m: g.kdim, n: np, k: g.cout,
+                            alpha: 1, a: weight.data, lda: g.kdim, b: dyb + p0, ldb: npix,
+                            beta: 0, c: col, ldc: np)
+                        g.col2im(col, pixels: p0..<(p0 + np), into: dx.data + b * g.cin * inPix)
+                    }
+                    p0 += np
                 }
-                continue
-            }
-            guard let col else { continue }
-            var p0 = 0
-            while p0 < npix {
-                let np = min(block, npix - p0)
-                if let dWeight {
-                    g.im2col(xb, pixels: p0..<(p0 + np), into: col.data)
-                    T.gemm(
-                        transA: false, transB: true, m: g.cout, n: g.kdim, k: np,
-                        alpha: 1, a: dyb + p0, lda: npix, b: col.data, ldb: np,
-                        beta: 1, c: dWeight.data, ldc: g.kdim)
-                }
-                if let dx {
-                    T.gemm(
-                        transA: true, transB: false, m: g.kdim, n: np, k: g.cout,
-                        alpha: 1, a: weight.data, lda: g.kdim, b: dyb + p0, ldb: npix,
-                        beta: 0, c: col.data, ldc: np)
-                    g.col2im(col.data, pixels: p0..<(p0 + np), into: dx.data + b * g.cin * inPix)
-                }
-                p0 += np
             }
         }
     }
