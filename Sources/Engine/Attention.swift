@@ -20,14 +20,12 @@ public enum Attention {
     ) {
         let g = AttentionGeometry(q: q, k: k, v: v, heads: heads, causal: causal)
         expectShape(out, q.shape, "Attention out")
-        Scratch.with(g.block * g.lk, of: T.self) { s in
-            g.forEachBlock { b, h, q0, nq in
-                g.probabilities(q: q.data, k: k.data, b: b, h: h, q0: q0, nq: nq, into: s)
-                T.gemm(
-                    transA: false, transB: false, m: nq, n: g.d, k: g.lk,
-                    alpha: 1, a: s, lda: g.lk, b: v.data + g.row(b, 0, h, g.lk), ldb: g.width,
-                    beta: 0, c: out.data + g.row(b, q0, h, g.lq), ldc: g.width)
-            }
+        g.forEachBlock(scratch: g.block * g.lk, of: T.self) { b, h, q0, nq, s, serial in
+            g.probabilities(q: q.data, k: k.data, b: b, h: h, q0: q0, nq: nq, into: s, serial: serial)
+            T.gemm(
+                transA: false, transB: false, m: nq, n: g.d, k: g.lk,
+                alpha: 1, a: s, lda: g.lk, b: v.data + g.row(b, 0, h, g.lk), ldb: g.width,
+                beta: 0, c: out.data + g.row(b, q0, h, g.lq), ldc: g.width)
         }
     }
 
@@ -46,9 +44,9 @@ public enum Attention {
     ) -> Tensor<T> {
         let g = AttentionGeometry(q: q, k: k, v: k, heads: heads, causal: causal)
         let p = Tensor<T>(zeros: [g.batch, heads, g.lq, g.lk])
-        g.forEachBlock { b, h, q0, nq in
+        g.forEachBlock(scratch: 0, of: T.self) { b, h, q0, nq, _, serial in
             let dst = p.data + ((b * heads + h) * g.lq + q0) * g.lk
-            g.probabilities(q: q.data, k: k.data, b: b, h: h, q0: q0, nq: nq, into: dst)
+            g.probabilities(q: q.data, k: k.data, b: b, h: h, q0: q0, nq: nq, into: dst, serial: serial)
         }
         return p
     }
@@ -65,44 +63,41 @@ public enum Attention {
         if let dk { expectShape(dk, k.shape, "Attention dk") }
         if let dv { expectShape(dv, v.shape, "Attention dv") }
         let scale = T(1) / T(Double(g.d).squareRoot())
-        Scratch.with(g.block * g.lk, of: T.self) { p in
-            Scratch.with(g.block * g.lk, of: T.self) { dp in
-                g.forEachBlock { b, h, q0, nq in
-                    g.probabilities(q: q.data, k: k.data, b: b, h: h, q0: q0, nq: nq, into: p)
-                    let dO = dOut.data + g.row(b, q0, h, g.lq)
-                    if let dv {
-                        T.gemm(
-                            transA: true, transB: false, m: g.lk, n: g.d, k: nq,
-                            alpha: 1, a: p, lda: g.lk, b: dO, ldb: g.width,
-                            beta: 1, c: dv.data + g.row(b, 0, h, g.lk), ldc: g.width)
-                    }
-                    guard dq != nil || dk != nil else { return }
-                    T.gemm(
-                        transA: false, transB: true, m: nq, n: g.lk, k: g.d,
-                        alpha: 1, a: dO, lda: g.width, b: v.data + g.row(b, 0, h, g.lk), ldb: g.width,
-                        beta: 0, c: dp, ldc: g.lk)
-                    // Softmax backward in place: dp ← P ⊙ (dP − Σ_j dP·P) · scale.
-                    let lk = g.lk
-                    Parallel.forEach(nq, grain: max(1, 4096 / lk)) { rows in
-                        for r in rows {
-                            let pr = p + r * lk, dr = dp + r * lk
-                            let dot = dotOf(dr, pr, lk)
-                            for j in 0..<lk { dr[j] = pr[j] * (dr[j] - dot) * scale }
-                        }
-                    }
-                    if let dq {
-                        T.gemm(
-                            transA: false, transB: false, m: nq, n: g.d, k: g.lk,
-                            alpha: 1, a: dp, lda: g.lk, b: k.data + g.row(b, 0, h, g.lk), ldb: g.width,
-                            beta: 1, c: dq.data + g.row(b, q0, h, g.lq), ldc: g.width)
-                    }
-                    if let dk {
-                        T.gemm(
-                            transA: true, transB: false, m: g.lk, n: g.d, k: nq,
-                            alpha: 1, a: dp, lda: g.lk, b: q.data + g.row(b, q0, h, g.lq), ldb: g.width,
-                            beta: 1, c: dk.data + g.row(b, 0, h, g.lk), ldc: g.width)
-                    }
+        g.forEachBlock(scratch: 2 * g.block * g.lk, of: T.self) { b, h, q0, nq, p, serial in
+            let dp = p + g.block * g.lk
+            g.probabilities(q: q.data, k: k.data, b: b, h: h, q0: q0, nq: nq, into: p, serial: serial)
+            let dO = dOut.data + g.row(b, q0, h, g.lq)
+            if let dv {
+                T.gemm(
+                    transA: true, transB: false, m: g.lk, n: g.d, k: nq,
+                    alpha: 1, a: p, lda: g.lk, b: dO, ldb: g.width,
+                    beta: 1, c: dv.data + g.row(b, 0, h, g.lk), ldc: g.width)
+            }
+            guard dq != nil || dk != nil else { return }
+            T.gemm(
+                transA: false, transB: true, m: nq, n: g.lk, k: g.d,
+                alpha: 1, a: dO, lda: g.width, b: v.data + g.row(b, 0, h, g.lk), ldb: g.width,
+                beta: 0, c: dp, ldc: g.lk)
+            // Softmax backward in place: dp ← P ⊙ (dP − Σ_j dP·P) · scale.
+            let lk = g.lk
+            g.rows(nq, serial: serial) { rows in
+                for r in rows {
+                    let pr = p + r * lk, dr = dp + r * lk
+                    let dot = dotOf(dr, pr, lk)
+                    for j in 0..<lk { dr[j] = pr[j] * (dr[j] - dot) * scale }
                 }
+            }
+            if let dq {
+                T.gemm(
+                    transA: false, transB: false, m: nq, n: g.d, k: g.lk,
+                    alpha: 1, a: dp, lda: g.lk, b: k.data + g.row(b, 0, h, g.lk), ldb: g.width,
+                    beta: 1, c: dq.data + g.row(b, q0, h, g.lq), ldc: g.width)
+            }
+            if let dk {
+                T.gemm(
+                    transA: true, transB: false, m: g.lk, n: g.d, k: nq,
+                    alpha: 1, a: dp, lda: g.lk, b: q.data + g.row(b, q0, h, g.lq), ldb: g.width,
+                    beta: 1, c: dk.data + g.row(b, 0, h, g.lk), ldc: g.width)
             }
         }
     }
@@ -130,24 +125,45 @@ struct AttentionGeometry {
     @inline(__always)
     func row(_ b: Int, _ l: Int, _ h: Int, _ len: Int) -> Int { (b * len + l) * width + h * d }
 
-    /// Calls body(b, h, q0, nq) for every head and block of query rows.
-    func forEachBlock(_ body: (Int, Int, Int, Int) -> Void) {
-        for b in 0..<batch {
-            for h in 0..<heads {
-                var q0 = 0
-                while q0 < lq {
-                    let nq = min(block, lq - q0)
-                    body(b, h, q0, nq)
-                    q0 += nq
+    /// Calls body(b, h, q0, nq, scratch, serial) for every head and block of
+    /// query rows, with `scratch` elements of work space. With several threads
+    /// and enough heads, heads run concurrently, one per thread with BLAS
+    /// single-threaded (`serial` is then true: the body must not parallelise
+    /// its rows): thin per-head GEMMs (k or n = D = 64) scale poorly inside BLAS.
+    func forEachBlock<T: Scalar>(
+        scratch: Int, of: T.Type, _ body: (Int, Int, Int, Int, UnsafeMutablePointer<T>, Bool) -> Void
+    ) {
+        let items = batch * heads, threads = Parallel.threads
+        let serial = threads > 1 && items >= threads
+        func run(_ range: Range<Int>) {
+            Scratch.with(scratch, of: T.self) { s in
+                for item in range {
+                    var q0 = 0
+                    while q0 < lq {
+                        let nq = min(block, lq - q0)
+                        body(item / heads, item % heads, q0, nq, s, serial)
+                        q0 += nq
+                    }
                 }
             }
         }
+        if serial {
+            Parallel.withSerialBLAS { Parallel.forEach(items) { run($0) } }
+        } else {
+            run(0..<items)
+        }
+    }
+
+    /// Row loop: inline when the caller already runs one head per thread.
+    @inline(__always)
+    func rows(_ n: Int, serial: Bool, _ body: (Range<Int>) -> Void) {
+        if serial { body(0..<n) } else { Parallel.forEach(n, grain: max(1, 4096 / lk), body) }
     }
 
     /// P rows q0..<q0+nq of head h: into [nq, lk].
     func probabilities<T: Scalar>(
         q: UnsafeMutablePointer<T>, k: UnsafeMutablePointer<T>, b: Int, h: Int, q0: Int, nq: Int,
-        into s: UnsafeMutablePointer<T>
+        into s: UnsafeMutablePointer<T>, serial: Bool
     ) {
         let scale = T(1) / T(Double(d).squareRoot())
         T.gemm(
@@ -155,7 +171,7 @@ struct AttentionGeometry {
             alpha: scale, a: q + row(b, q0, h, lq), lda: width, b: k + row(b, 0, h, lk), ldb: width,
             beta: 0, c: s, ldc: lk)
         let lk = self.lk, causal = self.causal
-        Parallel.forEach(nq, grain: max(1, 4096 / lk)) { rows in
+        rows(nq, serial: serial) { rows in
             for r in rows {
                 let sr = s + r * lk
                 // Causal: keys after the query's own position get probability 0.

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Sinusoidal timestep embedding as diffusers' `get_timestep_embedding`.
 ///
 /// Shapes: timesteps [N] → [N, dim]. With half = dim / 2:
@@ -15,7 +17,7 @@ public enum TimestepEmbedding {
         precondition(dim >= 2, "TimestepEmbedding: dim \(dim)")
         let half = dim / 2
         // −math.log(max_period) is a Python double, rounded to Float when it meets the tensor.
-        let logPeriod = Float(-Double.log(Double(maxPeriod)))
+        let logPeriod = Float(-Foundation.log(Double(maxPeriod)))
         let freqs = (0..<half).map { i in Float.exp(logPeriod * Float(i) / (Float(half) - downscaleFreqShift)) }
         let out = Tensor<T>(zeros: [timesteps.count, dim])
         for (n, t) in timesteps.enumerated() {

@@ -19,6 +19,14 @@ public enum Parallel {
         }
     }
 
+    /// Runs `body` with OpenBLAS on one thread, for callers that run
+    /// independent GEMMs concurrently themselves (e.g. one attention head per thread).
+    public static func withSerialBLAS<R>(_ body: () -> R) -> R {
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(Int32(threads)) }
+        return body()
+    }
+
     /// Runs `body` over `0..<count` split into at most `threads` contiguous
     /// chunks of at least `grain` items each. Small loops run inline, so
     /// callers need not special-case them.

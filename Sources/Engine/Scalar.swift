@@ -17,9 +17,7 @@ public protocol Scalar: BinaryFloatingPoint, SIMDScalar, Sendable {
     static func fastExp(_ x: Self) -> Self
     /// erf for hot loops (Float: |error| ≤ 5e-7, the A&S 7.1.26 formula PyTorch's vectorised CPU erf also uses; Double: libm).
     static func fastErf(_ x: Self) -> Self
-    static func log(_ x: Self) -> Self
     static func erf(_ x: Self) -> Self
-    static func tanh(_ x: Self) -> Self
     static func sin(_ x: Self) -> Self
     static func cos(_ x: Self) -> Self
 
@@ -39,9 +37,7 @@ extension Float: Scalar {
     @inline(__always) public static func exp(_ x: Float) -> Float { expf(x) }
     @inline(__always) public static func fastExp(_ x: Float) -> Float { vectorExp(x) }
     @inline(__always) public static func fastErf(_ x: Float) -> Float { vectorErf(x) }
-    @inline(__always) public static func log(_ x: Float) -> Float { logf(x) }
     @inline(__always) public static func erf(_ x: Float) -> Float { erff(x) }
-    @inline(__always) public static func tanh(_ x: Float) -> Float { tanhf(x) }
     @inline(__always) public static func sin(_ x: Float) -> Float { sinf(x) }
     @inline(__always) public static func cos(_ x: Float) -> Float { cosf(x) }
 
@@ -63,9 +59,7 @@ extension Float: Scalar {
 // File-scope wrappers: inside `extension Double` an unqualified `exp` would
 // resolve to the protocol requirement itself.
 @inline(__always) private func libm_exp(_ x: Double) -> Double { exp(x) }
-@inline(__always) private func libm_log(_ x: Double) -> Double { log(x) }
 @inline(__always) private func libm_erf(_ x: Double) -> Double { erf(x) }
-@inline(__always) private func libm_tanh(_ x: Double) -> Double { tanh(x) }
 @inline(__always) private func libm_sin(_ x: Double) -> Double { sin(x) }
 @inline(__always) private func libm_cos(_ x: Double) -> Double { cos(x) }
 
@@ -73,9 +67,7 @@ extension Double: Scalar {
     @inline(__always) public static func exp(_ x: Double) -> Double { libm_exp(x) }
     @inline(__always) public static func fastExp(_ x: Double) -> Double { libm_exp(x) }
     @inline(__always) public static func fastErf(_ x: Double) -> Double { libm_erf(x) }
-    @inline(__always) public static func log(_ x: Double) -> Double { libm_log(x) }
     @inline(__always) public static func erf(_ x: Double) -> Double { libm_erf(x) }
-    @inline(__always) public static func tanh(_ x: Double) -> Double { libm_tanh(x) }
     @inline(__always) public static func sin(_ x: Double) -> Double { libm_sin(x) }
     @inline(__always) public static func cos(_ x: Double) -> Double { libm_cos(x) }
 

@@ -103,3 +103,25 @@ final class AttentionTests: XCTestCase {
         XCTAssertLessThanOrEqual(err, 1e-5)
     }
 }
+
+final class AttentionThreadingTests: XCTestCase {
+    /// One head per thread (BLAS serial) and heads in turn (rows parallel) agree.
+    func testHeadParallelAndRowParallelAgree() {
+        var rng = TestRandom(seed: 44)
+        let q = rng.tensor([1, 6, 8]), k = rng.tensor([1, 5, 8]), v = rng.tensor([1, 5, 8]), dOut = rng.tensor([1, 6, 8])
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        var results: [[Double]] = []
+        for threads in [1, 2, 3] {  // 2 heads: threads 2 runs heads concurrently, 3 splits rows
+            Parallel.threads = threads
+            let out = Attention.forward(q: q, k: k, v: v, heads: 2)
+            let (dq, dk, dv) = (Tensor<Double>(zeros: q.shape), Tensor<Double>(zeros: k.shape), Tensor<Double>(zeros: v.shape))
+            Attention.backward(dOut: dOut, q: q, k: k, v: v, heads: 2, dq: dq, dk: dk, dv: dv)
+            results.append(out.array + dq.array + dk.array + dv.array)
+        }
+        for r in results.dropFirst() {
+            let err = zip(r, results[0]).map { abs($0 - $1) }.max()!
+            XCTAssertLessThanOrEqual(err, 1e-14)
+        }
+    }
+}
