@@ -22,6 +22,7 @@ var package = Package(
         .systemLibrary(name: "CJPEG", path: "Sources/CJPEG"),
 
         .target(name: "SafeTensors"),
+        .target(name: "Engine", dependencies: ["CBLAS"]),
         .target(name: "SDXL", dependencies: ["SafeTensors"]),
         .target(name: "Adapters", dependencies: [
             "SafeTensors", "SDXL", "CBLAS",
@@ -39,6 +40,7 @@ var package = Package(
         .executableTarget(name: "tlkit", dependencies: ["TLKitCommands"]),
 
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "SDXLTests", dependencies: ["SDXL", "SafeTensors"]),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "SafeTensors", "CBLAS"]),
         .executableTarget(name: "tlkit-catalog-helper", dependencies: ["TLKitCommands"], path: "Tests/CatalogHelper"),

@@ -1,0 +1,58 @@
+import CBLAS
+import Dispatch
+import Foundation
+
+/// Thread settings shared by the engine's own loops and OpenBLAS.
+///
+/// `threads` is the `--threads N` knob: commands set it once at start-up; it
+/// bounds both the chunk count of `parallelFor` and OpenBLAS's thread pool.
+public enum Parallel {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var current = ProcessInfo.processInfo.activeProcessorCount
+
+    public static var threads: Int {
+        get { lock.withLock { current } }
+        set {
+            let n = max(1, newValue)
+            lock.withLock { current = n }
+            openblas_set_num_threads(Int32(n))
+        }
+    }
+
+    /// Runs `body` with OpenBLAS on one thread, for callers that run
+    /// independent GEMMs concurrently themselves (e.g. one attention head per thread).
+    public static func withSerialBLAS<R>(_ body: () -> R) -> R {
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(Int32(threads)) }
+        return body()
+    }
+
+    /// Runs `body` over `0..<count` split into at most `threads` contiguous
+    /// chunks of at least `grain` items each. Small loops run inline, so
+    /// callers need not special-case them.
+    @inlinable
+    public static func forEach(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
+        if count <= 0 { return }
+        let chunks = min(threads, (count + max(grain, 1) - 1) / max(grain, 1))
+        if chunks <= 1 {
+            body(0..<count)
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            // Chunks write disjoint ranges; the box only carries the closure
+            // across Dispatch's @Sendable boundary.
+            let box = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                let lo = count * c / chunks
+                let hi = count * (c + 1) / chunks
+                if lo < hi { box.value(lo..<hi) }
+            }
+        }
+    }
+}
+
+@usableFromInline
+struct UncheckedSendable<V>: @unchecked Sendable {
+    @usableFromInline let value: V
+    @usableFromInline init(_ value: V) { self.value = value }
+}
