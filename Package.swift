@@ -20,6 +20,7 @@ var package = Package(
         .systemLibrary(name: "CZstd", path: "Sources/CZstd"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
         .systemLibrary(name: "CJPEG", path: "Sources/CJPEG"),
+        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
 
         .target(name: "SafeTensors"),
         .target(name: "Engine", dependencies: ["CBLAS"]),
@@ -34,7 +35,7 @@ var package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "TLKitCommands", dependencies: [
-            "SafeTensors", "SDXL", "Adapters", "Catalog",
+            "SafeTensors", "SDXL", "Adapters", "Catalog", "CMalloc",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tlkit", dependencies: ["TLKitCommands"]),

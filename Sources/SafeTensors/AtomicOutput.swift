@@ -60,6 +60,22 @@ public final class AtomicOutput {
 
     public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
 
+    /// Overwrites bytes already written (a header whose final values were known only at the end).
+    public func overwrite(_ bytes: [UInt8], at offset: Int) throws {
+        guard temporaryPath != nil else {
+            throw SafeTensorsError(file: destination, reason: .writerMisuse("cannot rewrite standard output"))
+        }
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(offset + done)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SafeTensorsError(file: destination, reason: .writeFailed(errnoText()))
+            }
+            done += n
+        }
+    }
+
     /// Flushes to disk and renames the temporary file over the destination.
     public func commit() throws {
         guard !done else { return }

@@ -19,10 +19,17 @@ public final class SafeTensorsWriter {
     public let layout: [TensorInfo]
     private let output: AtomicOutput
     private var next = 0
+    private let headerLength: Int
+    private let specs: [TensorSpec]
+
+    /// Whether `replaceMetadata` can work (files can; standard output cannot be rewritten).
+    public var canReplaceMetadata: Bool { !output.isStandardOutput }
 
     public init(path: String, metadata: [String: String], tensors: [TensorSpec]) throws {
         let (header, layout) = try SafeTensorsWriter.header(metadata: metadata, tensors: tensors, file: path)
         self.layout = layout
+        self.headerLength = header.count
+        self.specs = tensors
         output = try AtomicOutput(path)
         do { try output.write(header) } catch { output.abandon(); throw error }
     }
@@ -98,6 +105,16 @@ public final class SafeTensorsWriter {
             throw SafeTensorsError(file: output.destination, tensor: name, reason: .writerMisuse("expected tensor '\(nextTensor?.name ?? "none")' next"))
         }
         try write(name, bytes: FloatConversion.fromFloat32(floats, dtype: expected.dtype))
+    }
+
+    /// Rewrites the header with final metadata of the same serialized length (values such as hashes of
+    /// the data, written as placeholders of the same length before the data was known).
+    public func replaceMetadata(_ metadata: [String: String]) throws {
+        let (header, _) = try SafeTensorsWriter.header(metadata: metadata, tensors: specs, file: output.destination)
+        guard header.count == headerLength else {
+            throw SafeTensorsError(file: output.destination, reason: .writerMisuse("replacement header is \(header.count) bytes, not \(headerLength)"))
+        }
+        try output.overwrite(header, at: 0)
     }
 
     /// Checks every tensor was written, then moves the file into place.

@@ -38,7 +38,10 @@ public enum Fold {
                 down[(2 * c) * f.inFeatures + i] = f.q[c * f.inFeatures + i]
                 down[(2 * c + 1) * f.inFeatures + i] = f.q0[c * f.inFeatures + i]
             }
-            for o in 0..<f.outFeatures {
+        }
+        // Row by row, so both matrices are walked in memory order.
+        for o in 0..<f.outFeatures {
+            for c in 0..<k {
                 up[o * r2 + 2 * c] = f.p[o * f.rank + c] * f.lambda[c]
                 up[o * r2 + 2 * c + 1] = -(f.p0[o * f.rank + c] * f.lambda0[c])
             }

@@ -47,15 +47,36 @@ public enum AdapterWriter {
         if format == .tloraOfficial, path != "-", !path.hasSuffix(".safetensors") {
             target = try OfficialLayout.prepareFolder(path, adapter: adapter)
         }
-        let dataHash = try hashData(plan, adapter: adapter)
-        let metadata = AdapterMetadata.build(adapter, format: format, dataSHA256: dataHash, options: options)
         let specs = plan.map(\.spec)
         let byName = Dictionary(uniqueKeysWithValues: plan.map { ($0.spec.name, $0) })
-        var cache: (Int, Factors)?
-        try SafeTensorsWriter.write(to: target, metadata: metadata, tensors: specs) { info in
-            let planned = byName[info.name]!
-            let factors = try cachedFactors(adapter, planned.module, &cache)
-            return FloatConversion.fromFloat32(try planned.values(factors), dtype: info.dtype)
+        if target == "-" {
+            // Standard output cannot be rewritten: hash the data in a first pass.
+            let metadata = AdapterMetadata.build(adapter, format: format, dataSHA256: try hashData(plan, adapter: adapter), options: options)
+            var cache: (Int, Factors)?
+            try SafeTensorsWriter.write(to: target, metadata: metadata, tensors: specs) { info in
+                let planned = byName[info.name]!
+                return FloatConversion.fromFloat32(try planned.values(try cachedFactors(adapter, planned.module, &cache)), dtype: info.dtype)
+            }
+            return
+        }
+        // One pass: the header's hashes are placeholders of the final length, filled in at the end.
+        let placeholder = String(repeating: "0", count: 64)
+        let writer = try SafeTensorsWriter(path: target, metadata: AdapterMetadata.build(adapter, format: format, dataSHA256: placeholder, options: options), tensors: specs)
+        do {
+            var hasher = SHA256()
+            var cache: (Int, Factors)?
+            for info in writer.layout {
+                let planned = byName[info.name]!
+                let bytes = FloatConversion.fromFloat32(try planned.values(try cachedFactors(adapter, planned.module, &cache)), dtype: info.dtype)
+                hasher.update(data: bytes)
+                try writer.write(info.name, bytes: bytes)
+            }
+            let hash = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+            try writer.replaceMetadata(AdapterMetadata.build(adapter, format: format, dataSHA256: hash, options: options))
+            try writer.finish()
+        } catch {
+            writer.abandon()
+            throw error
         }
     }
 

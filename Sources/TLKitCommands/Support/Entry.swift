@@ -1,4 +1,5 @@
 import ArgumentParser
+import CMalloc
 import Dispatch
 import SafeTensors
 #if canImport(Glibc)
@@ -9,6 +10,10 @@ import Glibc
 /// runtime failures 1, each with a one-line message naming what was wrong.
 public func runTLKit(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
     Interruption.install()
+    // Tensors are allocated and freed in the tens of megabytes; let malloc keep and reuse that memory
+    // instead of mapping fresh (zero-filled, page-faulting) memory for every array.
+    _ = mallopt(M_MMAP_THRESHOLD, 32 << 20)
+    _ = mallopt(M_TRIM_THRESHOLD, 256 << 20)
     do {
         var command = try TLKit.parseAsRoot(arguments)
         try command.run()
