@@ -1,3 +1,4 @@
+import Adapters
 import ArgumentParser
 import Catalog
 import SafeTensors
@@ -35,9 +36,12 @@ struct AddCommand: ParsableCommand {
     func run() throws {
         try CatalogCLI.run("add") {
             let store = try catalog.open(create: true)
-            for path in files {
+            for argument in files {
+                // Adapter folders (a training folder, checkpoint-N/, a PEFT folder) stand for their file;
+                // the file's facts are read where it lies, so an official checkpoint finds its hparams.
+                let path = AdapterLocation.resolve(argument) ?? argument
                 let file = try SafeTensorsFile.open(path)
-                let entryName = name ?? AddCommand.stem(of: path)
+                let entryName = name ?? AddCommand.stem(of: argument)
                 let outcome = try store.add(file: file, originalPath: path == "-" ? nil : path, name: entryName, tags: tags,
                                             note: note, facts: catalogFacts(for: file, path: path), level: level)
                 switch outcome {
