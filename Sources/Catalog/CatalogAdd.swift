@@ -155,7 +155,7 @@ final class HashPair: @unchecked Sendable {
 /// Remembers the first error thrown by parallel work.
 final class FirstError: @unchecked Sendable {
     private var error: Error?
-    private let lock = PthreadLock()
+    private let lock = Lock()
     func record(_ error: Error) { lock.withLock { if self.error == nil { self.error = error } } }
     func rethrow() throws { if let error = lock.withLock({ self.error }) { throw error } }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SafeTensors
 
 /// Streams an entry's original bytes — stored header, then each tensor decoded in data order — into a
 /// sink, hashing as it goes. Decoding runs on the calling (database) thread while hashing and writing
@@ -70,7 +71,7 @@ struct Rebuild {
         var error: Error?
         let sink: (UnsafeRawBufferPointer) throws -> Void
         let hashData: Bool
-        private let lock = PthreadLock()
+        private let lock = Lock()
 
         init(sink: @escaping (UnsafeRawBufferPointer) throws -> Void, hashData: Bool) {
             self.sink = sink

@@ -1,3 +1,4 @@
+import SafeTensors
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -15,7 +16,7 @@ final class Spool: @unchecked Sendable {
     private var fileEnd = 0
     private let folder: String
     private let memoryBudget: Int
-    private let lock = PthreadLock()
+    private let lock = Lock()
 
     init(folder: String, memoryBudget: Int = 512 << 20) {
         self.folder = folder
@@ -81,17 +82,5 @@ final class Spool: @unchecked Sendable {
         }
         template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
         fd = opened
-    }
-}
-
-/// A pthread mutex (used by the spool).
-final class PthreadLock: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
-    func withLock<R>(_ body: () throws -> R) rethrows -> R {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
     }
 }

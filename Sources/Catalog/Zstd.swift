@@ -1,4 +1,5 @@
 import CZstd
+import SafeTensors
 
 /// Thin wrappers over the zstd one-shot API. Contexts are pooled: creating one per small tensor costs
 /// more than compressing it.
@@ -50,7 +51,7 @@ enum Zstd {
     private final class ContextPool: @unchecked Sendable {
         private var compression: [OpaquePointer] = []
         private var decompression: [OpaquePointer] = []
-        private let lock = PthreadLock()
+        private let lock = Lock()
 
         func compressionContext() throws -> OpaquePointer {
             if let cctx = lock.withLock({ compression.popLast() }) { return cctx }
