@@ -3,6 +3,7 @@ import Engine
 // Backward passes of the UNet's layers, in the reverse order of their forward passes. Every function takes
 // dL/d(output) and returns dL/d(input), using what the recording forward pass kept (no recomputation yet).
 // Frozen weights get no gradient buffers; adapter factors accumulate into `UNetGradientStore`.
+// Each layer drops what it kept once its backward has run, so memory falls as backward proceeds.
 
 /// Gradient buffers of the bound adapter factors, by module path.
 final class UNetGradientStore {
@@ -29,6 +30,7 @@ extension DenseLayer {
     /// dy [N…, out] → dx [N…, in] (nil when `needInput` is false); adapter factor gradients accumulate.
     func backward(_ dy: Tensor<Float>, _ pass: UNetPass, _ grads: UNetGradientStore, needInput: Bool = true) -> Tensor<Float>? {
         let x = recorded(savedInput, path)
+        savedInput = nil
         let dx = needInput ? Tensor<Float>(zeros: x.shape) : nil
         if let dx { Linear.backward(dy: dy, x: x, weight: weight, dx: dx, dWeight: nil, dBias: nil) }
         if let b = pass.bindings[path], let g = grads.factors[path] {
@@ -41,6 +43,7 @@ extension DenseLayer {
 extension ConvLayer {
     func backward(_ dy: Tensor<Float>) -> Tensor<Float> {
         let x = recorded(savedInput, "conv input")
+        savedInput = nil
         let dx = Tensor<Float>(zeros: x.shape)
         Conv2d.backward(dy: dy, x: x, weight: weight, stride: stride, padding: padding, dx: dx, dWeight: nil, dBias: nil)
         return dx
@@ -50,6 +53,7 @@ extension ConvLayer {
 extension GroupNormLayer {
     func backward(_ dy: Tensor<Float>) -> Tensor<Float> {
         let (x, stats) = recorded(saved, "group norm input")
+        saved = nil
         let dx = Tensor<Float>(zeros: x.shape)
         GroupNorm.backward(dy: dy, x: x, stats: stats, groups: groups, gamma: gamma, dx: dx, dGamma: nil, dBeta: nil)
         return dx
@@ -59,6 +63,7 @@ extension GroupNormLayer {
 extension LayerNormLayer {
     func backward(_ dy: Tensor<Float>) -> Tensor<Float> {
         let (x, stats) = recorded(saved, "layer norm input")
+        saved = nil
         let dx = Tensor<Float>(zeros: x.shape)
         LayerNorm.backward(dy: dy, x: x, stats: stats, gamma: gamma, dx: dx, dGamma: nil, dBeta: nil)
         return dx
@@ -77,6 +82,7 @@ extension AttentionBlock {
     /// inputs, not trained here), but its to_k / to_v adapters still get theirs.
     func backward(_ dOut: Tensor<Float>, isSelf: Bool, _ pass: UNetPass, _ grads: UNetGradientStore) -> Tensor<Float> {
         let (q, k, v) = recorded(saved, "attention q, k, v")
+        saved = nil
         let dO = toOut.backward(dOut, pass, grads)!
         let dq = Tensor<Float>(zeros: q.shape), dk = Tensor<Float>(zeros: k.shape), dv = Tensor<Float>(zeros: v.shape)
         Attention.backward(dOut: dO, q: q, k: k, v: v, heads: heads, dq: dq, dk: dk, dv: dv)
@@ -92,6 +98,7 @@ extension AttentionBlock {
 extension TransformerBlock {
     func backward(_ dh3: Tensor<Float>, _ pass: UNetPass, _ grads: UNetGradientStore) -> Tensor<Float> {
         let p = recorded(savedGate, "GEGLU input")
+        savedGate = nil
         // h3 = h2 + ff(norm3(h2))
         let dg = ffOut.backward(dh3, pass, grads)!
         let dp = Tensor<Float>(zeros: p.shape)
@@ -123,6 +130,7 @@ extension ResnetBlock {
     /// The time embedding is not differentiated: it depends only on the timestep and the micro-conditioning.
     func backward(_ dOut: Tensor<Float>) -> Tensor<Float> {
         let (n1, n2) = recorded(saved, "resnet activations")
+        saved = nil
         let dh = norm2.backward(siluBackward(conv2.backward(dOut), input: n2))
         let dx = norm1.backward(siluBackward(conv1.backward(dh), input: n1))
         accumulate(dx, shortcut?.backward(dOut) ?? dOut)

@@ -19,11 +19,13 @@ extension SDXLUNet {
         return run(latents: latents, timestep: timestep, context: context, textEmbeds: textEmbeds, timeIds: timeIds, pass)
     }
 
-    /// Backward of the last `forwardRecording`: dOutput [B, Cout, H, W] = dL/d(output).
+    /// Backward of the last `forwardRecording` (once; the kept activations are released as it goes):
+    /// dOutput [B, Cout, H, W] = dL/d(output).
     public func backward(outputGradient dOutput: Tensor<Float>) -> UNetGradients {
         guard let (pass, concatShapes, normed) = recorded else {
             preconditionFailure("UNet backward without a recording forward pass")
         }
+        recorded = nil
         let grads = UNetGradientStore(bindings: pass.bindings)
         var dh = normOut.backward(siluBackward(convOut.backward(dOutput), input: normed))
 

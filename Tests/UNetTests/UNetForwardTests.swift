@@ -51,6 +51,28 @@ import Testing
         for m in peft.modules.values { #expect(peft.active(m, at: 999) == m.rank) }
     }
 
+    /// A batch of two (the reference input and a scaled copy) equals two batch-of-one runs.
+    @Test func batchItemsAreIndependent() throws {
+        let unet = try Reference.unet("folder")
+        let x = try Reference.inputs()
+        let reference = try Reference.tensors("reference/unet_outputs.safetensors")
+        let adapter = try UNetAdapter(try AdapterReader.read(Reference.path(Reference.adapters["official-ortho"]!)))
+        let second = Tensor<Float>(shape: x.latents.shape) { 0.5 * x.latents[$0] }
+        func stacked(_ a: Tensor<Float>, _ b: Tensor<Float>) -> Tensor<Float> {
+            Tensor(shape: [2] + a.shape.dropFirst(), values: a.array + b.array)
+        }
+        let both = try unet.forward(latents: stacked(x.latents, second), timestep: 500, context: stacked(x.context, x.context),
+                                    textEmbeds: stacked(x.textEmbeds, x.textEmbeds), timeIds: stacked(x.timeIds, x.timeIds),
+                                    adapter: adapter)
+        let alone = try unet.forward(latents: second, timestep: 500, context: x.context, textEmbeds: x.textEmbeds,
+                                     timeIds: x.timeIds, adapter: adapter)
+        let first = Reference.scaleRelative(both.batch(0).reshaped([1, 4, 16, 16]), reference["official-ortho/t500"]!)
+        let other = Reference.scaleRelative(both.batch(1).reshaped([1, 4, 16, 16]), alone)
+        print("UNet batch of 2: item 0 vs reference \(first), item 1 vs alone \(other)")
+        #expect(first <= 1e-4)
+        #expect(other <= 1e-5)
+    }
+
     @Test func rejectsMisshapenInputs() throws {
         let unet = try Reference.unet("folder")
         let x = try Reference.inputs()
