@@ -7,6 +7,9 @@ import SDXL
 /// Inputs: latents [B, Cin, H, W] (H, W divisible by 2^(levels−1)), one DDPM timestep for the batch,
 /// context (text encoder hidden states) [B, L, contextDim], pooled text embeds [B, pooledDim], time ids [B, 6].
 /// Output: [B, Cout, H, W].
+///
+/// Layers keep per-call state (what backward needs), so one model runs one call at a time; a plain
+/// `forward` between `forwardRecording` and `backward` discards the recording.
 public final class SDXLUNet {
     public let config: UNetConfig
 
@@ -46,6 +49,9 @@ public final class SDXLUNet {
     public init(config: UNetConfig, source: UNetWeightSource) throws {
         self.config = config
         let s = config.structure, groups = config.normGroups
+        guard config.useLinearProjection else {
+            throw UNetError.noConfig("transformer proj_in/proj_out are 1×1 convolutions; only SDXL's linear projections are supported")
+        }
         guard config.headCounts.count == s.levels, config.blockOutChannels.count == s.levels else {
             throw UNetError.noConfig("\(s.levels) levels but head counts \(config.headCounts), channels \(config.blockOutChannels)")
         }
