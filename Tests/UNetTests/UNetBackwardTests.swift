@@ -21,9 +21,10 @@ import Testing
         let lossErr = abs(loss - Double(reference["loss"]![0])) / abs(Double(reference["loss"]![0]))
         print("UNet backward \(adapterID): output error \(outErr), loss \(loss) (relative error \(lossErr))")
         #expect(outErr <= 1e-4)
-        // Not bitwise: tests run concurrently and BLAS threading (hence summation order) varies between calls.
+        // Not bitwise here: suites run concurrently, and Attention's serial-BLAS switch is process-wide, so
+        // summation order can differ between the two calls (run alone, two calls are bitwise equal).
         let recordingErr = Reference.scaleRelative(out, plain)
-        #expect(recordingErr <= 1e-6, "recording changes the forward pass by \(recordingErr)")
+        #expect(recordingErr <= 1e-5, "recording changes the forward pass by \(recordingErr)")
         #expect(lossErr <= 1e-4)
 
         let dOut = Tensor<Float>(zeros: out.shape)
