@@ -1,0 +1,157 @@
+import Engine
+
+/// State of one UNet call: the adapter bindings (module path → factors and active components) and
+/// whether layers keep what backward needs.
+final class UNetPass {
+    struct Binding {
+        let factors: AdapterFactors<Float>
+        let active: Int
+    }
+
+    let bindings: [String: Binding]
+    let recording: Bool
+
+    init(bindings: [String: Binding], recording: Bool) {
+        self.bindings = bindings
+        self.recording = recording
+    }
+}
+
+/// A frozen Linear, optionally hooked by an adapter (two thin GEMMs, ΔW never formed).
+/// x [N…, in] → y [N…, out].
+final class DenseLayer {
+    let path: String
+    let weight: Tensor<Float>
+    let bias: Tensor<Float>?
+    var savedInput: Tensor<Float>?
+
+    init(_ source: UNetWeightSource, _ path: String, bias: Bool = true) throws {
+        self.path = path
+        weight = try source.tensor(path + ".weight")
+        guard weight.rank == 2 else { throw UNetError.badShape(path + ".weight", expected: [-1, -1], got: weight.shape) }
+        self.bias = bias && source.has(path + ".bias") ? try source.tensor(path + ".bias", shape: [weight.shape[0]]) : nil
+    }
+
+    var inFeatures: Int { weight.shape[1] }
+    var outFeatures: Int { weight.shape[0] }
+
+    func forward(_ x: Tensor<Float>, _ pass: UNetPass) -> Tensor<Float> {
+        let y = Linear.forward(x: x, weight: weight, bias: bias)
+        if let b = pass.bindings[path] {
+            LowRankAdapter.forward(x: x, factors: b.factors, active: b.active, y: y)
+        }
+        savedInput = pass.recording ? x : nil
+        return y
+    }
+}
+
+/// A frozen 2-D convolution (3×3 with padding 1, or 1×1). x [B, Cin, H, W] → y [B, Cout, Ho, Wo].
+final class ConvLayer {
+    let weight: Tensor<Float>
+    let bias: Tensor<Float>?
+    let stride: Int
+    var padding: Int { weight.shape[2] / 2 }
+    var savedInput: Tensor<Float>?
+
+    init(_ source: UNetWeightSource, _ path: String, stride: Int = 1) throws {
+        weight = try source.tensor(path + ".weight")
+        guard weight.rank == 4, weight.shape[2] == weight.shape[3] else {
+            throw UNetError.badShape(path + ".weight", expected: [-1, -1, 3, 3], got: weight.shape)
+        }
+        bias = source.has(path + ".bias") ? try source.tensor(path + ".bias", shape: [weight.shape[0]]) : nil
+        self.stride = stride
+    }
+
+    var outChannels: Int { weight.shape[0] }
+
+    func forward(_ x: Tensor<Float>, _ pass: UNetPass) -> Tensor<Float> {
+        savedInput = pass.recording ? x : nil
+        return Conv2d.forward(x: x, weight: weight, bias: bias, stride: stride, padding: padding)
+    }
+}
+
+/// GroupNorm with affine parameters. x [B, C, H, W] → same shape.
+final class GroupNormLayer {
+    let gamma: Tensor<Float>, beta: Tensor<Float>
+    let groups: Int, eps: Double
+    var saved: (x: Tensor<Float>, stats: NormStats)?
+
+    init(_ source: UNetWeightSource, _ path: String, groups: Int, eps: Double) throws {
+        gamma = try source.tensor(path + ".weight")
+        beta = try source.tensor(path + ".bias", shape: gamma.shape)
+        self.groups = groups
+        self.eps = eps
+    }
+
+    func forward(_ x: Tensor<Float>, _ pass: UNetPass) -> Tensor<Float> {
+        let y = Tensor<Float>(zeros: x.shape)
+        let stats = GroupNorm.forward(x: x, groups: groups, eps: eps, gamma: gamma, beta: beta, y: y)
+        saved = pass.recording ? (x, stats) : nil
+        return y
+    }
+}
+
+/// LayerNorm over the last dimension with affine parameters. x [B, L, C] → same shape.
+final class LayerNormLayer {
+    let gamma: Tensor<Float>, beta: Tensor<Float>
+    let eps: Double
+    var saved: (x: Tensor<Float>, stats: NormStats)?
+
+    init(_ source: UNetWeightSource, _ path: String, eps: Double = 1e-5) throws {
+        gamma = try source.tensor(path + ".weight")
+        beta = try source.tensor(path + ".bias", shape: gamma.shape)
+        self.eps = eps
+    }
+
+    func forward(_ x: Tensor<Float>, _ pass: UNetPass) -> Tensor<Float> {
+        let y = Tensor<Float>(zeros: x.shape)
+        let stats = LayerNorm.forward(x: x, eps: eps, gamma: gamma, beta: beta, y: y)
+        saved = pass.recording ? (x, stats) : nil
+        return y
+    }
+}
+
+// MARK: Element-wise helpers
+
+/// a + b (same element count), new tensor shaped like a.
+func added(_ a: Tensor<Float>, _ b: Tensor<Float>) -> Tensor<Float> {
+    precondition(a.count == b.count, "add: \(a.shape) vs \(b.shape)")
+    let y = Tensor<Float>(zeros: a.shape)
+    let ap = a.data, bp = b.data, yp = y.data
+    Parallel.forEach(a.count, grain: 16384) { r in for i in r { yp[i] = ap[i] + bp[i] } }
+    return y
+}
+
+/// a += b (same element count).
+func accumulate(_ a: Tensor<Float>, _ b: Tensor<Float>) {
+    precondition(a.count == b.count, "accumulate: \(a.shape) vs \(b.shape)")
+    let ap = a.data, bp = b.data
+    Parallel.forEach(a.count, grain: 16384) { r in for i in r { ap[i] += bp[i] } }
+}
+
+/// x [B, C, S] → [B, S, C] (channels-first image to tokens), or back with `inverse`.
+func transposed(_ x: Tensor<Float>, rows: Int, cols: Int, shape: [Int]) -> Tensor<Float> {
+    let batch = x.count / (rows * cols)
+    let y = Tensor<Float>(zeros: shape)
+    let xp = x.data, yp = y.data
+    for b in 0..<batch {
+        let src = xp + b * rows * cols, dst = yp + b * rows * cols
+        Parallel.forEach(rows, grain: max(1, 4096 / max(cols, 1))) { rs in
+            for r in rs { for c in 0..<cols { dst[c * rows + r] = src[r * cols + c] } }
+        }
+    }
+    return y
+}
+
+/// Channels-first [B, C, H, W] → tokens [B, H·W, C].
+func toTokens(_ x: Tensor<Float>) -> Tensor<Float> {
+    let (b, c, s) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
+    return transposed(x, rows: c, cols: s, shape: [b, s, c])
+}
+
+/// Tokens [B, H·W, C] → channels-first [B, C, H, W].
+func toChannels(_ x: Tensor<Float>, height: Int, width: Int) -> Tensor<Float> {
+    let (b, s, c) = (x.shape[0], x.shape[1], x.shape[2])
+    precondition(s == height * width, "toChannels: \(s) tokens for \(height)×\(width)")
+    return transposed(x, rows: s, cols: c, shape: [b, c, height, width])
+}

@@ -1,0 +1,74 @@
+import Engine
+
+/// Gradients of one backward pass: dL/d(latents) and dL/d(each bound adapter factor), by module path.
+/// Masked components (index ≥ active) have zero gradient; frozen weights have none.
+public struct UNetGradients {
+    public let latents: Tensor<Float>
+    public let factors: [String: AdapterGradients<Float>]
+}
+
+extension SDXLUNet {
+    /// The forward pass of a training step: as `forward`, but every layer keeps what `backward` needs
+    /// (all activations; recomputation is not implemented yet). One recorded pass at a time per model.
+    public func forwardRecording(
+        latents: Tensor<Float>, timestep: Float, context: Tensor<Float>, textEmbeds: Tensor<Float>,
+        timeIds: Tensor<Float>, adapter: UNetAdapter? = nil
+    ) throws -> Tensor<Float> {
+        let pass = UNetPass(bindings: try bindings(adapter, at: Double(timestep)), recording: true)
+        try validate(latents: latents, context: context, textEmbeds: textEmbeds, timeIds: timeIds)
+        return run(latents: latents, timestep: timestep, context: context, textEmbeds: textEmbeds, timeIds: timeIds, pass)
+    }
+
+    /// Backward of the last `forwardRecording` (once; the kept activations are released as it goes):
+    /// dOutput [B, Cout, H, W] = dL/d(output).
+    public func backward(outputGradient dOutput: Tensor<Float>) -> UNetGradients {
+        guard let (pass, concatShapes, normed) = recorded else {
+            preconditionFailure("UNet backward without a recording forward pass")
+        }
+        recorded = nil
+        let grads = UNetGradientStore(bindings: pass.bindings)
+        var dh = normOut.backward(siluBackward(convOut.backward(dOutput), input: normed))
+
+        // Up path, last layer first; the skip gradients come out in the order the skips were made.
+        var skipGrads: [Tensor<Float>] = []
+        var c = concatShapes.count
+        for level in up.reversed() {
+            if let us = level.upsample {
+                let dBig = us.backward(dh)
+                let dSmall = Tensor<Float>(zeros: [dBig.shape[0], dBig.shape[1], dBig.shape[2] / 2, dBig.shape[3] / 2])
+                Upsample2x.backward(dy: dBig, dx: dSmall)
+                dh = dSmall
+            }
+            for j in level.resnets.indices.reversed() {
+                if !level.attentions.isEmpty { dh = level.attentions[j].backward(dh, pass, grads) }
+                let dJoined = level.resnets[j].backward(dh)
+                c -= 1
+                let shapes = concatShapes[c]
+                let dPrev = Tensor<Float>(zeros: shapes[0]), dSkip = Tensor<Float>(zeros: shapes[1])
+                ChannelConcat.backward(dy: dJoined, dParts: [dPrev, dSkip], shapes: shapes)
+                skipGrads.append(dSkip)
+                dh = dPrev
+            }
+        }
+
+        dh = midResnets[1].backward(dh)
+        if let midAttention { dh = midAttention.backward(dh, pass, grads) }
+        dh = midResnets[0].backward(dh)
+
+        var s = skipGrads.count - 1
+        for level in down.reversed() {
+            if let ds = level.downsample {
+                accumulate(dh, skipGrads[s]); s -= 1
+                dh = ds.backward(dh)
+            }
+            for j in level.resnets.indices.reversed() {
+                accumulate(dh, skipGrads[s]); s -= 1
+                if !level.attentions.isEmpty { dh = level.attentions[j].backward(dh, pass, grads) }
+                dh = level.resnets[j].backward(dh)
+            }
+        }
+        accumulate(dh, skipGrads[s])
+        precondition(s == 0, "UNet backward: \(s) skip gradients left")
+        return UNetGradients(latents: convIn.backward(dh), factors: grads.factors)
+    }
+}

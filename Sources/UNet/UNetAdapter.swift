@@ -1,0 +1,48 @@
+import Adapters
+import Engine
+
+/// An adapter's UNet modules as Engine factors, ready for the per-call hook of the attention projections.
+///
+/// Keys are diffusers module paths inside the UNet (`down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q`).
+/// The mask at timestep t keeps the first `Adapter.keptComponents(rank:at:)` components; unscheduled
+/// adapters (plain LoRAs) keep all of them at every t.
+public struct UNetAdapter: @unchecked Sendable {
+    public struct Module {
+        public let factors: AdapterFactors<Float>
+        public let rank: Int
+    }
+
+    public let adapter: Adapter
+    public let modules: [String: Module]
+    /// Adapter modules of other components (text encoders), which the UNet does not use.
+    public let otherComponents: [String]
+
+    public init(_ adapter: Adapter) throws {
+        self.adapter = adapter
+        var modules: [String: Module] = [:], others: [String] = []
+        for (i, info) in adapter.modules.enumerated() {
+            guard info.component == "unet" else { others.append(info.name); continue }
+            let path = String(info.name.dropFirst("unet.".count))
+            let r = info.rank, inF = info.inFeatures, outF = info.outFeatures
+            switch try adapter.factors(i) {
+            case let .lowRank(f):
+                modules[path] = Module(factors: .lowRank(
+                    down: Tensor(shape: [r, inF], values: f.down), up: Tensor(shape: [outF, r], values: f.up),
+                    scale: f.scale), rank: r)
+            case let .ortho(f):
+                modules[path] = Module(factors: .ortho(
+                    q: Tensor(shape: [r, inF], values: f.q), p: Tensor(shape: [outF, r], values: f.p),
+                    lambda: Tensor(shape: [r], values: f.lambda),
+                    q0: Tensor(shape: [r, inF], values: f.q0), p0: Tensor(shape: [outF, r], values: f.p0),
+                    lambda0: Tensor(shape: [r], values: f.lambda0)), rank: r)
+            }
+        }
+        self.modules = modules
+        self.otherComponents = others
+    }
+
+    /// Components of `module` kept at DDPM timestep `t` (nil: unmasked).
+    public func active(_ module: Module, at t: Double?) -> Int {
+        adapter.keptComponents(rank: module.rank, at: t)
+    }
+}
