@@ -83,3 +83,26 @@ struct ConvertTests {
         #expect(result.stderr.contains("NaN"), "\(result.stderr)")
     }
 }
+
+/// diffusers builds a LoraConfig from `lora_adapter_metadata`; its fields must match the loaded model's
+/// module names (checked by hand with `make_fixtures.py --check`: tlkit's PEFT output of the PEFT fixture
+/// loads to the same UNet output, difference 0).
+struct PeftMetadataTests {
+    @Test func configFieldsMatchWhatDiffusersWrites() throws {
+        let out = CLI.temporaryFolder().appendingPathComponent("p.safetensors").path
+        let result = try CLI.run(["convert", CLI.fixture("adapters/peft"), "--to", "peft", "--dtype", "f32", "-o", out])
+        #expect(result.status == 0, "\(result.stderr)")
+        let metadata = CLI.json(try CLI.run(["inspect", "--json", out]).stdout)
+        #expect(metadata["alpha"] != nil)
+        let raw = try Data(contentsOf: URL(fileURLWithPath: out))
+        let headerLength = raw.prefix(8).enumerated().reduce(0) { $0 | (Int($1.element) << (8 * $1.offset)) }
+        let header = try JSONSerialization.jsonObject(with: raw.subdata(in: 8..<(8 + headerLength))) as! [String: Any]
+        let config = try JSONSerialization.jsonObject(with: Data(((header["__metadata__"] as! [String: String])["lora_adapter_metadata"]!).utf8)) as! [String: Any]
+        #expect(config["text_encoder.target_modules"] as? [String] == ["k_proj", "out_proj", "q_proj", "v_proj"])
+        #expect(config["unet.target_modules"] as? [String] == ["to_k", "to_out.0", "to_q", "to_v"])
+        #expect(config["unet.r"] as? Int == 4)
+        #expect(config["unet.lora_alpha"] as? Double == 8)
+        #expect(config["unet.rank_pattern"] as? [String: Int] == ["down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q": 2])
+        #expect(config["unet.alpha_pattern"] as? [String: Double] == ["mid_block.attentions.0.transformer_blocks.0.attn1.to_out.0": 12])
+    }
+}

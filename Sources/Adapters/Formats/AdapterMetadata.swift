@@ -75,7 +75,10 @@ enum AdapterMetadata {
         for (component, indices) in byComponent {
             let entries = indices.map { i -> (path: String, rank: Int, alpha: Double) in
                 let module = adapter.modules[i]
-                let path = String(module.name.dropFirst(component.count + 1))
+                // Pattern keys are matched against the loaded model's module names, which current
+                // transformers gives without the `text_model.` level; a suffix match works for both.
+                var path = String(module.name.dropFirst(component.count + 1))
+                if path.hasPrefix("text_model.") { path = String(path.dropFirst("text_model.".count)) }
                 var alpha = Double(module.rank)
                 if case let .lowRank(l)? = try? adapter.factors(i) { alpha = Double(l.alpha ?? Float(l.rank)) }
                 return (path, module.rank, alpha)
@@ -86,7 +89,8 @@ enum AdapterMetadata {
             config["\(component).lora_alpha"] = alpha
             config["\(component).rank_pattern"] = Dictionary(uniqueKeysWithValues: entries.filter { $0.rank != rank }.map { ($0.path, $0.rank) })
             config["\(component).alpha_pattern"] = Dictionary(uniqueKeysWithValues: entries.filter { $0.alpha != alpha }.map { ($0.path, $0.alpha) })
-            config["\(component).target_modules"] = Array(Set(entries.map { $0.path })).sorted()
+            // Leaf names, as diffusers writes them (`to_q`, `to_out.0`, `q_proj`).
+            config["\(component).target_modules"] = Array(Set(entries.map { leafName($0.path) })).sorted()
             config["\(component).peft_type"] = "LORA"
             config["\(component).bias"] = "none"
             config["\(component).lora_dropout"] = 0.0
@@ -97,6 +101,12 @@ enum AdapterMetadata {
         }
         let data = (try? JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
+    }
+
+    static func leafName(_ path: String) -> String {
+        let parts = path.split(separator: ".")
+        if parts.count >= 2, let last = parts.last, Int(last) != nil { return parts.suffix(2).joined(separator: ".") }
+        return parts.last.map(String.init) ?? path
     }
 
     static func mostCommon<T: Hashable & Comparable>(_ values: [T]) -> T {
