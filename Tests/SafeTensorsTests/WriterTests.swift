@@ -96,7 +96,8 @@ struct HalfConversionTests {
             let value = Float(half)
             if half.isNaN { #expect(Float16(bitPattern: FloatConversion.halfBits(value)).isNaN); continue }
             #expect(FloatConversion.halfBits(value) == bits, "\(bits)")
-            #expect(FloatConversion.toFloat32(withUnsafeBytes(of: bits) { $0 }, dtype: .f16, count: 1)[0] == value)
+            let decoded = withUnsafeBytes(of: bits) { FloatConversion.toFloat32($0, dtype: .f16, count: 1)[0] }
+            #expect(decoded == value)
             if half.isFinite, !half.nextUp.isInfinite {
                 let midpoint = (Double(value) + Double(Float(half.nextUp))) / 2
                 let m = Float(midpoint)
