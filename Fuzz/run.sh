@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 SECONDS_TO_RUN=${1:-600}
 # SwiftPM instruments only the executable for --sanitize fuzzer; coverage of the libraries is asked for explicitly.
 TLKIT_FUZZ=1 swift build --scratch-path .build-fuzz --product tlkit-fuzz --sanitize fuzzer --sanitize address \
-    -Xswiftc -sanitize-coverage=edge,trace-cmp
+    -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp
 mkdir -p Fuzz/corpus-work
 cp -n Fuzz/seeds/* Fuzz/corpus-work/ 2>/dev/null || true
 find Fixtures/adapters -name '*.safetensors' -size -200k -exec cp -n {} Fuzz/corpus-work/ \; 2>/dev/null || true
