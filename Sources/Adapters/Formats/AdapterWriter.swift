@@ -33,7 +33,7 @@ public struct WriteOptions: Sendable {
 /// Writes an adapter in one of the output formats, streaming tensor by tensor (each module's factors
 /// are loaded once, when its first tensor is due) and atomically.
 public enum AdapterWriter {
-    struct Planned {
+    struct Planned: @unchecked Sendable {
         let spec: TensorSpec
         let module: Int
         let values: (Factors) throws -> [Float]
@@ -63,11 +63,24 @@ public enum AdapterWriter {
         let placeholder = String(repeating: "0", count: 64)
         let writer = try SafeTensorsWriter(path: target, metadata: AdapterMetadata.build(adapter, format: format, dataSHA256: placeholder, options: options), tensors: specs)
         do {
+            // Producing a tensor (loading, folding, converting) overlaps with hashing and writing the
+            // previous one: a second thread fills a short queue in file order.
             var hasher = SHA256()
-            var cache: (Int, Factors)?
-            for info in writer.layout {
-                let planned = byName[info.name]!
-                let bytes = FloatConversion.fromFloat32(try planned.values(try cachedFactors(adapter, planned.module, &cache)), dtype: info.dtype)
+            let queue = TensorQueue(capacity: 4)
+            let layout = writer.layout
+            Thread.detachNewThread {
+                var cache: (Int, Factors)?
+                for info in layout {
+                    let planned = byName[info.name]!
+                    queue.put(Result {
+                        FloatConversion.fromFloat32(try planned.values(try cachedFactors(adapter, planned.module, &cache)), dtype: info.dtype)
+                    })
+                    if queue.isCancelled { return }
+                }
+            }
+            defer { queue.cancel() }
+            for info in layout {
+                let bytes = try queue.take().get()
                 hasher.update(data: bytes)
                 try writer.write(info.name, bytes: bytes)
             }
@@ -167,5 +180,42 @@ public enum AdapterWriter {
                 return [l.alpha ?? Float(l.rank)]
             },
         ]
+    }
+}
+
+/// A bounded, ordered hand-over of produced tensors from one producer thread to the writer.
+final class TensorQueue: @unchecked Sendable {
+    private var items: [Result<[UInt8], Error>] = []
+    private let lock = NSCondition()
+    private let capacity: Int
+    private var cancelled = false
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    var isCancelled: Bool { lock.lock(); defer { lock.unlock() }; return cancelled }
+
+    func put(_ item: Result<[UInt8], Error>) {
+        lock.lock()
+        while items.count >= capacity && !cancelled { lock.wait() }
+        if !cancelled { items.append(item) }
+        lock.broadcast()
+        lock.unlock()
+    }
+
+    func take() -> Result<[UInt8], Error> {
+        lock.lock()
+        while items.isEmpty { lock.wait() }
+        let item = items.removeFirst()
+        lock.broadcast()
+        lock.unlock()
+        return item
+    }
+
+    /// Stops the producer (after an error or at the end), waking it if it waits for room.
+    func cancel() {
+        lock.lock()
+        cancelled = true
+        lock.broadcast()
+        lock.unlock()
     }
 }
