@@ -9,7 +9,11 @@ from __future__ import annotations
 import json
 import unicodedata
 
+from tokenizers import Regex, pre_tokenizers
+
 from .common import check, log
+
+SPLIT_PATTERN = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 
 CALL = 'CLIPTokenizer.from_pretrained(dir)(prompts, padding="max_length", max_length=77, truncation=True)'
 
@@ -119,6 +123,44 @@ def prompts() -> list[str]:
     return list(dict.fromkeys(out))  # first occurrence of each, in order
 
 
+def _ranges(values: list[int]) -> list[list[int]]:
+    out: list[list[int]] = []
+    for v in values:
+        if out and out[-1][1] == v - 1:
+            out[-1][1] = v
+        else:
+            out.append([v, v])
+    return out
+
+
+def unicode_tables(tok) -> dict:
+    """Per scalar, what the tokenizer's own normalizer and CLIP split pattern do with it.
+
+    Class: whitespace (the split drops it), letter (joins "a?a" into one piece), number (each one alone) or
+    other (runs of it form one piece). Normalized: every scalar whose normalised form differs from itself.
+    """
+    backend = tok.backend_tokenizer
+    split = pre_tokenizers.Split(Regex(SPLIT_PATTERN), behavior="removed", invert=True)
+    check(json.loads(backend.pre_tokenizer.__getstate__())["pretokenizers"][0]["pattern"]["Regex"] == SPLIT_PATTERN,
+          "the tokenizer's split pattern changed")
+    classes: dict[str, list[int]] = {"letter": [], "number": [], "whitespace": []}
+    normalized = []
+    for c in range(0x110000):
+        if 0xD800 <= c <= 0xDFFF:
+            continue
+        ch = chr(c)
+        if not split.pre_tokenize_str(ch):
+            classes["whitespace"].append(c)
+        elif len(split.pre_tokenize_str("a" + ch + "a")) == 1:
+            classes["letter"].append(c)
+        elif len(split.pre_tokenize_str(ch + ch)) == 2:
+            classes["number"].append(c)
+        n = backend.normalizer.normalize_str(ch)
+        if n != ch:
+            normalized.append([c, [ord(x) for x in n]])
+    return {k: _ranges(v) for k, v in classes.items()} | {"normalized": normalized}
+
+
 def build(ctx) -> None:
     from transformers import CLIPTokenizer
 
@@ -154,3 +196,12 @@ def build(ctx) -> None:
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     check(json.loads(path.read_text(encoding="utf-8"))["prompts"] == items, "prompts do not read back")
     log(f"[tokenizer] {len(items)} prompts, {over} over 77 tokens")
+
+    tables = unicode_tables(CLIPTokenizer.from_pretrained(str(ctx.pipeline_dir / "tokenizer")))
+    lines = ["{"]
+    keys = ["letter", "number", "whitespace", "normalized"]
+    for n, key in enumerate(keys):
+        lines += [f'  "{key}": [', ",\n".join("    " + json.dumps(r) for r in tables[key]), "  ]" + ("," if n < 3 else "")]
+    lines.append("}")
+    (ctx.reference / "tokenizer_unicode.json").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    log(f"[tokenizer] unicode: {', '.join(f'{k} {len(tables[k])}' for k in keys)}")
