@@ -20,9 +20,11 @@ var package = Package(
         .systemLibrary(name: "CZstd", path: "Sources/CZstd"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
         .systemLibrary(name: "CJPEG", path: "Sources/CJPEG"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
 
         .target(name: "SafeTensors"),
         .target(name: "Engine", dependencies: ["CBLAS"]),
+        .target(name: "Tokenizer", dependencies: ["CZlib"]),
         .target(name: "SDXL", dependencies: ["SafeTensors"]),
         .target(name: "Adapters", dependencies: [
             "SafeTensors", "SDXL", "CBLAS",
@@ -41,6 +43,7 @@ var package = Package(
 
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
         .testTarget(name: "SDXLTests", dependencies: ["SDXL", "SafeTensors"]),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "SafeTensors", "CBLAS"]),
         .executableTarget(name: "tlkit-catalog-helper", dependencies: ["TLKitCommands"], path: "Tests/CatalogHelper"),
