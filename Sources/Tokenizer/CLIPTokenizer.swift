@@ -44,15 +44,22 @@ public final class CLIPTokenizer: @unchecked Sendable {
     ///   - padToken: `<|endoftext|>` for SDXL's first tokenizer, `!` for the second.
     ///   - specialTokens: in registration order (later entries with the same text override earlier ones);
     ///     by default `publishedSpecialTokens(padToken:)`.
-    public init(vocabulary: CLIPVocabulary, padToken: String = CLIPVocabulary.endOfText, maxLength: Int = 77,
-                specialTokens: [SpecialToken]? = nil) throws {
+    public convenience init(vocabulary: CLIPVocabulary, padToken: String = CLIPVocabulary.endOfText, maxLength: Int = 77,
+                            specialTokens: [SpecialToken]? = nil) throws {
+        try self.init(vocabulary: vocabulary, padToken: padToken, maxLength: maxLength, specialTokens: specialTokens,
+                      files: (vocabulary: "<vocabulary>", merges: "<merges>", config: "<configuration>"))
+    }
+
+    /// `files` name the sources of the vocabulary, the merges and the configuration in error messages.
+    init(vocabulary: CLIPVocabulary, padToken: String, maxLength: Int, specialTokens: [SpecialToken]?,
+         files: (vocabulary: String, merges: String, config: String)) throws {
         guard maxLength >= 2 else {
-            throw TokenizerError.badFile(path: "<configuration>", reason: "max length \(maxLength) leaves no room for the start and end tokens")
+            throw TokenizerError.badFile(path: files.config, reason: "max length \(maxLength) leaves no room for the start and end tokens")
         }
         var tokens = vocabulary.tokens
         func id(_ token: String, required: Bool) throws -> Int {
             if let id = tokens[token] { return id }
-            if required { throw TokenizerError.badFile(path: "<vocabulary>", reason: "has no \(token.debugDescription) token") }
+            if required { throw TokenizerError.badFile(path: files.vocabulary, reason: "has no \(token.debugDescription) token") }
             // transformers adds a special token missing from the vocabulary after the last id.
             let id = (tokens.values.max() ?? -1) + 1
             tokens[token] = id
@@ -93,7 +100,7 @@ public final class CLIPTokenizer: @unchecked Sendable {
         for (rank, merge) in vocabulary.merges.enumerated() {
             guard let left = tokens[merge.first], let right = tokens[merge.second],
                   let joined = tokens[merge.first + merge.second] else {
-                throw TokenizerError.badFile(path: "<merges>", reason: "merge \(rank + 1) \"\(merge.first) \(merge.second)\" uses a token missing from the vocabulary")
+                throw TokenizerError.badFile(path: files.merges, reason: "merge \(rank + 1) \"\(merge.first) \(merge.second)\" uses a token missing from the vocabulary")
             }
             let key = UInt64(left) << 32 | UInt64(right)
             if ranks[key] == nil { ranks[key] = (Int32(rank), Int32(joined)) }

@@ -21,12 +21,16 @@ extension CLIPTokenizer {
         let config = try Self.specialTokenConfig(config: file("tokenizer_config.json"), map: file("special_tokens_map.json"))
 
         let vocabulary: CLIPVocabulary
+        let sources: (vocabulary: String, merges: String, config: String)
         var specials = config.specials
         var padToken = config.padToken
         let vocabPath = file("vocab.json"), mergesPath = file("merges.txt")
+        let configPath = file("tokenizer_config.json") ?? file("special_tokens_map.json") ?? folder
         if let vocabPath, let mergesPath {
             vocabulary = try CLIPVocabulary.fromFiles(vocab: vocabPath, merges: mergesPath)
+            sources = (vocabPath, mergesPath, configPath)
         } else if let jsonPath = file("tokenizer.json") {
+            sources = (jsonPath, jsonPath, configPath)
             let loaded = try Self.fromTokenizerJSON(jsonPath)
             vocabulary = loaded.vocabulary
             // The backend's own added tokens carry the flags it matches with (transformers keeps them even where
@@ -43,7 +47,7 @@ extension CLIPTokenizer {
         }
         let pad = padToken ?? CLIPVocabulary.endOfText
         try self.init(vocabulary: vocabulary, padToken: pad, maxLength: config.maxLength,
-                      specialTokens: specials.isEmpty ? nil : specials)
+                      specialTokens: specials.isEmpty ? nil : specials, files: sources)
     }
 
     struct FolderConfig {
