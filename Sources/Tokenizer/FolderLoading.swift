@@ -46,8 +46,12 @@ extension CLIPTokenizer {
             throw TokenizerError.noVocabulary(folder: folder)
         }
         let pad = padToken ?? CLIPVocabulary.endOfText
+        if specials.isEmpty {
+            // No configuration at all: transformers' defaults are plain strings, matched in the raw text.
+            specials = [CLIPVocabulary.startOfText, CLIPVocabulary.endOfText, pad].map { SpecialToken($0, normalized: false) }
+        }
         try self.init(vocabulary: vocabulary, padToken: pad, maxLength: config.maxLength,
-                      specialTokens: specials.isEmpty ? nil : specials, files: sources)
+                      specialTokens: specials, files: sources)
     }
 
     struct FolderConfig {

@@ -29,6 +29,20 @@ struct VocabularyTests {
         #expect(characters[0xAD] == "\u{0143}")  // soft hyphen byte, the last unprintable one
     }
 
+    @Test func folderWithoutConfigurationUsesTransformersDefaults() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        for name in ["vocab.json", "merges.txt"] {
+            try FileManager.default.copyItem(atPath: FixturePaths.tokenizer + "/" + name, toPath: folder.appendingPathComponent(name).path)
+        }
+        let tokenizer = try CLIPTokenizer(folder: folder.path)
+        #expect(tokenizer.padTokenID == 49407 && tokenizer.maxLength == 77)
+        #expect(tokenizer.specialTokens.allSatisfy { !$0.normalized })
+        // transformers 5.23 on the same folder: the start token is only matched in its exact spelling.
+        #expect(tokenizer.tokenize("A <|STARTOFTEXT|> b") == [320, 27, 347, 993, 6659, 4160, 91, 285, 321])
+        #expect(tokenizer.tokenize("a <|startoftext|> b") == [320, 49406, 321])
+    }
+
     @Test func folderConfigurationIsRead() throws {
         let first = try CLIPTokenizer(folder: FixturePaths.tokenizer)
         let second = try CLIPTokenizer(folder: FixturePaths.tokenizer2)
