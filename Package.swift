@@ -21,9 +21,11 @@ var package = Package(
         .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
         .systemLibrary(name: "CJPEG", path: "Sources/CJPEG"),
         .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
 
         .target(name: "SafeTensors"),
         .target(name: "Engine", dependencies: ["CBLAS"]),
+        .target(name: "Tokenizer", dependencies: ["CZlib"]),
         .target(name: "SDXL", dependencies: ["SafeTensors"]),
         .target(name: "Adapters", dependencies: [
             "SafeTensors", "SDXL", "CBLAS",
@@ -43,6 +45,7 @@ var package = Package(
 
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
         .testTarget(name: "SDXLTests", dependencies: ["SDXL", "SafeTensors"]),
         .testTarget(name: "UNetTests", dependencies: ["UNet", "Engine", "SDXL", "Adapters", "SafeTensors"]),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "SafeTensors", "CBLAS"]),
