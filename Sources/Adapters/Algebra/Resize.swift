@@ -47,6 +47,7 @@ public enum AdapterResize {
             var info = module
             info.rank = rank
             info.isOrtho = false
+            info.alpha = nil
             modules.append(info)
             results.append(ModuleResult(module: module.name, rankIn: module.rank, rankOut: rank, retainedEnergy: retained))
         }

@@ -116,6 +116,8 @@ public enum Converter {
             var out = m
             let keep = adapter.keptComponents(rank: m.rank, at: t)
             out.rank = m.isOrtho ? 2 * keep : keep
+            // The scale is kept: alpha follows the rank (ortho folds to scale 1).
+            out.alpha = m.isOrtho ? nil : m.alpha.map { $0 / Float(m.rank) * Float(keep) }
             out.isOrtho = false
             return out
         }
@@ -153,6 +155,7 @@ public enum Converter {
             var out = m
             out.rank = m.rank / 2
             out.isOrtho = true
+            out.alpha = nil
             return out
         }
         var result = mapped(adapter, modules: modules) { _, factors in
@@ -192,6 +195,7 @@ public enum Converter {
             var info = module
             info.rank = target
             info.isOrtho = false
+            info.alpha = nil
             modules.append(info)
         }
         var result = adapter
@@ -221,6 +225,7 @@ public enum Converter {
             throw ConversionUsageError(message: "--max-rank \(schedule.maxRank) differs from the adapter's rank \(rank)")
         }
         var result = adapter
+        result.modules = adapter.modules.map { var m = $0; m.alpha = nil; return m }
         result.replaceSource(TransformedFactors(base: adapter) { _, factors in
             let svd = try LowRankSVD.of(factors, keep: factors.rank)
             var l = lowRank(from: svd, keep: svd.rank)

@@ -61,10 +61,7 @@ enum AdapterMetadata {
 
     /// Alpha of every module when they agree (written modules are low-rank), else nil.
     static func uniformAlpha(_ adapter: Adapter) -> Double? {
-        let alphas = Set(adapter.modules.indices.compactMap { i -> Double? in
-            guard case let .lowRank(l)? = try? adapter.factors(i) else { return nil }
-            return Double(l.alpha ?? Float(l.rank))
-        })
+        let alphas = Set(adapter.modules.map { Double($0.alpha ?? Float($0.rank)) })
         return alphas.count == 1 ? alphas.first : nil
     }
 
@@ -79,9 +76,7 @@ enum AdapterMetadata {
                 // transformers gives without the `text_model.` level; a suffix match works for both.
                 var path = String(module.name.dropFirst(component.count + 1))
                 if path.hasPrefix("text_model.") { path = String(path.dropFirst("text_model.".count)) }
-                var alpha = Double(module.rank)
-                if case let .lowRank(l)? = try? adapter.factors(i) { alpha = Double(l.alpha ?? Float(l.rank)) }
-                return (path, module.rank, alpha)
+                return (path, module.rank, Double(module.alpha ?? Float(module.rank)))
             }
             let rank = mostCommon(entries.map(\.rank))
             let alpha = mostCommon(entries.map(\.alpha))

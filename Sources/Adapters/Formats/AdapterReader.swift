@@ -51,7 +51,7 @@ public enum AdapterReader {
                 unknown += module.tensors.values.sorted()
                 continue
             }
-            let info = try describe(module, canonical: canonical, file: file, path: path)
+            let info = try describe(module, canonical: canonical, file: file, path: path, format: format)
             modules.append(info)
             entries.append(module)
         }
@@ -120,7 +120,7 @@ public enum AdapterReader {
         return adapter
     }
 
-    static func describe(_ module: ModuleKeys, canonical: String, file: SafeTensorsFile, path: String) throws -> ModuleInfo {
+    static func describe(_ module: ModuleKeys, canonical: String, file: SafeTensorsFile, path: String, format: AdapterFormat) throws -> ModuleInfo {
         func shape(_ role: FactorRole) throws -> [Int] {
             guard let name = module.tensors[role], let info = file.header.tensor(named: name) else {
                 throw AdapterError("\(path): module \(module.fileName) has no \(role.rawValue) tensor")
@@ -147,7 +147,9 @@ public enum AdapterReader {
             }
         }
         let dtype = file.header.tensor(named: module.tensors[isOrtho ? .q : .down]!)!.dtype
-        return ModuleInfo(name: canonical, isOrtho: isOrtho, rank: down[0], inFeatures: down[1], outFeatures: up[0], dtype: dtype)
+        var info = ModuleInfo(name: canonical, isOrtho: isOrtho, rank: down[0], inFeatures: down[1], outFeatures: up[0], dtype: dtype)
+        if !isOrtho { info.alpha = try FileFactors.alpha(keys: module, rank: down[0], file: file, format: format) }
+        return info
     }
 
     static func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String {
@@ -175,10 +177,11 @@ struct FileFactors: FactorSource, @unchecked Sendable {
                                 lambda0: try load(.lambda0), rank: info.rank, inFeatures: info.inFeatures, outFeatures: info.outFeatures))
         }
         return .lowRank(LowRank(down: try load(.down), up: try load(.up), rank: info.rank, inFeatures: info.inFeatures,
-                                outFeatures: info.outFeatures, alpha: try alpha(keys, rank: info.rank)))
+                                outFeatures: info.outFeatures, alpha: info.alpha))
     }
 
-    func alpha(_ keys: ModuleKeys, rank: Int) throws -> Float? {
+    /// The module's alpha as its format stores it (kohya/tlkit `.alpha` tensors, PEFT config).
+    static func alpha(keys: ModuleKeys, rank: Int, file: SafeTensorsFile, format: AdapterFormat) throws -> Float? {
         switch format {
         case .kohya, .tlkit:
             guard let name = keys.tensors[.alpha], let info = file.header.tensor(named: name) else { return nil }

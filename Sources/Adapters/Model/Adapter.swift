@@ -10,6 +10,9 @@ public struct ModuleInfo: Sendable, Equatable {
     public var outFeatures: Int
     /// The stored dtype of the factors (outputs keep it unless asked otherwise).
     public var dtype: DType
+    /// A low-rank module's alpha (scale = alpha / rank); nil means alpha = rank, and ortho modules have
+    /// none. Kept here so writers can describe an adapter without loading its factors.
+    public var alpha: Float? = nil
 
     public var component: String { String(name.prefix { $0 != "." }) }
 }
