@@ -4,8 +4,9 @@
 # rank-64 LoRAs to rank 64, and baking a LoRA into the 6.9 GB checkpoint. Prints wall time and peak RSS.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DATA=${DATA:-/work/bench-data}
-PY=${PY:-/work/venv/ref/bin/python}
+DATA=${DATA:-$HOME/tlkit-bench-data}
+mkdir -p "$DATA"
+PY=${PY:-python3}
 swift build -c release --product tlkit >/dev/null
 T=.build/release/tlkit
 [ -f "$DATA/sdxl-random-base.safetensors" ] || $PY Benchmarks/make_sdxl_random.py checkpoint "$DATA/sdxl-random-base.safetensors"

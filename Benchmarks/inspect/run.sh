@@ -5,9 +5,9 @@
 #
 # Environment:
 #   TLKIT   tlkit binary            (default .build/release/tlkit; built if missing)
-#   DATA    folder of inputs        (default /work/bench-data; generated if missing)
+#   DATA    folder of inputs        (default $HOME/tlkit-bench-data; generated if missing)
 #   PYTHON  python with torch, diffusers, transformers, safetensors, numpy, PyYAML
-#           (default /work/venv/ref/bin/python)
+#           (default python3: the fixture environment, see Fixtures/README.md)
 #
 #   SYSTEM_COLD  1 (default): also measure after `sync; echo 3 > /proc/sys/vm/drop_caches` when
 #           that is permitted (drops every cached page on the machine); 0 skips it.
@@ -21,8 +21,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${1:-5}
 TLKIT=${TLKIT:-.build/release/tlkit}
-DATA=${DATA:-/work/bench-data}
-PYTHON=${PYTHON:-/work/venv/ref/bin/python}
+DATA=${DATA:-$HOME/tlkit-bench-data}
+PYTHON=${PYTHON:-python3}
 GEN=Benchmarks/make_sdxl_random.py
 
 CKPT=$DATA/sdxl-random-base.safetensors
