@@ -32,6 +32,7 @@ var package = Package(
             .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "UNet", dependencies: ["Engine", "SDXL", "Adapters"]),
+        .target(name: "TextEncoders", dependencies: ["Engine", "SDXL", "Tokenizer"]),
         .target(name: "Catalog", dependencies: [
             "SafeTensors", "CZstd",
             .product(name: "GRDB", package: "GRDB.swift"),
@@ -48,6 +49,7 @@ var package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
         .testTarget(name: "SDXLTests", dependencies: ["SDXL", "SafeTensors"]),
         .testTarget(name: "UNetTests", dependencies: ["UNet", "Engine", "SDXL", "Adapters", "SafeTensors"]),
+        .testTarget(name: "TextEncodersTests", dependencies: ["TextEncoders", "Engine", "SDXL", "SafeTensors", "Tokenizer"]),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "SafeTensors", "CBLAS"]),
         .executableTarget(name: "tlkit-catalog-helper", dependencies: ["TLKitCommands"], path: "Tests/CatalogHelper"),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog", "SafeTensors", "tlkit-catalog-helper"]),

@@ -1,0 +1,98 @@
+import Engine
+import Foundation
+import SafeTensors
+import SDXL
+import Testing
+import TextEncoders
+import Tokenizer
+
+/// The committed fixtures, found from this file so tests run from any folder.
+enum Reference {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+    static func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
+
+    static let layouts: [String: String] = ["folder": "models/tiny-sdxl", "single-file": "models/tiny-sdxl.safetensors"]
+
+    /// The reference tensors of Fixtures/reference/text_encoders.safetensors and the prompts they were made from.
+    static let outputs: (tensors: [String: Tensor<Float>], prompts: [String]) = {
+        let file = try! SafeTensorsFile.open(path("reference/text_encoders.safetensors"))
+        var out: [String: Tensor<Float>] = [:]
+        for info in file.tensors { out[info.name] = Tensor(shape: info.shape, values: try! file.floats(info)) }
+        let prompts = try! JSONDecoder().decode([String].self, from: Data(file.metadata["prompts"]!.utf8))
+        return (out, prompts)
+    }()
+
+    static func encoders(_ layout: String) throws -> SDXLTextEncoders {
+        try SDXLTextEncoders(
+            model: try SDXLModel.open(path(layouts[layout]!)),
+            tokenizerFolder: path("models/tiny-sdxl/tokenizer"), tokenizer2Folder: path("models/tiny-sdxl/tokenizer_2"))
+    }
+
+    /// max|a − b| / max|b|.
+    static func scaleRelative(_ a: Tensor<Float>, _ b: Tensor<Float>) -> Double {
+        precondition(a.count == b.count, "\(a.shape) vs \(b.shape)")
+        var diff = 0.0, scale = 0.0
+        for i in 0..<a.count {
+            diff = max(diff, abs(Double(a[i]) - Double(b[i])))
+            scale = max(scale, abs(Double(b[i])))
+        }
+        return diff / scale
+    }
+}
+
+@Suite struct TextEncoderReferenceTests {
+    static let tolerance = 1e-4
+
+    @Test(arguments: ["folder", "single-file"])
+    func matchesTransformers(layout: String) throws {
+        let te = try Reference.encoders(layout)
+        let (ref, prompts) = Reference.outputs
+        #expect(prompts.count == 4)
+        #expect(te.encoder.config.activation == .quickGELU && te.encoder2.config.activation == .gelu)
+        #expect(te.encoder.config.layers == 2 && te.encoder2.config.layers == 3)
+        for (i, prompt) in prompts.enumerated() {
+            let (a, b) = try te.encodeEach(prompt)
+            // The tokenizers reproduce the reference ids (so the comparison is of the same input).
+            for (name, tok) in [("text_encoder", te.tokenizer), ("text_encoder_2", te.tokenizer2)] {
+                #expect(tok.encode(prompt).map(Float.init) == ref["ids_\(name)_\(i)"]!.array, "ids of \(name), prompt \(i)")
+            }
+            var errors: [(String, Double)] = []
+            for (name, out) in [("text_encoder", a), ("text_encoder_2", b)] {
+                errors.append(("penultimate_\(name)", Reference.scaleRelative(out.penultimate, ref["penultimate_\(name)_\(i)"]!)))
+                errors.append(("last_\(name)", Reference.scaleRelative(out.last, ref["last_\(name)_\(i)"]!)))
+            }
+            errors.append(("text_embeds", Reference.scaleRelative(b.projected!, ref["text_embeds_\(i)"]!)))
+
+            let (embeds, pooled) = try te.encode(prompt)
+            #expect(embeds.shape == [77, 128] && pooled.shape == [64])
+            let expected = try SDXLTextEncoders.concatenate(
+                ref["penultimate_text_encoder_\(i)"]!.reshaped([77, 64]), ref["penultimate_text_encoder_2_\(i)"]!.reshaped([77, 64]))
+            errors.append(("prompt_embeds", Reference.scaleRelative(embeds, expected)))
+            errors.append(("pooled", Reference.scaleRelative(pooled, ref["text_embeds_\(i)"]!)))
+
+            print("[\(layout)] prompt \(i): " + errors.map { "\($0.0) \(String(format: "%.2e", $0.1))" }.joined(separator: ", "))
+            for (name, error) in errors {
+                #expect(error <= Self.tolerance, "\(layout) prompt \(i) \(name): \(error)")
+            }
+        }
+    }
+
+    @Test func poolingPicksTheFirstEndToken() throws {
+        let te = try Reference.encoders("folder")
+        #expect(te.encoder2.config.pooling == .argmax)
+        // tokenizer_2 pads with "!" (id 0), so the end token is the largest id; tokenizer pads with the end token itself.
+        let ids = te.tokenizer.encode("a photo of sks dog")
+        #expect(te.encoder.poolingIndex(ids) == ids.firstIndex(of: 49407))
+        let ids2 = te.tokenizer2.encode("a photo of sks dog")
+        #expect(te.encoder2.poolingIndex(ids2) == ids2.firstIndex(of: 49407))
+    }
+
+    @Test func rejectsBadInput() throws {
+        let te = try Reference.encoders("folder")
+        #expect(throws: TextEncoderError.self) { try te.encoder.forward(ids: []) }
+        #expect(throws: TextEncoderError.self) { try te.encoder.forward(ids: Array(repeating: 0, count: 78)) }
+        #expect(throws: TextEncoderError.self) { try te.encoder.forward(ids: [49408]) }
+    }
+}
