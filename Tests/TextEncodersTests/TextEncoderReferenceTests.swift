@@ -96,3 +96,35 @@ enum Reference {
         #expect(throws: TextEncoderError.self) { try te.encoder.forward(ids: [49408]) }
     }
 }
+
+@Suite struct TextEncoderConfigTests {
+    /// The single file has no config.json: shapes and SDXL defaults must give what the folder's config.json says.
+    @Test func singleFileInfersTheFolderConfig() throws {
+        let folder = try SDXLModel.open(Reference.path(Reference.layouts["folder"]!))
+        let single = try SDXLModel.open(Reference.path(Reference.layouts["single-file"]!))
+        #expect(folder.configs[.textEncoder] != nil && single.configs[.textEncoder] == nil)
+        for component in [Component.textEncoder, .textEncoder2] {
+            let a = try CLIPTextConfig.infer(model: folder, component: component)
+            let b = try CLIPTextConfig.infer(model: single, component: component)
+            #expect(a == b, "\(component)")
+            #expect(a.hiddenSize == 64 && a.intermediateSize == 256 && a.heads == 1 && a.maxPositions == 77)
+        }
+    }
+
+    @Test func firstOfPoolingPicksTheFirstMatch() throws {
+        let model = try SDXLModel.open(Reference.path(Reference.layouts["folder"]!))
+        var config = try CLIPTextConfig.infer(model: model, component: .textEncoder2)
+        config.pooling = .firstOf(320)
+        let encoder = try CLIPTextEncoder(model: model, component: .textEncoder2, config: config)
+        #expect(encoder.poolingIndex([49406, 5, 320, 7, 320, 49407]) == 2)
+        #expect(encoder.poolingIndex([49406, 5, 49407]) == 0)  // absent: position 0, as transformers' argmax of zeros
+        let out = try encoder.forward(ids: [49406, 5, 320, 7, 320, 49407])
+        #expect(out.pooled.array == out.last.batch(2).array)
+        #expect(out.projected?.shape == [64])
+    }
+
+    @Test func missingComponentIsReported() throws {
+        let model = try SDXLModel.open(Reference.path("models/tiny-sdxl/unet/diffusion_pytorch_model.safetensors"))
+        #expect(throws: TextEncoderError.self) { try CLIPTextEncoder(model: model, component: .textEncoder) }
+    }
+}
