@@ -5,6 +5,9 @@ For each prompt p (index i) and encoder e in (text_encoder, text_encoder_2):
   penultimate_{e}_{i}    [1, 77, 64]  hidden_states[-2] (before final_layer_norm; what SDXL uses)
   last_{e}_{i}           [1, 77, 64]  last_hidden_state (after final_layer_norm)
   text_embeds_{i}        [1, 64]      text_encoder_2's pooled output times text_projection
+and, for prompt 0 only, text_encoder_2 rebuilt with num_attention_heads 4 (the same weights, head size 16;
+the fixture's configs have one head, SDXL's 12 and 20):
+  penultimate_heads4_0, last_heads4_0 [1, 77, 64], text_embeds_heads4_0 [1, 64]
 The prompts are stored in the metadata ("prompts", a JSON list).
 """
 
@@ -48,6 +51,14 @@ def build(ctx) -> None:
             out[f"last_{name}_{i}"] = res.last_hidden_state.float()
             if name == "text_encoder_2":
                 out[f"text_embeds_{i}"] = res.text_embeds.float()
+    model = CLIPTextModelWithProjection.from_pretrained(
+        str(pipe / "text_encoder_2"), torch_dtype=torch.float32, local_files_only=True, num_attention_heads=4).eval()
+    check(model.config.num_attention_heads == 4, "heads override not applied")
+    res = model(input_ids=out["ids_text_encoder_2_0"].to(torch.long), output_hidden_states=True)
+    out["penultimate_heads4_0"] = res.hidden_states[-2].float()
+    out["last_heads4_0"] = res.last_hidden_state.float()
+    out["text_embeds_heads4_0"] = res.text_embeds.float()
+    check(not torch.allclose(out["last_heads4_0"], out["last_text_encoder_2_0"]), "4 heads should differ from 1")
     assert_no_zero_tensors({k: v for k, v in out.items() if not k.startswith("ids_")}, "text_encoders")
     path = ctx.reference / "text_encoders.safetensors"
     save_safetensors(out, path, metadata={"prompts": json.dumps(PROMPTS, ensure_ascii=False)})

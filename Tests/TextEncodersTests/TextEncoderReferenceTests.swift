@@ -128,3 +128,25 @@ enum Reference {
         #expect(throws: TextEncoderError.self) { try CLIPTextEncoder(model: model, component: .textEncoder) }
     }
 }
+
+@Suite struct TextEncoderMultiHeadTests {
+    /// The fixture's configs have one head; the same weights split into 4 heads check the head layout.
+    @Test(arguments: ["folder", "single-file"])
+    func fourHeadsMatchTransformers(layout: String) throws {
+        let model = try SDXLModel.open(Reference.path(Reference.layouts[layout]!))
+        var config = try CLIPTextConfig.infer(model: model, component: .textEncoder2)
+        config.heads = 4
+        let encoder = try CLIPTextEncoder(model: model, component: .textEncoder2, config: config)
+        let (ref, _) = Reference.outputs
+        let out = try encoder.forward(ids: ref["ids_text_encoder_2_0"]!.array.map { Int($0) })
+        let errors = [
+            ("penultimate", Reference.scaleRelative(out.penultimate, ref["penultimate_heads4_0"]!)),
+            ("last", Reference.scaleRelative(out.last, ref["last_heads4_0"]!)),
+            ("text_embeds", Reference.scaleRelative(out.projected!, ref["text_embeds_heads4_0"]!)),
+        ]
+        print("[\(layout)] 4 heads: " + errors.map { "\($0.0) \(String(format: "%.2e", $0.1))" }.joined(separator: ", "))
+        for (name, error) in errors { #expect(error <= TextEncoderReferenceTests.tolerance, "\(layout) \(name): \(error)") }
+        // And the split matters: one head gives a different answer.
+        #expect(Reference.scaleRelative(out.last, ref["last_text_encoder_2_0"]!) > 1e-3)
+    }
+}
