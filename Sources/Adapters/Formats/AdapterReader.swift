@@ -148,7 +148,7 @@ public enum AdapterReader {
         }
         let dtype = file.header.tensor(named: module.tensors[isOrtho ? .q : .down]!)!.dtype
         var info = ModuleInfo(name: canonical, isOrtho: isOrtho, rank: down[0], inFeatures: down[1], outFeatures: up[0], dtype: dtype)
-        if !isOrtho { info.alpha = try FileFactors.alpha(keys: module, rank: down[0], file: file, format: format) }
+        if !isOrtho { info.alpha = try FileFactors.alpha(keys: module, rank: down[0], file: file, format: format).map(Float.init) }
         return info
     }
 
@@ -181,13 +181,13 @@ struct FileFactors: FactorSource, @unchecked Sendable {
     }
 
     /// The module's alpha as its format stores it (kohya/tlkit `.alpha` tensors, PEFT config).
-    static func alpha(keys: ModuleKeys, rank: Int, file: SafeTensorsFile, format: AdapterFormat) throws -> Float? {
+    static func alpha(keys: ModuleKeys, rank: Int, file: SafeTensorsFile, format: AdapterFormat) throws -> Double? {
         switch format {
         case .kohya, .tlkit:
             guard let name = keys.tensors[.alpha], let info = file.header.tensor(named: name) else { return nil }
-            return Float(try file.scalar(info))
+            return try file.scalar(info)
         case .peft:
-            return Float(PeftMetadata(file.metadata["lora_adapter_metadata"]).alpha(forModule: keys.fileName, rank: rank))
+            return PeftMetadata(file.metadata["lora_adapter_metadata"]).alpha(forModule: keys.fileName, rank: rank)
         default:
             return nil  // diffusers, attn-procs and official layers have no scale
         }

@@ -71,24 +71,12 @@ enum AdapterDescription {
 
     /// Per-module alpha where the format has one: kohya/tlkit `.alpha` tensors, PEFT `lora_adapter_metadata`.
     static func alphas(keys: AdapterKeys, file: SafeTensorsFile) -> [Double] {
-        switch keys.format {
-        case .kohya, .tlkit:
-            return keys.modules.compactMap { module in
-                guard let name = module.tensors[.alpha], let info = file.header.tensor(named: name),
-                      let value = try? file.scalar(info) else {
-                    // Missing alpha means alpha = rank (scale 1), as kohya loads old files.
-                    return module.tensors[.down].flatMap { file.header.tensor(named: $0)?.shape.first }.map(Double.init)
-                }
-                return Double(value)
-            }
-        case .peft:
-            let peft = PeftMetadata(file.metadata["lora_adapter_metadata"])
-            return keys.modules.compactMap { module in
-                guard let down = module.tensors[.down], let rank = file.header.tensor(named: down)?.shape.first else { return nil }
-                return peft.alpha(forModule: module.fileName, rank: rank)
-            }
-        default:
-            return []
+        guard [.kohya, .tlkit, .peft].contains(keys.format) else { return [] }
+        return keys.modules.compactMap { module in
+            guard let down = module.tensors[.down], let rank = file.header.tensor(named: down)?.shape.first else { return nil }
+            // Missing (or unreadable) alpha means alpha = rank (scale 1), as kohya loads old files.
+            let stored = (try? FileFactors.alpha(keys: module, rank: rank, file: file, format: keys.format)) ?? nil
+            return stored ?? Double(rank)
         }
     }
 
