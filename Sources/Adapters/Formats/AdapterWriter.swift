@@ -55,7 +55,7 @@ public enum AdapterWriter {
             var cache: (Int, Factors)?
             try SafeTensorsWriter.write(to: target, metadata: metadata, tensors: specs) { info in
                 let planned = byName[info.name]!
-                return FloatConversion.fromFloat32(try planned.values(try cachedFactors(adapter, planned.module, &cache)), dtype: info.dtype)
+                return try tensorBytes(planned, info, adapter, &cache)
             }
             return
         }
@@ -73,7 +73,7 @@ public enum AdapterWriter {
                 for info in layout {
                     let planned = byName[info.name]!
                     queue.put(Result {
-                        FloatConversion.fromFloat32(try planned.values(try cachedFactors(adapter, planned.module, &cache)), dtype: info.dtype)
+                        try tensorBytes(planned, info, adapter, &cache)
                     })
                     if queue.isCancelled { return }
                 }
@@ -93,6 +93,11 @@ public enum AdapterWriter {
         }
     }
 
+    /// One planned tensor's bytes in the file's dtype, its module's factors loaded at most once in a row.
+    static func tensorBytes(_ planned: Planned, _ info: TensorInfo, _ adapter: Adapter, _ cache: inout (Int, Factors)?) throws -> [UInt8] {
+        FloatConversion.fromFloat32(try planned.values(try cachedFactors(adapter, planned.module, &cache)), dtype: info.dtype)
+    }
+
     static func cachedFactors(_ adapter: Adapter, _ index: Int, _ cache: inout (Int, Factors)?) throws -> Factors {
         if let cached = cache, cached.0 == index { return cached.1 }
         let factors = try adapter.factors(index)
@@ -109,7 +114,7 @@ public enum AdapterWriter {
         var cache: (Int, Factors)?
         for info in layout {
             let planned = byName[info.name]!
-            let bytes = FloatConversion.fromFloat32(try planned.values(try cachedFactors(adapter, planned.module, &cache)), dtype: info.dtype)
+            let bytes = try tensorBytes(planned, info, adapter, &cache)
             hasher.update(data: bytes)
         }
         return hasher.finalize().map { String(format: "%02x", $0) }.joined()
