@@ -98,6 +98,11 @@ public final class SDXLUNet {
     /// Module paths that take an adapter (`to_q`, `to_k`, `to_v`, `to_out.0` of every attn1 and attn2).
     public var adaptableModules: [String] { projections.keys.sorted() }
 
+    /// (in, out) features of an adaptable projection.
+    public func projectionShape(_ path: String) -> (inFeatures: Int, outFeatures: Int)? {
+        projections[path].map { ($0.inFeatures, $0.outFeatures) }
+    }
+
     /// Which of the adapter's UNet modules the hook applies, and which it cannot use.
     public func report(_ adapter: UNetAdapter) -> (applied: [String], unused: [String]) {
         let names = adapter.modules.keys.sorted()

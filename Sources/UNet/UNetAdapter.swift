@@ -46,3 +46,14 @@ public struct UNetAdapter: @unchecked Sendable {
         adapter.keptComponents(rank: module.rank, at: t)
     }
 }
+
+extension UNetAdapter {
+    /// Factors already in Engine form (a training run's), masked by `schedule` (nil: never masked) with one
+    /// component per rank. The tensors are shared, so updates to them reach the next forward pass.
+    public init(factors: [String: AdapterFactors<Float>], schedule: RankSchedule?) {
+        adapter = Adapter(format: .tlkit, method: nil, schedule: schedule, componentsPerRank: 1, modules: [],
+                          metadata: [:], source: InMemoryFactors([]))
+        modules = factors.mapValues { Module(factors: $0, rank: $0.rank) }
+        otherComponents = []
+    }
+}

@@ -14,6 +14,16 @@ public struct ModuleInfo: Sendable, Equatable {
     /// none. Kept here so writers can describe an adapter without loading its factors.
     public var alpha: Float? = nil
 
+    public init(name: String, isOrtho: Bool, rank: Int, inFeatures: Int, outFeatures: Int, dtype: DType, alpha: Float? = nil) {
+        self.name = name
+        self.isOrtho = isOrtho
+        self.rank = rank
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        self.dtype = dtype
+        self.alpha = alpha
+    }
+
     public var component: String { String(name.prefix { $0 != "." }) }
 }
 

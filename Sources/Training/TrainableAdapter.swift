@@ -1,0 +1,120 @@
+import Adapters
+import Engine
+import SafeTensors
+import UNet
+
+/// The adapter being trained: Engine tensors for every adapted UNet projection, shared (not copied) with
+/// the UNet hook, so an optimizer step is seen by the next forward pass without rebuilding anything.
+public final class TrainableAdapter {
+    public let method: TrainingMethod
+    public let schedule: RankSchedule
+    /// Module paths inside the UNet, sorted (the order of parameters, gradients and optimizer state).
+    public let paths: [String]
+    public private(set) var factors: [String: AdapterFactors<Float>]
+
+    init(method: TrainingMethod, schedule: RankSchedule, factors: [String: AdapterFactors<Float>]) {
+        self.method = method
+        self.schedule = schedule
+        self.paths = factors.keys.sorted()
+        self.factors = factors
+    }
+
+    /// Fresh factors for every adaptable projection of `unet` (to_q, to_k, to_v, to_out.0 of attn1 and attn2).
+    public static func initialized(
+        for unet: SDXLUNet, method: TrainingMethod, rank: Int, minRank: Int, rankAlpha: Double,
+        spectrum: InitSpectrum, seed: UInt64
+    ) throws -> TrainableAdapter {
+        let schedule = RankSchedule(maxRank: rank, minRank: method.isMasked ? minRank : rank, rankAlpha: rankAlpha)
+        try schedule.validate()
+        var factors: [String: AdapterFactors<Float>] = [:]
+        for (i, path) in unet.adaptableModules.enumerated() {
+            let (inF, outF) = unet.projectionShape(path)!
+            do {
+                factors[path] = try AdapterInitializer.factors(
+                    inFeatures: inF, outFeatures: outF, rank: rank, method: method, spectrum: spectrum,
+                    random: RandomStream(seed: seed, purpose: .initialization, step: 0, substream: i))
+            } catch {
+                throw TrainingError.badSetting("\(path): \(error)")
+            }
+        }
+        return TrainableAdapter(method: method, schedule: schedule, factors: factors)
+    }
+
+    /// What the UNet hook binds: masked by r(t) for T-LoRA methods, every component otherwise.
+    public var unetAdapter: UNetAdapter {
+        UNetAdapter(factors: factors, schedule: method.isMasked ? schedule : nil)
+    }
+
+    /// Trainable tensors in a fixed order with stable names (`<path>.<factor>`); frozen copies excluded.
+    public var parameters: [(name: String, tensor: Tensor<Float>)] {
+        paths.flatMap { path -> [(name: String, tensor: Tensor<Float>)] in
+            switch factors[path]! {
+            case let .lowRank(down, up, _): return [("\(path).down", down), ("\(path).up", up)]
+            case let .ortho(q, p, lambda, _, _, _): return [("\(path).q", q), ("\(path).p", p), ("\(path).lambda", lambda)]
+            }
+        }
+    }
+
+    /// Gradients of one backward pass in the order of `parameters`.
+    func gradients(_ g: UNetGradients) throws -> [Tensor<Float>] {
+        try paths.flatMap { path -> [Tensor<Float>] in
+            switch g.factors[path] {
+            case let .lowRank(down?, up?): return [down, up]
+            case let .ortho(q?, p?, lambda?): return [q, p, lambda]
+            default: throw TrainingError.internalError("no gradient for \(path)")
+            }
+        }
+    }
+}
+
+extension TrainableAdapter {
+    /// The adapter as the Adapters model sees it (for writing checkpoints in any format), with copies of
+    /// the current values.
+    public func snapshot(metadata: [String: String]) -> Adapter {
+        var infos: [ModuleInfo] = [], all: [Factors] = []
+        for path in paths {
+            switch factors[path]! {
+            case let .lowRank(down, up, _):
+                let r = down.shape[0], inF = down.shape[1], outF = up.shape[0]
+                infos.append(ModuleInfo(name: "unet.\(path)", isOrtho: false, rank: r, inFeatures: inF, outFeatures: outF, dtype: .f32))
+                all.append(.lowRank(LowRank(down: down.array, up: up.array, rank: r, inFeatures: inF, outFeatures: outF, alpha: nil)))
+            case let .ortho(q, p, lambda, q0, p0, lambda0):
+                let r = q.shape[0], inF = q.shape[1], outF = p.shape[0]
+                infos.append(ModuleInfo(name: "unet.\(path)", isOrtho: true, rank: r, inFeatures: inF, outFeatures: outF, dtype: .f32))
+                all.append(.ortho(Ortho(q: q.array, p: p.array, lambda: lambda.array, q0: q0.array, p0: p0.array,
+                                        lambda0: lambda0.array, rank: r, inFeatures: inF, outFeatures: outF)))
+            }
+        }
+        return Adapter(format: .tlkit, method: method.rawValue, schedule: schedule, componentsPerRank: 1,
+                       modules: infos, metadata: metadata, source: InMemoryFactors(all))
+    }
+
+    /// Restores the factors of a checkpoint written by `snapshot` (resume); modules and shapes must agree.
+    public static func restored(from adapter: Adapter, method: TrainingMethod, unet: SDXLUNet) throws -> TrainableAdapter {
+        guard let schedule = adapter.schedule else { throw TrainingError.badCheckpoint("the checkpoint has no rank schedule") }
+        let expected = Set(unet.adaptableModules)
+        var factors: [String: AdapterFactors<Float>] = [:]
+        for (i, info) in adapter.modules.enumerated() {
+            let path = String(info.name.dropFirst("unet.".count))
+            guard info.component == "unet", expected.contains(path) else {
+                throw TrainingError.badCheckpoint("module \(info.name) is not an attention projection of this UNet")
+            }
+            let r = info.rank, inF = info.inFeatures, outF = info.outFeatures
+            switch try adapter.factors(i) {
+            case let .lowRank(f) where !method.isOrtho:
+                factors[path] = .lowRank(down: Tensor(shape: [r, inF], values: f.down), up: Tensor(shape: [outF, r], values: f.up), scale: 1)
+            case let .ortho(f) where method.isOrtho:
+                factors[path] = .ortho(
+                    q: Tensor(shape: [r, inF], values: f.q), p: Tensor(shape: [outF, r], values: f.p),
+                    lambda: Tensor(shape: [r], values: f.lambda), q0: Tensor(shape: [r, inF], values: f.q0),
+                    p0: Tensor(shape: [outF, r], values: f.p0), lambda0: Tensor(shape: [r], values: f.lambda0))
+            default:
+                throw TrainingError.badCheckpoint("module \(info.name) does not have the factors of method \(method.rawValue)")
+            }
+        }
+        guard factors.count == expected.count else {
+            throw TrainingError.badCheckpoint("the checkpoint has \(factors.count) modules, the UNet \(expected.count)")
+        }
+        return TrainableAdapter(method: method, schedule: schedule, factors: factors)
+    }
+}

@@ -1,0 +1,70 @@
+/// Every setting of a run, as written to `train.json` and compared on `--resume`.
+public struct TrainingSettings: Codable, Equatable, Sendable {
+    public var model: String
+    public var images: [String]
+    public var token: String
+    public var className: String
+    public var prompt: String
+    public var method: TrainingMethod
+    public var rank: Int
+    public var minRank: Int
+    public var rankAlpha: Double
+    public var initialization: InitSpectrum
+    public var steps: Int
+    public var optimizer: AdamW.Settings
+    public var resolution: Int
+    public var seed: UInt64
+    public var checkpointEvery: Int
+
+    public init(model: String, images: [String], token: String, className: String, prompt: String,
+                method: TrainingMethod = .tlora, rank: Int = 64, minRank: Int = 32, rankAlpha: Double = 1,
+                initialization: InitSpectrum = .last, steps: Int = 800, optimizer: AdamW.Settings = AdamW.Settings(),
+                resolution: Int = 1024, seed: UInt64 = 0, checkpointEvery: Int = 100) {
+        self.model = model
+        self.images = images
+        self.token = token
+        self.className = className
+        self.prompt = prompt
+        self.method = method
+        self.rank = rank
+        self.minRank = minRank
+        self.rankAlpha = rankAlpha
+        self.initialization = initialization
+        self.steps = steps
+        self.optimizer = optimizer
+        self.resolution = resolution
+        self.seed = seed
+        self.checkpointEvery = checkpointEvery
+    }
+
+    /// The prompt with `{token}` and `{class}` filled in (the official "a photo of sks dog").
+    public var renderedPrompt: String {
+        prompt.replacingOccurrences(of: "{token}", with: token).replacingOccurrences(of: "{class}", with: className)
+    }
+
+    public func validate() throws {
+        func bad(_ why: String) -> TrainingError { .badSetting(why) }
+        guard rank >= 1 else { throw bad("--rank must be at least 1 (got \(rank))") }
+        guard minRank >= 0, minRank <= rank else { throw bad("--min-rank \(minRank) must be between 0 and --rank \(rank)") }
+        guard rankAlpha > 0, rankAlpha.isFinite else { throw bad("--rank-alpha must be positive (got \(rankAlpha))") }
+        guard steps >= 1 else { throw bad("--steps must be at least 1 (got \(steps))") }
+        guard checkpointEvery >= 1 else { throw bad("--checkpoint-every must be at least 1 (got \(checkpointEvery))") }
+        guard optimizer.learningRate > 0, optimizer.learningRate.isFinite else { throw bad("--lr must be positive (got \(optimizer.learningRate))") }
+        guard optimizer.weightDecay >= 0 else { throw bad("--weight-decay must not be negative (got \(optimizer.weightDecay))") }
+        guard resolution >= 64, resolution % 64 == 0 else { throw bad("--resolution must be a multiple of 64, at least 64 (got \(resolution))") }
+        guard !images.isEmpty else { throw bad("no training image given (--image)") }
+    }
+}
+
+extension TrainingSettings {
+    /// The training facts recorded in every checkpoint's metadata (design.md §3 `tlora.*` keys).
+    func metadata(steps done: Int) -> [String: String] {
+        [
+            "tlora.token": token, "tlora.class": className, "tlora.prompt": renderedPrompt,
+            "tlora.steps": String(done), "tlora.seed": String(seed), "tlora.init": initialization.rawValue,
+            "modelspec.title": "\(token) \(className) (\(method.rawValue), \(done) steps)",
+            "modelspec.resolution": "\(resolution)x\(resolution)",
+            "modelspec.trigger_phrase": "\(token) \(className)",
+        ]
+    }
+}
