@@ -25,7 +25,7 @@ var package = Package(
 
         .target(name: "SafeTensors"),
         .target(name: "Engine", dependencies: ["CBLAS"]),
-        .target(name: "Tokenizer", dependencies: ["CZlib"]),
+        .target(name: "Tokenizer", dependencies: ["CZlib"], resources: [.copy("Resources")]),
         .target(name: "SDXL", dependencies: ["SafeTensors"]),
         .target(name: "Adapters", dependencies: [
             "SafeTensors", "SDXL", "CBLAS",

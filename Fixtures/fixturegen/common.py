@@ -38,7 +38,7 @@ class Context:
 
     @property
     def vocab_gz(self) -> Path:
-        return self.root / "vocab" / "bpe_simple_vocab_16e6.txt.gz"
+        return self.root.parent / "Sources" / "Tokenizer" / "Resources" / "bpe_simple_vocab_16e6.txt.gz"
 
 
 def seed_for(tag: str) -> int:

@@ -1,3 +1,4 @@
+import Foundation
 import Engine
 import SDXL
 import Tokenizer
@@ -54,5 +55,31 @@ public final class SDXLTextEncoders: @unchecked Sendable {
             (out.data + t * (d1 + d2) + d1).update(from: b.data + t * d2, count: d2)
         }
         return out
+    }
+}
+
+extension SDXLTextEncoders {
+    /// Both encoders of `model` with the tokenizers it ships (`tokenizer/`, `tokenizer_2/` of a diffusers
+    /// folder), or tlkit's default CLIP vocabulary for a single-file checkpoint.
+    public convenience init(model: SDXLModel) throws {
+        let folder = URL(fileURLWithPath: model.path)
+        let first = folder.appendingPathComponent("tokenizer").path, second = folder.appendingPathComponent("tokenizer_2").path
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: first, isDirectory: &isFolder), isFolder.boolValue {
+            try self.init(model: model, tokenizerFolder: first, tokenizer2Folder: second)
+            return
+        }
+        let (tokenizer, tokenizer2) = try DefaultVocabulary.sdxlTokenizers()
+        try self.init(encoder: CLIPTextEncoder(model: model, component: .textEncoder),
+                      encoder2: CLIPTextEncoder(model: model, component: .textEncoder2),
+                      tokenizer: tokenizer, tokenizer2: tokenizer2)
+    }
+
+    /// SDXL's conditioning for a batch of one: hidden states [1, L, D1 + D2] and pooled [1, P]. The empty
+    /// prompt is encoded too; SDXL's zeros for an absent negative prompt are the caller's choice
+    /// (`force_zeros_for_empty_prompt` applies to negatives only).
+    public func conditioning(_ prompt: String) throws -> (context: Tensor<Float>, pooled: Tensor<Float>) {
+        let (embeds, pooled) = try encode(prompt)
+        return (embeds.reshaped([1] + embeds.shape), pooled.reshaped([1, pooled.count]))
     }
 }

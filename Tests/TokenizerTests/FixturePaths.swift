@@ -1,4 +1,5 @@
 import Foundation
+import Tokenizer
 
 /// Paths of the committed fixtures, found from this source file so tests run from any folder.
 enum FixturePaths {
@@ -9,7 +10,7 @@ enum FixturePaths {
 
     static var tokenizer: String { path("models/tiny-sdxl/tokenizer") }
     static var tokenizer2: String { path("models/tiny-sdxl/tokenizer_2") }
-    static var defaultVocabulary: String { path("vocab/bpe_simple_vocab_16e6.txt.gz") }
+    static var defaultVocabulary: String { DefaultVocabulary.sourcePath }
     static var reference: String { path("reference/tokenizer_ids.json") }
 }
 
