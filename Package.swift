@@ -34,6 +34,7 @@ var package = Package(
         .target(name: "UNet", dependencies: ["Engine", "SDXL", "Adapters"]),
         .target(name: "TextEncoders", dependencies: ["Engine", "SDXL", "Tokenizer"]),
         .target(name: "Training", dependencies: ["Engine", "UNet", "Adapters", "SafeTensors", "CBLAS"]),
+        .target(name: "Imaging", dependencies: ["CPNG", "CJPEG", "SafeTensors"]),
         .target(name: "Catalog", dependencies: [
             "SafeTensors", "CZstd",
             .product(name: "GRDB", package: "GRDB.swift"),
