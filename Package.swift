@@ -53,6 +53,7 @@ var package = Package(
         .testTarget(name: "UNetTests", dependencies: ["UNet", "Engine", "SDXL", "Adapters", "SafeTensors"]),
         .testTarget(name: "TextEncodersTests", dependencies: ["TextEncoders", "Engine", "SDXL", "SafeTensors", "Tokenizer"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "CBLAS", "UNet", "Engine", "SDXL", "Adapters", "SafeTensors"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CZlib"]),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "SafeTensors", "CBLAS"]),
         .executableTarget(name: "tlkit-catalog-helper", dependencies: ["TLKitCommands"], path: "Tests/CatalogHelper"),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog", "SafeTensors", "tlkit-catalog-helper"]),
