@@ -107,6 +107,9 @@ def _make_inputs(out) -> dict:
     _save_jpeg(small, out / "orient8-bigendian.jpg", quality=95, subsampling=0, exif=bytes(big))
     what["orient8-bigendian.jpg"] = "13x7 RGB JPEG, big-endian EXIF orientation 8"
 
+    small.save(out / "exif-orient6.png", exif=_exif_bytes(6))
+    what["exif-orient6.png"] = "13x7 RGB PNG with an eXIf chunk, orientation 6 (Pillow honours it too)"
+
     gray = _scene(45, 33, "gray").convert("L")
     _save_jpeg(gray, out / "gray.jpg")
     what["gray.jpg"] = "45x33 grayscale JPEG"

@@ -57,6 +57,13 @@ import Testing
         }
     }
 
+    /// PNG carries EXIF in an eXIf chunk; Pillow's exif_transpose honours it, and so do we.
+    @Test func pngExifOrientation() throws {
+        let decoded = try ImageFile.decode(path: ImagingFixtures.input("exif-orient6.png"))
+        #expect(decoded.orientation == .rotate90Clockwise)
+        #expect(ImagingFixtures.maxDifference(decoded.image, try ImagingFixtures.reference("exif-orient6.png")) == 0)
+    }
+
     @Test func demoImageDecodes() throws {
         let decoded = try ImageFile.decode(path: ImagingFixtures.root.appendingPathComponent("images/demo.jpg").path)
         #expect((decoded.image.width, decoded.image.height) == (512, 384))
