@@ -21,7 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from fixturegen import adapters, check, models, text_encoders, tokenizer, unet_ref  # noqa: E402
+from fixturegen import adapters, check, models, text_encoders, tokenizer, unet_ref, vae  # noqa: E402
 from fixturegen.common import Context, canonicalize_tree, log, setup_torch  # noqa: E402
 
 # Order matters: later groups read the files written by earlier ones.
@@ -31,8 +31,8 @@ GROUPS = {
     "unet": unet_ref.build,      # UNet forward/backward references with and without adapters
     "tokenizer": tokenizer.build,  # token ids of both tokenizers for 200+ prompts
     "text_encoders": text_encoders.build,  # hidden states / pooled projection of both text encoders
+    "vae": vae.build,            # VAE posterior (mean, logvar, sample) and decoder output
     # Planned groups (add a module with build(ctx) and register it here):
-    #   "vae": encode/decode references
     #   "sampling": Euler scheduler sigmas/timesteps and a few denoising steps
 }
 
