@@ -33,6 +33,7 @@ var package = Package(
         ]),
         .target(name: "UNet", dependencies: ["Engine", "SDXL", "Adapters"]),
         .target(name: "TextEncoders", dependencies: ["Engine", "SDXL", "Tokenizer"]),
+        .target(name: "VAE", dependencies: ["Engine", "SDXL", "SafeTensors"]),
         .target(name: "Catalog", dependencies: [
             "SafeTensors", "CZstd",
             .product(name: "GRDB", package: "GRDB.swift"),
@@ -50,6 +51,7 @@ var package = Package(
         .testTarget(name: "SDXLTests", dependencies: ["SDXL", "SafeTensors"]),
         .testTarget(name: "UNetTests", dependencies: ["UNet", "Engine", "SDXL", "Adapters", "SafeTensors"]),
         .testTarget(name: "TextEncodersTests", dependencies: ["TextEncoders", "Engine", "SDXL", "SafeTensors", "Tokenizer"]),
+        .testTarget(name: "VAETests", dependencies: ["VAE", "Engine", "SDXL", "SafeTensors"]),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "SafeTensors", "CBLAS"]),
         .executableTarget(name: "tlkit-catalog-helper", dependencies: ["TLKitCommands"], path: "Tests/CatalogHelper"),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog", "SafeTensors", "tlkit-catalog-helper"]),
