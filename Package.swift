@@ -35,6 +35,7 @@ var package = Package(
         .target(name: "TextEncoders", dependencies: ["Engine", "SDXL", "Tokenizer"]),
         .target(name: "Training", dependencies: ["Engine", "UNet", "Adapters", "SafeTensors", "CBLAS"]),
         .target(name: "Imaging", dependencies: ["CPNG", "CJPEG", "SafeTensors"]),
+        .target(name: "VAE", dependencies: ["Engine", "SDXL", "SafeTensors"]),
         .target(name: "Catalog", dependencies: [
             "SafeTensors", "CZstd",
             .product(name: "GRDB", package: "GRDB.swift"),
@@ -54,6 +55,7 @@ var package = Package(
         .testTarget(name: "TextEncodersTests", dependencies: ["TextEncoders", "Engine", "SDXL", "SafeTensors", "Tokenizer"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "CBLAS", "UNet", "Engine", "SDXL", "Adapters", "SafeTensors"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CZlib"]),
+        .testTarget(name: "VAETests", dependencies: ["VAE", "Engine", "SDXL", "SafeTensors"]),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "SafeTensors", "CBLAS"]),
         .executableTarget(name: "tlkit-catalog-helper", dependencies: ["TLKitCommands"], path: "Tests/CatalogHelper"),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog", "SafeTensors", "tlkit-catalog-helper"]),

@@ -1,7 +1,9 @@
-/// 2-D convolution, NCHW, square kernel k (odd: 1 or 3 in SDXL), stride s, zero padding p.
+/// 2-D convolution, NCHW, square kernel k (odd: 1 or 3 in SDXL), stride s, zero padding p
+/// before (top, left) and q after (bottom, right); q = p unless `trailingPadding` says otherwise
+/// (the VAE's downsampler pads (0, 1, 0, 1), without a padded copy of its input).
 ///
 /// Shapes: x [B, Cin, H, W], weight [Cout, Cin, k, k], bias [Cout],
-/// y [B, Cout, Ho, Wo] with Ho = (H + 2p − k) / s + 1 (likewise Wo).
+/// y [B, Cout, Ho, Wo] with Ho = (H + p + q − k) / s + 1 (likewise Wo).
 /// Forward: per image, y = weight [Cout, Cin·k·k] · col [Cin·k·k, Ho·Wo] + bias,
 /// where col is the im2col unfolding; 1×1 stride-1 convolutions skip im2col.
 /// The unfolding is done in blocks of output pixels so its buffer stays small
@@ -21,9 +23,9 @@ public enum Conv2d {
     @_specialize(where T == Double)
     public static func forward<T: Scalar>(
         x: Tensor<T>, weight: Tensor<T>, bias: Tensor<T>?,
-        stride: Int = 1, padding: Int, y: Tensor<T>
+        stride: Int = 1, padding: Int, trailingPadding: Int? = nil, y: Tensor<T>
     ) {
-        let g = Geometry(x: x, weight: weight, stride: stride, padding: padding)
+        let g = Geometry(x: x, weight: weight, stride: stride, padding: padding, trailingPadding: trailingPadding)
         expectShape(y, [g.batch, g.cout, g.ho, g.wo], "Conv2d y")
         if let bias { expectShape(bias, [g.cout], "Conv2d bias") }
         let npix = g.ho * g.wo
@@ -62,21 +64,21 @@ public enum Conv2d {
 
     /// Allocating convenience: returns y [B, Cout, Ho, Wo].
     public static func forward<T: Scalar>(
-        x: Tensor<T>, weight: Tensor<T>, bias: Tensor<T>?, stride: Int = 1, padding: Int
+        x: Tensor<T>, weight: Tensor<T>, bias: Tensor<T>?, stride: Int = 1, padding: Int, trailingPadding: Int? = nil
     ) -> Tensor<T> {
-        let g = Geometry(x: x, weight: weight, stride: stride, padding: padding)
+        let g = Geometry(x: x, weight: weight, stride: stride, padding: padding, trailingPadding: trailingPadding)
         let y = Tensor<T>(zeros: [g.batch, g.cout, g.ho, g.wo])
-        forward(x: x, weight: weight, bias: bias, stride: stride, padding: padding, y: y)
+        forward(x: x, weight: weight, bias: bias, stride: stride, padding: padding, trailingPadding: trailingPadding, y: y)
         return y
     }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public static func backward<T: Scalar>(
-        dy: Tensor<T>, x: Tensor<T>, weight: Tensor<T>, stride: Int = 1, padding: Int,
+        dy: Tensor<T>, x: Tensor<T>, weight: Tensor<T>, stride: Int = 1, padding: Int, trailingPadding: Int? = nil,
         dx: Tensor<T>?, dWeight: Tensor<T>?, dBias: Tensor<T>?
     ) {
-        let g = Geometry(x: x, weight: weight, stride: stride, padding: padding)
+        let g = Geometry(x: x, weight: weight, stride: stride, padding: padding, trailingPadding: trailingPadding)
         expectShape(dy, [g.batch, g.cout, g.ho, g.wo], "Conv2d dy")
         if let dx { expectShape(dx, x.shape, "Conv2d dx") }
         if let dWeight { expectShape(dWeight, weight.shape, "Conv2d dWeight") }
@@ -142,19 +144,22 @@ public enum Conv2d {
 struct Geometry {
     let batch, cin, h, w, cout, k, stride, pad, ho, wo: Int
     var kdim: Int { cin * k * k }
-    var isPointwise: Bool { k == 1 && stride == 1 && pad == 0 }
+    var isPointwise: Bool { k == 1 && stride == 1 && pad == 0 && ho == h && wo == w }
     var blockPixels: Int { max(1, min(ho * wo, Conv2d.blockBudget / kdim)) }
 
-    init<T>(x: Tensor<T>, weight: Tensor<T>, stride: Int, padding: Int) {
+    /// `pad` shifts the window (top, left); the trailing padding only adds output rows and columns,
+    /// whose out-of-range taps im2col already reads as zeros.
+    init<T>(x: Tensor<T>, weight: Tensor<T>, stride: Int, padding: Int, trailingPadding: Int? = nil) {
         precondition(x.rank == 4 && weight.rank == 4, "Conv2d wants x [B,C,H,W], weight [O,C,k,k]")
         precondition(weight.shape[1] == x.shape[1], "Conv2d: x \(x.shape) vs weight \(weight.shape)")
         precondition(weight.shape[2] == weight.shape[3], "Conv2d: square kernels only")
-        precondition(stride >= 1 && padding >= 0, "Conv2d: stride \(stride), padding \(padding)")
+        let trailing = trailingPadding ?? padding
+        precondition(stride >= 1 && padding >= 0 && trailing >= 0, "Conv2d: stride \(stride), padding \(padding), \(trailing)")
         batch = x.shape[0]; cin = x.shape[1]; h = x.shape[2]; w = x.shape[3]
         cout = weight.shape[0]; k = weight.shape[2]
         self.stride = stride; pad = padding
-        ho = Conv2d.outputSize(h, kernel: k, stride: stride, padding: padding)
-        wo = Conv2d.outputSize(w, kernel: k, stride: stride, padding: padding)
+        ho = (h + padding + trailing - k) / stride + 1
+        wo = (w + padding + trailing - k) / stride + 1
         precondition(ho > 0 && wo > 0, "Conv2d: empty output for input \(x.shape)")
     }
 

@@ -96,10 +96,12 @@ public final class TensorStorage<T: Scalar>: @unchecked Sendable {
 
     init(count: Int) {
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(
-            byteCount: max(count, 1) * MemoryLayout<T>.stride, alignment: 64)
+        let bytes = max(count, 1) * MemoryLayout<T>.stride
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        // All-zero bytes are +0 in every IEEE format; a memset, because this generic class is not
+        // specialised and `initialize(repeating:)` would copy element by element through value witnesses.
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
         base = raw.bindMemory(to: T.self, capacity: max(count, 1))
-        base.initialize(repeating: 0, count: max(count, 1))
     }
 
     deinit { UnsafeMutableRawPointer(base).deallocate() }

@@ -80,4 +80,39 @@ final class Conv2dTests: XCTestCase {
         print("Conv2d Float vs Double relative error \(err)")
         XCTAssertLessThanOrEqual(err, 1e-5)
     }
+
+    /// x [B, C, H, W] with `after` zero rows and columns appended (bottom, right).
+    func paddedAfter(_ x: Tensor<Double>, _ after: Int) -> Tensor<Double> {
+        let (nb, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let y = Tensor<Double>(zeros: [nb, c, h + after, w + after])
+        for p in 0..<(nb * c) {
+            for i in 0..<h { for j in 0..<w { y[(p * (h + after) + i) * (w + after) + j] = x[(p * h + i) * w + j] } }
+        }
+        return y
+    }
+
+    /// Padding (0, 1, 0, 1) then stride 2 (the VAE downsampler) equals a convolution of the padded copy.
+    func testTrailingPaddingMatchesPaddedInput() {
+        var rng = TestRandom(seed: 13)
+        for budget in [Conv2d.blockBudget, 7 * 3 * 9] {
+            let saved = Conv2d.blockBudget
+            Conv2d.blockBudget = budget
+            defer { Conv2d.blockBudget = saved }
+            let x = rng.tensor([2, 3, 6, 5]), w = rng.tensor([4, 3, 3, 3]), b = rng.tensor([4])
+            let y = Conv2d.forward(x: x, weight: w, bias: b, stride: 2, padding: 0, trailingPadding: 1)
+            XCTAssertEqual(y.shape, [2, 4, 3, 2])  // 6 + 1 and 5 + 1 padded, stride 2
+            let err = relativeError(y, reference(paddedAfter(x, 1), w, b, stride: 2, padding: 0))
+            print("Conv2d 3x3/2 padding (0, 1) forward (budget \(budget)) relative error \(err)")
+            XCTAssertLessThanOrEqual(err, 1e-14)
+
+            let xc = Checked("x", x, rng: &rng), wc = Checked("weight", w, rng: &rng), bc = Checked("bias", b, rng: &rng)
+            let c = rng.tensor([2, 4, 3, 2])
+            checkGradients("Conv2d 3x3/2 padding (0, 1) budget \(budget)", [xc, wc, bc]) {
+                project(Conv2d.forward(x: xc.value, weight: wc.value, bias: bc.value, stride: 2, padding: 0, trailingPadding: 1), c)
+            } backward: {
+                Conv2d.backward(dy: c, x: xc.value, weight: wc.value, stride: 2, padding: 0, trailingPadding: 1,
+                                dx: xc.grad, dWeight: wc.grad, dBias: bc.grad)
+            }
+        }
+    }
 }

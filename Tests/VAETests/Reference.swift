@@ -1,0 +1,54 @@
+import Engine
+import Foundation
+import SafeTensors
+
+/// The committed fixtures, found from this file so tests run from any folder.
+enum Reference {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+    static func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
+
+    static let layouts: [String: String] = ["folder": "models/tiny-sdxl", "single-file": "models/tiny-sdxl.safetensors"]
+
+    /// The tensors of Fixtures/reference/vae.safetensors (see Fixtures/README.md).
+    static let tensors: [String: Tensor<Float>] = {
+        let file = try! SafeTensorsFile.open(path("reference/vae.safetensors"))
+        var out: [String: Tensor<Float>] = [:]
+        for info in file.tensors { out[info.name] = Tensor(shape: info.shape, values: try! file.floats(info)) }
+        return out
+    }()
+
+    /// max|a − b| / max|b|; shapes must agree.
+    static func scaleRelative(_ a: Tensor<Float>, _ b: Tensor<Float>) -> Double {
+        guard a.shape == b.shape else { return .infinity }
+        var diff = 0.0, scale = 0.0
+        for i in 0..<a.count {
+            diff = max(diff, abs(Double(a[i]) - Double(b[i])))
+            scale = max(scale, abs(Double(b[i])))
+        }
+        return diff / scale
+    }
+
+    /// A scratch folder removed when the test's value goes away.
+    final class TemporaryFolder {
+        let path: String
+        init() throws {
+            path = NSTemporaryDirectory() + "vae-tests-" + UUID().uuidString
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        }
+        deinit { try? FileManager.default.removeItem(atPath: path) }
+        func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
+    }
+
+    /// Copies the tensors of `source` accepted by `rename` (nil drops one) into a new file at `path`.
+    static func copyTensors(from source: String, to path: String, rename: (String) -> String?) throws {
+        let file = try SafeTensorsFile.open(source)
+        var names: [String: TensorInfo] = [:]
+        for info in file.tensors { if let new = rename(info.name) { names[new] = info } }
+        let specs = names.keys.sorted().map { TensorSpec(name: $0, dtype: names[$0]!.dtype, shape: names[$0]!.shape) }
+        try SafeTensorsWriter.write(to: path, metadata: [:], tensors: specs) { info in
+            Array(file.rawBytes(names[info.name]!))
+        }
+    }
+}
