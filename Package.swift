@@ -42,7 +42,7 @@ var package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "TLKitCommands", dependencies: [
-            "SafeTensors", "SDXL", "Adapters", "Catalog", "CMalloc",
+            "SafeTensors", "SDXL", "Adapters", "Catalog", "CMalloc", "Engine", "UNet", "TextEncoders", "VAE", "Imaging", "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tlkit", dependencies: ["TLKitCommands"]),
@@ -53,7 +53,9 @@ var package = Package(
         .testTarget(name: "SDXLTests", dependencies: ["SDXL", "SafeTensors"]),
         .testTarget(name: "UNetTests", dependencies: ["UNet", "Engine", "SDXL", "Adapters", "SafeTensors"]),
         .testTarget(name: "TextEncodersTests", dependencies: ["TextEncoders", "Engine", "SDXL", "SafeTensors", "Tokenizer"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "CBLAS", "UNet", "Engine", "SDXL", "Adapters", "SafeTensors"]),
+        .testTarget(name: "TrainingTests", dependencies: [
+            "Training", "CBLAS", "UNet", "Engine", "SDXL", "Adapters", "SafeTensors", "VAE", "Imaging", "TextEncoders",
+        ]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CZlib"]),
         .testTarget(name: "VAETests", dependencies: ["VAE", "Engine", "SDXL", "SafeTensors"]),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "SafeTensors", "CBLAS"]),

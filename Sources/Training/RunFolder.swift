@@ -47,6 +47,13 @@ public struct RunFolder {
         public var losses: [Double]
         public var secondsPerStep: Double?
         public var finished: Bool
+
+        public init(settings: TrainingSettings, losses: [Double], secondsPerStep: Double?, finished: Bool) {
+            self.settings = settings
+            self.losses = losses
+            self.secondsPerStep = secondsPerStep
+            self.finished = finished
+        }
     }
 
     public func writeRecord(_ record: Record) throws {

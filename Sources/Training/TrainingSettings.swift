@@ -1,6 +1,8 @@
 /// Every setting of a run, as written to `train.json` and compared on `--resume`.
 public struct TrainingSettings: Codable, Equatable, Sendable {
     public var model: String
+    /// A VAE replacing the checkpoint's (`--vae`; the paper used sdxl-vae-fp16-fix).
+    public var vae: String?
     public var images: [String]
     public var token: String
     public var className: String
@@ -16,11 +18,12 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
     public var seed: UInt64
     public var checkpointEvery: Int
 
-    public init(model: String, images: [String], token: String, className: String, prompt: String,
+    public init(model: String, vae: String? = nil, images: [String], token: String, className: String, prompt: String,
                 method: TrainingMethod = .tlora, rank: Int = 64, minRank: Int = 32, rankAlpha: Double = 1,
                 initialization: InitSpectrum = .last, steps: Int = 800, optimizer: AdamW.Settings = AdamW.Settings(),
                 resolution: Int = 1024, seed: UInt64 = 0, checkpointEvery: Int = 100) {
         self.model = model
+        self.vae = vae
         self.images = images
         self.token = token
         self.className = className
@@ -58,7 +61,7 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
 
 extension TrainingSettings {
     /// The training facts recorded in every checkpoint's metadata (design.md §3 `tlora.*` keys).
-    func metadata(steps done: Int) -> [String: String] {
+    public func metadata(steps done: Int) -> [String: String] {
         [
             "tlora.token": token, "tlora.class": className, "tlora.prompt": renderedPrompt,
             "tlora.steps": String(done), "tlora.seed": String(seed), "tlora.init": initialization.rawValue,

@@ -38,15 +38,41 @@ public func runTLKit(_ arguments: [String] = Array(CommandLine.arguments.dropFir
 }
 
 /// Ctrl-C and SIGTERM remove the temporary file of any output not yet committed, then exit 130 / 143,
-/// so an interrupted command never leaves a partial output. (Training installs its own handling.)
+/// so an interrupted command never leaves a partial output. A command that promised to save something
+/// first (training) sets `deferring`: the first signal is then only recorded in `requested`, for the command
+/// to save and exit; a second one exits at once.
 enum Interruption {
     nonisolated(unsafe) static var sources: [DispatchSourceSignal] = []
+    private static let lock = Lock()
+    nonisolated(unsafe) private static var deferringValue = false
+    nonisolated(unsafe) private static var requestedValue: Int32?
+
+    static var deferring: Bool {
+        get { lock.withLock { deferringValue } }
+        set { lock.withLock { deferringValue = newValue } }
+    }
+
+    /// The exit code of the signal received while deferring (130 or 143), if any.
+    static var requested: Int32? { lock.withLock { requestedValue } }
+
+    /// Records the signal when deferring for the first time; false means: exit now.
+    private static func record(_ code: Int32) -> Bool {
+        lock.withLock {
+            guard deferringValue, requestedValue == nil else { return false }
+            requestedValue = code
+            return true
+        }
+    }
 
     static func install() {
         for (signalNumber, code) in [(SIGINT, Int32(130)), (SIGTERM, Int32(143))] {
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler {
+                if record(code) {
+                    Console.error("tlkit: interrupted; saving a checkpoint of the last completed step (press Ctrl-C again to quit without saving)")
+                    return
+                }
                 AtomicOutput.removeAbandoned()
                 exit(code)
             }
