@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded default, on a fresh machine: installs what the build needs, builds tlkit,
-# and runs it on the small SDXL-architecture model and the T-LoRA checkpoint in Fixtures/ (random
-# weights): identify them, convert the T-LoRA to a standard kohya LoRA with its timestep schedule folded
-# into metadata, check the conversion is exact, and keep the result in a catalog in a temporary folder.
+# fine-tunes the small SDXL-architecture model in Fixtures/ (random weights) with T-LoRA on the shipped
+# demo image, converts the result to a standard kohya LoRA with its timestep schedule folded into
+# metadata, checks the conversion is exact, and keeps both in a catalog in a temporary folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./Scripts/install-deps.sh
@@ -10,20 +10,26 @@ swift build -c release --product tlkit >/dev/null
 TLKIT=.build/release/tlkit
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tlkit-demo.XXXXXX")
 export TLKIT_CATALOG="$WORK/catalog.sqlite"
+MODEL=Fixtures/models/tiny-sdxl.safetensors
 
-echo "== the fixture model (single file and diffusers folder) and a T-LoRA trained on it" >&2
-$TLKIT inspect Fixtures/models/tiny-sdxl.safetensors Fixtures/adapters/official-ortho
+echo "== the model: a single-file SDXL checkpoint (tiny, random weights)" >&2
+$TLKIT inspect "$MODEL"
 
-echo "== convert the T-LoRA to kohya (exact: rank-2R fold, schedule in tlora.* metadata)" >&2
-$TLKIT convert Fixtures/adapters/official-ortho --to kohya --title "sks dog" -o "$WORK/sks-dog.kohya.safetensors"
-$TLKIT diff Fixtures/adapters/official-ortho "$WORK/sks-dog.kohya.safetensors" --timesteps 999,500,0
+echo "== T-LoRA fine-tune on Fixtures/images/demo.jpg (rank 8, min rank 4, 200 steps at 256 px)" >&2
+$TLKIT train --model "$MODEL" --image Fixtures/images/demo.jpg --token sks --class mug \
+  --rank 8 --min-rank 4 --steps 200 --checkpoint-every 100 --resolution 256 \
+  --output "$WORK/sks-mug" --add-to-catalog sks-mug
 
-echo "== keep both in the catalog" >&2
-$TLKIT add Fixtures/adapters/official-ortho --name sks-dog --tag demo
-$TLKIT add "$WORK/sks-dog.kohya.safetensors" --name sks-dog --tag demo --tag kohya
+echo "== convert to kohya (exact: rank-2R fold, schedule in tlora.* metadata) and check it" >&2
+$TLKIT convert "$WORK/sks-mug/adapter.safetensors" --to kohya -o "$WORK/sks-mug.kohya.safetensors"
+$TLKIT diff "$WORK/sks-mug/adapter.safetensors" "$WORK/sks-mug.kohya.safetensors" --timesteps 999,500,0
+
+echo "== the catalog: both checkpoints of the run and the kohya file" >&2
+$TLKIT add "$WORK/sks-mug.kohya.safetensors" --name sks-mug-kohya --tag demo
 $TLKIT list
 $TLKIT verify
 
 echo >&2
-echo "made: $WORK/sks-dog.kohya.safetensors (kohya LoRA with the T-LoRA schedule in its metadata)" >&2
-echo "      $TLKIT_CATALOG (catalog holding sks-dog@1, the T-LoRA, and sks-dog@2, the kohya file)" >&2
+echo "made: $WORK/sks-mug/ (train.json, checkpoint-100/, checkpoint-200/, adapter.safetensors: the T-LoRA)" >&2
+echo "      $WORK/sks-mug.kohya.safetensors (kohya LoRA with the T-LoRA schedule in its metadata)" >&2
+echo "      $TLKIT_CATALOG (sks-mug@1, sks-mug@2: the checkpoints; sks-mug-kohya@1)" >&2
