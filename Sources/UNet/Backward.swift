@@ -9,8 +9,9 @@ import Engine
 final class UNetGradientStore {
     var factors: [String: AdapterGradients<Float>] = [:]
 
-    init(bindings: [String: UNetPass.Binding]) {
-        for (path, b) in bindings {
+    init(bindings: [String: [UNetPass.Binding]]) {
+        for (path, bound) in bindings {
+            guard let b = bound.first else { continue }
             switch b.factors {
             case let .lowRank(down, up, _):
                 factors[path] = .lowRank(down: Tensor(zeros: down.shape), up: Tensor(zeros: up.shape))
@@ -33,7 +34,7 @@ extension DenseLayer {
         savedInput = nil
         let dx = needInput ? Tensor<Float>(zeros: x.shape) : nil
         if let dx { Linear.backward(dy: dy, x: x, weight: weight, dx: dx, dWeight: nil, dBias: nil) }
-        if let b = pass.bindings[path], let g = grads.factors[path] {
+        if let b = pass.bindings[path]?.first, let g = grads.factors[path] {
             LowRankAdapter.backward(dy: dy, x: x, factors: b.factors, active: b.active, dx: dx, gradients: g)
         }
         return dx

@@ -1,27 +1,28 @@
 import Engine
 
-/// State of one UNet call: the adapter bindings (module path → factors and active components) and
-/// whether layers keep what backward needs.
+/// State of one UNet call: the adapter bindings (module path → factors and active components of each
+/// adapter hooked there; training binds one) and whether layers keep what backward needs.
 final class UNetPass {
     struct Binding {
         let factors: AdapterFactors<Float>
         let active: Int
     }
 
-    let bindings: [String: Binding]
+    let bindings: [String: [Binding]]
     let recording: Bool
 
-    init(bindings: [String: Binding], recording: Bool) {
+    init(bindings: [String: [Binding]], recording: Bool) {
         self.bindings = bindings
         self.recording = recording
     }
 }
 
-/// A frozen Linear, optionally hooked by an adapter (two thin GEMMs, ΔW never formed).
-/// x [N…, in] → y [N…, out].
+/// A frozen Linear, optionally hooked by adapters (two thin GEMMs each, ΔW never formed).
+/// x [N…, in] → y [N…, out]. `weight` is replaced (never written in place) when unmasked adapters are
+/// merged into it, so a tensor shared with a weight source stays unchanged.
 final class DenseLayer {
     let path: String
-    let weight: Tensor<Float>
+    var weight: Tensor<Float>
     let bias: Tensor<Float>?
     var savedInput: Tensor<Float>?
 
@@ -37,7 +38,7 @@ final class DenseLayer {
 
     func forward(_ x: Tensor<Float>, _ pass: UNetPass) -> Tensor<Float> {
         let y = Linear.forward(x: x, weight: weight, bias: bias)
-        if let b = pass.bindings[path] {
+        for b in pass.bindings[path] ?? [] {
             LowRankAdapter.forward(x: x, factors: b.factors, active: b.active, y: y)
         }
         savedInput = pass.recording ? x : nil

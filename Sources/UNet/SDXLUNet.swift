@@ -35,6 +35,11 @@ public final class SDXLUNet {
     let convOut: ConvLayer
     /// Every attention projection that takes the adapter hook, by module path.
     let projections: [String: DenseLayer]
+    /// Every Linear inside the spatial transformers (attention projections, ff, proj_in/proj_out), by
+    /// module path: what standard LoRAs adapt (kohya's SDXL LoRAs: 722 modules).
+    let linears: [String: DenseLayer]
+    /// The loaded weights of layers whose weight now holds merged adapters (see `mergeIntoWeights`).
+    var unmergedWeights: [String: Tensor<Float>] = [:]
     /// What the recording forward pass kept for backward beyond the layers' own inputs.
     var recorded: (pass: UNetPass, concatShapes: [[[Int]]], normOut: Tensor<Float>)?
 
@@ -87,12 +92,18 @@ public final class SDXLUNet {
         normOut = try GroupNormLayer(source, "conv_norm_out", groups: groups, eps: 1e-5)
         convOut = try ConvLayer(source, "conv_out")
 
-        var projections: [String: DenseLayer] = [:]
+        var projections: [String: DenseLayer] = [:], linears: [String: DenseLayer] = [:]
         let transformers = down.flatMap(\.attentions) + [midAttention].compactMap { $0 } + up.flatMap(\.attentions)
         for attention in transformers.flatMap(\.attentions) {
             for p in attention.projections { projections[p.path] = p }
         }
+        for transformer in transformers {
+            for layer in [transformer.projIn, transformer.projOut] + transformer.blocks.flatMap({ [$0.ffIn, $0.ffOut] }) {
+                linears[layer.path] = layer
+            }
+        }
         self.projections = projections
+        self.linears = linears.merging(projections) { a, _ in a }
     }
 
     /// Module paths that take an adapter (`to_q`, `to_k`, `to_v`, `to_out.0` of every attn1 and attn2).
@@ -109,23 +120,35 @@ public final class SDXLUNet {
         return (names.filter { projections[$0] != nil }, names.filter { projections[$0] == nil })
     }
 
-    /// Adapter bindings at timestep `t`; throws when a module's shape does not fit its projection.
-    func bindings(_ adapter: UNetAdapter?, at t: Double) throws -> [String: UNetPass.Binding] {
+    /// Adapter bindings at timestep `t` on the attention projections (training hooks only these);
+    /// throws when a module's shape does not fit its projection.
+    func bindings(_ adapter: UNetAdapter?, at t: Double) throws -> [String: [UNetPass.Binding]] {
         guard let adapter else { return [:] }
-        var out: [String: UNetPass.Binding] = [:]
-        for (path, module) in adapter.modules {
-            guard let layer = projections[path] else { continue }
-            let (inF, outF): (Int, Int)
-            switch module.factors {
-            case let .lowRank(down, up, _): (inF, outF) = (down.shape[1], up.shape[0])
-            case let .ortho(q, p, _, _, _, _): (inF, outF) = (q.shape[1], p.shape[0])
+        return try bindings([adapter], at: t, layers: projections)
+    }
+
+    /// Bindings of several adapters at timestep `t` on `layers`; modules without a layer are left out.
+    func bindings(_ adapters: [UNetAdapter], at t: Double, layers: [String: DenseLayer]) throws -> [String: [UNetPass.Binding]] {
+        var out: [String: [UNetPass.Binding]] = [:]
+        for adapter in adapters {
+            for (path, module) in adapter.modules {
+                guard let layer = layers[path] else { continue }
+                if let mismatch = Self.mismatch(module, layer) { throw UNetError.adapterMismatch("\(path) \(mismatch)") }
+                out[path, default: []].append(UNetPass.Binding(factors: module.factors, active: adapter.active(module, at: t)))
             }
-            guard inF == layer.inFeatures, outF == layer.outFeatures else {
-                throw UNetError.adapterMismatch("\(path) is \(outF)×\(inF), the layer is \(layer.outFeatures)×\(layer.inFeatures)")
-            }
-            out[path] = UNetPass.Binding(factors: module.factors, active: adapter.active(module, at: t))
         }
         return out
+    }
+
+    /// Why a module's factors do not fit `layer`, or nil when they do.
+    static func mismatch(_ module: UNetAdapter.Module, _ layer: DenseLayer) -> String? {
+        let (inF, outF): (Int, Int)
+        switch module.factors {
+        case let .lowRank(down, up, _): (inF, outF) = (down.shape[1], up.shape[0])
+        case let .ortho(q, p, _, _, _, _): (inF, outF) = (q.shape[1], p.shape[0])
+        }
+        return inF == layer.inFeatures && outF == layer.outFeatures ? nil
+            : "is \(outF)×\(inF), the layer is \(layer.outFeatures)×\(layer.inFeatures)"
     }
 
     /// One UNet evaluation (see the type's comment for shapes). With an adapter, every matching attention
@@ -135,6 +158,17 @@ public final class SDXLUNet {
         timeIds: Tensor<Float>, adapter: UNetAdapter? = nil
     ) throws -> Tensor<Float> {
         let pass = UNetPass(bindings: try bindings(adapter, at: Double(timestep)), recording: false)
+        try validate(latents: latents, context: context, textEmbeds: textEmbeds, timeIds: timeIds)
+        return run(latents: latents, timestep: timestep, context: context, textEmbeds: textEmbeds, timeIds: timeIds, pass)
+    }
+
+    /// As `forward(…adapter:)` with several adapters hooked at once on every transformer Linear they
+    /// adapt (attention projections, ff, proj_in/proj_out), each masked by its own schedule at `timestep`.
+    public func forward(
+        latents: Tensor<Float>, timestep: Float, context: Tensor<Float>, textEmbeds: Tensor<Float>,
+        timeIds: Tensor<Float>, adapters: [UNetAdapter]
+    ) throws -> Tensor<Float> {
+        let pass = UNetPass(bindings: try bindings(adapters, at: Double(timestep), layers: linears), recording: false)
         try validate(latents: latents, context: context, textEmbeds: textEmbeds, timeIds: timeIds)
         return run(latents: latents, timestep: timestep, context: context, textEmbeds: textEmbeds, timeIds: timeIds, pass)
     }

@@ -1,11 +1,12 @@
 import Adapters
 import Engine
 
-/// An adapter's UNet modules as Engine factors, ready for the per-call hook of the attention projections.
+/// An adapter's UNet modules as Engine factors, ready for the per-call hook of the UNet's Linear layers.
 ///
 /// Keys are diffusers module paths inside the UNet (`down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q`).
 /// The mask at timestep t keeps the first `Adapter.keptComponents(rank:at:)` components; unscheduled
-/// adapters (plain LoRAs) keep all of them at every t.
+/// adapters (plain LoRAs) keep all of them at every t. A user weight `scale` is folded into the factors
+/// (the low-rank scale, or both λ vectors of an ortho module), so ΔW scales linearly with it.
 public struct UNetAdapter: @unchecked Sendable {
     public struct Module {
         public let factors: AdapterFactors<Float>
@@ -13,12 +14,14 @@ public struct UNetAdapter: @unchecked Sendable {
     }
 
     public let adapter: Adapter
+    public let scale: Float
     public let modules: [String: Module]
     /// Adapter modules of other components (text encoders), which the UNet does not use.
     public let otherComponents: [String]
 
-    public init(_ adapter: Adapter) throws {
+    public init(_ adapter: Adapter, scale: Float = 1) throws {
         self.adapter = adapter
+        self.scale = scale
         var modules: [String: Module] = [:], others: [String] = []
         for (i, info) in adapter.modules.enumerated() {
             guard info.component == "unet" else { others.append(info.name); continue }
@@ -28,18 +31,35 @@ public struct UNetAdapter: @unchecked Sendable {
             case let .lowRank(f):
                 modules[path] = Module(factors: .lowRank(
                     down: Tensor(shape: [r, inF], values: f.down), up: Tensor(shape: [outF, r], values: f.up),
-                    scale: f.scale), rank: r)
+                    scale: f.scale * scale), rank: r)
             case let .ortho(f):
+                let lambda = scale == 1 ? f.lambda : f.lambda.map { $0 * scale }
+                let lambda0 = scale == 1 ? f.lambda0 : f.lambda0.map { $0 * scale }
                 modules[path] = Module(factors: .ortho(
                     q: Tensor(shape: [r, inF], values: f.q), p: Tensor(shape: [outF, r], values: f.p),
-                    lambda: Tensor(shape: [r], values: f.lambda),
+                    lambda: Tensor(shape: [r], values: lambda),
                     q0: Tensor(shape: [r, inF], values: f.q0), p0: Tensor(shape: [outF, r], values: f.p0),
-                    lambda0: Tensor(shape: [r], values: f.lambda0)), rank: r)
+                    lambda0: Tensor(shape: [r], values: lambda0)), rank: r)
             }
         }
         self.modules = modules
         self.otherComponents = others
     }
+
+    init(adapter: Adapter, scale: Float, modules: [String: Module], otherComponents: [String]) {
+        self.adapter = adapter
+        self.scale = scale
+        self.modules = modules
+        self.otherComponents = otherComponents
+    }
+
+    /// The same adapter with only the modules in `paths`.
+    public func restricted(to paths: Set<String>) -> UNetAdapter {
+        UNetAdapter(adapter: adapter, scale: scale, modules: modules.filter { paths.contains($0.key) }, otherComponents: otherComponents)
+    }
+
+    /// Whether the adapter's schedule masks anything (T-LoRA); unmasked adapters act the same at every t.
+    public var isMasked: Bool { adapter.schedule?.isMasked ?? false }
 
     /// Components of `module` kept at DDPM timestep `t` (nil: unmasked).
     public func active(_ module: Module, at t: Double?) -> Int {
@@ -53,6 +73,7 @@ extension UNetAdapter {
     public init(factors: [String: AdapterFactors<Float>], schedule: RankSchedule?) {
         adapter = Adapter(format: .tlkit, method: nil, schedule: schedule, componentsPerRank: 1, modules: [],
                           metadata: [:], source: InMemoryFactors([]))
+        scale = 1
         modules = factors.mapValues { Module(factors: $0, rank: $0.rank) }
         otherComponents = []
     }
