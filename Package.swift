@@ -36,6 +36,7 @@ var package = Package(
         .target(name: "Training", dependencies: ["Engine", "UNet", "Adapters", "SafeTensors", "CBLAS"]),
         .target(name: "Imaging", dependencies: ["CPNG", "CJPEG", "SafeTensors"]),
         .target(name: "VAE", dependencies: ["Engine", "SDXL", "SafeTensors"]),
+        .target(name: "Sampling", dependencies: ["Engine", "SafeTensors", "Adapters", "UNet", "TextEncoders"]),
         .target(name: "Catalog", dependencies: [
             "SafeTensors", "CZstd",
             .product(name: "GRDB", package: "GRDB.swift"),
@@ -58,6 +59,7 @@ var package = Package(
         ]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CZlib"]),
         .testTarget(name: "VAETests", dependencies: ["VAE", "Engine", "SDXL", "SafeTensors"]),
+        .testTarget(name: "SamplingTests", dependencies: ["Sampling", "UNet", "Engine", "SDXL", "Adapters", "SafeTensors", "TextEncoders"]),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "SafeTensors", "CBLAS"]),
         .executableTarget(name: "tlkit-catalog-helper", dependencies: ["TLKitCommands"], path: "Tests/CatalogHelper"),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog", "SafeTensors", "tlkit-catalog-helper"]),

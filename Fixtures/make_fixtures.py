@@ -21,7 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from fixturegen import adapters, check, images, models, text_encoders, tokenizer, training, unet_ref, vae  # noqa: E402
+from fixturegen import adapters, check, images, models, sampling, text_encoders, tokenizer, training, unet_ref, vae  # noqa: E402
 from fixturegen.common import Context, canonicalize_tree, log, setup_torch  # noqa: E402
 
 # Order matters: later groups read the files written by earlier ones.
@@ -34,8 +34,7 @@ GROUPS = {
     "training": training.build,  # the training recipe's loss, gradients and AdamW steps
     "images": images.build,  # test images drawn with Pillow, Pillow's decode/resize results, the demo image
     "vae": vae.build,            # VAE posterior (mean, logvar, sample) and decoder output
-    # Planned groups (add a module with build(ctx) and register it here):
-    #   "sampling": Euler scheduler sigmas/timesteps and a few denoising steps
+    "sampling": sampling.build,  # Euler scheduler values, diffusers SDXL denoising runs, torch.randn draws
 }
 
 

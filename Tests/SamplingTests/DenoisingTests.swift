@@ -1,0 +1,81 @@
+import Adapters
+import Engine
+import Foundation
+import SafeTensors
+import Sampling
+import SDXL
+import Testing
+import TextEncoders
+import UNet
+
+/// Final latents of the full denoising loop against diffusers' StableDiffusionXLPipeline (same initial
+/// latents and embeddings, 5 steps, guidance 5, two images), with and without adapters.
+@Suite struct DenoisingTests {
+    static let adapters: [String: [(String, Float)]] = [
+        "base": [],
+        "peft": [("adapters/peft/pytorch_lora_weights.safetensors", 1)],
+        "official-ortho": [("adapters/official-ortho", 1)],
+        "peft0.5+official-ortho": [("adapters/peft/pytorch_lora_weights.safetensors", 0.5), ("adapters/official-ortho", 1)],
+        "kohya-ff": [("reference/sampling_kohya_ff.safetensors", 1)],
+    ]
+
+    func run(_ adapterFiles: [(String, Float)], conditioning: Conditioning) throws -> (Tensor<Float>, AdapterStack) {
+        let model = try SDXLModel.open(Reference.model)
+        let unet = try SDXLUNet(model: model)
+        let entries = try adapterFiles.map { file, scale in
+            AdapterStack.Entry(adapter: try AdapterReader.read(Reference.path(file)), scale: scale, label: file)
+        }
+        let stack = try AdapterStack(entries, unet: unet)
+        let scheduler = try EulerDiscreteScheduler(config: .sdxl, steps: Reference.steps)
+        let sampler = SDXLSampler(unet: unet, scheduler: scheduler, guidance: Reference.guidance)
+        let noise = Reference.tensors("reference/sampling_inputs.safetensors")["latents"]!
+        var seen: [Float] = []
+        let out = try sampler.sample(noise: noise, conditioning: conditioning, height: Reference.height, width: Reference.width,
+                                     adapters: stack.hooked) { seen.append($0.timestep) }
+        #expect(seen == scheduler.timesteps)
+        return (out, stack)
+    }
+
+    @Test(arguments: ["base", "peft", "official-ortho", "peft0.5+official-ortho", "kohya-ff"])
+    func finalLatentsEqualDiffusers(run name: String) throws {
+        let (latents, stack) = try run(Self.adapters[name]!, conditioning: try Conditioning(file: Reference.inputs))
+        let reference = Reference.outputs["final/\(name)"]!
+        #expect(latents.shape == reference.shape)
+        let err = Reference.scaleRelative(latents.array, reference.array)
+        print("sampling \(name): \(err)")
+        #expect(err <= 1e-3)
+        for report in stack.reports {
+            #expect(report.skipped.isEmpty && report.unusedModules.isEmpty && report.applied > 0)
+            #expect((report.schedule != nil) == report.label.contains("official"))
+            #expect(report.scheduleFromMetadata == false)
+        }
+    }
+
+    @Test func finalLatentsFromThePromptEqualDiffusers() throws {
+        let encoders = try SDXLTextEncoders(model: try SDXLModel.open(Reference.model),
+                                            tokenizerFolder: Reference.path("models/tiny-sdxl/tokenizer"),
+                                            tokenizer2Folder: Reference.path("models/tiny-sdxl/tokenizer_2"))
+        let conditioning = try Conditioning(encoders: encoders, prompt: Reference.prompt, negative: nil)
+        #expect(conditioning.negativePromptEmbeds.array.allSatisfy { $0 == 0 })
+        let (latents, _) = try run([], conditioning: conditioning)
+        let err = Reference.scaleRelative(latents.array, Reference.outputs["final/prompt"]!.array)
+        print("sampling from the prompt: \(err)")
+        #expect(err <= 1e-3)
+    }
+
+    @Test func embeddingsFileWithoutNegativesGivesZeros() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tlkit-emb-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("e.safetensors").path
+        let source = Reference.tensors("reference/sampling_inputs.safetensors")
+        let names = ["prompt_embeds", "pooled_prompt_embeds"]
+        try SafeTensorsWriter.write(to: file, metadata: [:], tensors: names.map { TensorSpec(name: $0, dtype: .f32, shape: source[$0]!.shape) }) { info in
+            source[info.name]!.array.withUnsafeBytes { Array($0) }
+        }
+        let c = try Conditioning(file: file)
+        #expect(c.promptEmbeds.shape == [77, 128] && c.pooled.shape == [64])
+        #expect(c.negativePooled.array.allSatisfy { $0 == 0 })
+        #expect(throws: SamplingError.self) { try Conditioning(file: Reference.path("reference/sampling_outputs.safetensors")) }
+    }
+}
