@@ -43,7 +43,7 @@ var package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "TLKitCommands", dependencies: [
-            "SafeTensors", "SDXL", "Adapters", "Catalog", "CMalloc", "Engine", "UNet", "TextEncoders", "VAE", "Imaging", "Training",
+            "SafeTensors", "SDXL", "Adapters", "Catalog", "CMalloc", "Engine", "UNet", "TextEncoders", "VAE", "Imaging", "Training", "Sampling",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tlkit", dependencies: ["TLKitCommands"]),
@@ -64,7 +64,7 @@ var package = Package(
         .executableTarget(name: "tlkit-catalog-helper", dependencies: ["TLKitCommands"], path: "Tests/CatalogHelper"),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog", "SafeTensors", "tlkit-catalog-helper"]),
         .testTarget(name: "TLKitCommandsTests", dependencies: [
-            "TLKitCommands", "tlkit",
+            "TLKitCommands", "tlkit", "SafeTensors",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
     ]

@@ -1,0 +1,176 @@
+import Adapters
+import ArgumentParser
+import Engine
+import Foundation
+import SDXL
+import Sampling
+import TextEncoders
+import UNet
+
+struct Sample: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate SDXL samples with adapters applied per timestep, as diffusers' SDXL pipeline does.",
+        discussion: """
+        Euler discrete sampling with the model's scheduler settings (SDXL: leading spacing, steps offset 1, \
+        scaled-linear betas) and classifier-free guidance; time ids [h, w, 0, 0, h, w]. Without --negative the \
+        negative embeddings are zeros (SDXL's force_zeros_for_empty_prompt); --negative "" is encoded. \
+        A T-LoRA is applied at every step with the rank mask r(t) of that step's timestep (both guidance \
+        halves); a standard LoRA at every step, merged once into a private copy of the weights it adapts — \
+        unless it carries valid folded tlora.* schedule metadata, then it is masked like a T-LoRA. \
+        Text-encoder modules of an adapter are not applied yet (reported). \
+        --seed S draws the initial noise as torch.randn with torch.Generator("cpu").manual_seed(S), so a seed \
+        gives diffusers' noise for a CPU generator; without --seed a random seed is chosen and reported. \
+        --latents FILE takes a tensor 'latents' [N, 4, h/8, w/8] exactly as diffusers' latents= argument; \
+        --embeddings FILE takes prompt_embeds, pooled_prompt_embeds, negative_prompt_embeds and \
+        negative_pooled_prompt_embeds as diffusers names them. --output-latents writes the final latents as \
+        diffusers returns them with output_type="latent". Progress goes to stderr on a terminal; --json \
+        prints one JSON object per line on stdout.
+        """)
+
+    @Option(help: "The SDXL checkpoint: a diffusers folder or a single .safetensors file.")
+    var model: String
+
+    @Option(help: "The prompt (or give --embeddings).")
+    var prompt: String?
+
+    @Option(help: "The negative prompt (default: none, which gives zero negative embeddings).")
+    var negative: String?
+
+    @Option(name: .customLong("adapter"), help: ArgumentHelp("An adapter as REF[:SCALE] (a path, adapter folder or catalog reference; default scale 1). Repeat for several.", valueName: "REF[:SCALE]"))
+    var adapters: [String] = []
+
+    @Option(help: "Denoising steps.")
+    var steps = 25
+
+    @Option(help: "Classifier-free guidance scale.")
+    var guidance: Double = 5.0
+
+    @Option(help: "Image width in pixels, a multiple of 8 (default 1024, or the --latents width × 8).")
+    var width: Int?
+
+    @Option(help: "Image height in pixels, a multiple of 8 (default 1024, or the --latents height × 8).")
+    var height: Int?
+
+    @Option(help: "Seed of the initial noise (torch's CPU generator).")
+    var seed: UInt64?
+
+    @Option(help: "Number of images (default 1, or the --latents batch).")
+    var num: Int?
+
+    @Option(help: "Initial noise: a safetensors file with a tensor 'latents' [N, 4, h/8, w/8].")
+    var latents: String?
+
+    @Option(help: "Prompt embeddings: a safetensors file with diffusers' prompt_embeds, pooled_prompt_embeds and the negative pair.")
+    var embeddings: String?
+
+    @Option(help: "Write the final latents [N, 4, h/8, w/8] (tensor 'latents') to this safetensors file.")
+    var outputLatents: String?
+
+    @Option(name: .shortAndLong, help: "PNG output; a pattern with {i} for several images.")
+    var output: String?
+
+    @Flag(help: "Fail when an adapter module does not fit its layer, instead of skipping it.")
+    var strict = false
+
+    @Flag(help: "Progress and the report as JSON lines on stdout.")
+    var json = false
+
+    @OptionGroup var schedule: ScheduleOptions
+
+    @OptionGroup var threads: ThreadsOption
+
+    @OptionGroup var catalog: CatalogOption
+
+    func validate() throws {
+        if (prompt == nil) == (embeddings == nil) { throw ValidationError("give either --prompt or --embeddings") }
+        if embeddings != nil, negative != nil { throw ValidationError("--negative does not apply to --embeddings (the file holds the negative embeddings)") }
+        if latents != nil, seed != nil { throw ValidationError("--seed does not apply to --latents (the file is the initial noise)") }
+        if output == nil, outputLatents == nil { throw ValidationError("give -o OUT.png and/or --output-latents FILE") }
+        if steps < 1 { throw ValidationError("--steps must be at least 1") }
+        if let num, num < 1 { throw ValidationError("--num must be at least 1") }
+        for (name, value) in [("--width", width), ("--height", height)] {
+            if let value, value < 8 || value % 8 != 0 { throw ValidationError("\(name) must be a positive multiple of 8 (got \(value))") }
+        }
+        if !guidance.isFinite { throw ValidationError("--guidance must be a number") }
+        if let output, (num ?? 1) > 1, !output.contains("{i}") {
+            throw ValidationError("-o needs a pattern with {i} for \(num!) images (e.g. out-{i}.png)")
+        }
+    }
+
+    func run() throws {
+        threads.apply()
+        let progress = SampleProgress(json: json)
+        if let output { try SampleImages.checkAvailable(output) }
+        do {
+            let modelFile = try SDXLModel.open(model)
+            let unet = try SDXLUNet(model: modelFile)
+            let conditioning = try self.conditioning(modelFile)
+            let (noise, usedSeed) = try initialNoise(channels: inChannels(modelFile), progress: progress)
+            let (h, w) = (noise.shape[2] * 8, noise.shape[3] * 8)
+            // The UNet halves the latents once per level below the top.
+            let multiple = 8 << (unet.config.structure.levels - 1)
+            guard h % multiple == 0, w % multiple == 0 else {
+                throw CommandFailure("\(w)×\(h) px: this model needs width and height in multiples of \(multiple) px", exitCode: latents == nil ? 2 : 1)
+            }
+            let entries = try adapters.map { argument -> AdapterStack.Entry in
+                let parsed = AdapterArgument(argument)
+                return AdapterStack.Entry(adapter: try parsed.read(flags: schedule.flags, catalog: catalog),
+                                          scale: Float(parsed.weight ?? 1), label: parsed.label)
+            }
+            let stack = try AdapterStack(entries, unet: unet, strict: strict)
+            for report in stack.reports { progress.adapter(report) }
+            let scheduler = try EulerDiscreteScheduler(config: try schedulerConfig(), steps: steps)
+            let sampler = SDXLSampler(unet: unet, scheduler: scheduler, guidance: Float(guidance))
+            let final = try sampler.sample(noise: noise, conditioning: conditioning, height: h, width: w,
+                                           adapters: stack.hooked) { progress.step($0) }
+            if let outputLatents { try LatentsFile.write(final, to: outputLatents) }
+            if let output {
+                try SampleImages.write(final, pattern: output, model: modelFile,
+                                       parameters: SampleImages.parameters(prompt: prompt, negative: negative, steps: steps, guidance: guidance,
+                                                                           seed: usedSeed, width: w, height: h, model: model, adapters: entries))
+            }
+            progress.done(outputLatents: outputLatents, images: output, count: final.shape[0])
+        } catch let failure as CommandFailure {
+            throw failure
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+    }
+
+    /// Prompt embeddings from --embeddings, or the prompt encoded by the model's text encoders.
+    func conditioning(_ modelFile: SDXLModel) throws -> Conditioning {
+        if let embeddings { return try Conditioning(file: embeddings) }
+        guard modelFile.layout == .diffusers else {
+            throw CommandFailure("\(model): a single-file checkpoint carries no tokenizer; use a diffusers folder or --embeddings")
+        }
+        let encoders = try SDXLTextEncoders(model: modelFile, tokenizerFolder: (model as NSString).appendingPathComponent("tokenizer"),
+                                            tokenizer2Folder: (model as NSString).appendingPathComponent("tokenizer_2"))
+        return try Conditioning(encoders: encoders, prompt: prompt ?? "", negative: negative)
+    }
+
+    /// The UNet's input channels (SDXL: 4), read from conv_in.
+    func inChannels(_ modelFile: SDXLModel) -> Int { modelFile.shape(.unet, "conv_in.weight")?[1] ?? 4 }
+
+    /// The initial noise [N, C, h/8, w/8]: --latents, or torch-compatible normals of the seed.
+    func initialNoise(channels: Int, progress: SampleProgress) throws -> (noise: Tensor<Float>, seed: UInt64?) {
+        if let latents {
+            let noise = try LatentsFile.read(latents)
+            if noise.shape[1] != channels { throw CommandFailure("\(latents): latents have \(noise.shape[1]) channels, the UNet takes \(channels)") }
+            if let num, num != noise.shape[0] { throw CommandFailure("\(latents): \(noise.shape[0]) images of initial latents, --num is \(num)") }
+            if let width, width != noise.shape[3] * 8 { throw CommandFailure("\(latents): latents are \(noise.shape[3] * 8) px wide, --width is \(width)") }
+            if let height, height != noise.shape[2] * 8 { throw CommandFailure("\(latents): latents are \(noise.shape[2] * 8) px high, --height is \(height)") }
+            return (noise, nil)
+        }
+        let seed = self.seed ?? UInt64.random(in: 0...UInt64(UInt32.max))
+        if self.seed == nil { progress.note("seed \(seed)", json: .object([("event", .string("seed")), ("seed", .int(Int(seed)))])) }
+        let shape = [num ?? 1, channels, (height ?? 1024) / 8, (width ?? 1024) / 8]
+        var generator = TorchRandom(seed: seed)
+        return (Tensor(shape: shape, values: try generator.normals(count: shape.reduce(1, *))), seed)
+    }
+
+    /// The model's scheduler_config.json when it has one (diffusers folder), else SDXL's settings.
+    func schedulerConfig() throws -> SchedulerConfig {
+        let path = (model as NSString).appendingPathComponent("scheduler/scheduler_config.json")
+        return FileManager.default.fileExists(atPath: path) ? try SchedulerConfig(contentsOf: path) : .sdxl
+    }
+}

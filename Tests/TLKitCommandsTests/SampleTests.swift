@@ -1,0 +1,82 @@
+import Foundation
+import SafeTensors
+import Testing
+
+/// `tlkit sample` end to end on the fixture model, against diffusers' final latents (group `sampling`).
+struct SampleTests {
+    static let inputs = CLI.fixture("reference/sampling_inputs.safetensors")
+
+    static func floats(_ path: String, _ name: String) throws -> [Float] {
+        try SafeTensorsFile.open(path).floats(name)
+    }
+
+    /// max|a − b| / max|b|.
+    static func scaleRelative(_ a: [Float], _ b: [Float]) -> Double {
+        guard a.count == b.count else { return .infinity }
+        var diff = 0.0, scale = 0.0
+        for i in 0..<a.count {
+            diff = max(diff, abs(Double(a[i]) - Double(b[i])))
+            scale = max(scale, abs(Double(b[i])))
+        }
+        return diff / scale
+    }
+
+    func sample(_ extra: [String]) throws -> (CLI.Result, [Float]) {
+        let out = CLI.temporaryFolder().appendingPathComponent("final.safetensors").path
+        let result = try CLI.run(["sample", "--model", CLI.fixture("models/tiny-sdxl"), "--embeddings", Self.inputs,
+                                  "--latents", Self.inputs, "--steps", "5", "--guidance", "5", "--output-latents", out,
+                                  "--json", "--threads", "2"] + extra)
+        return (result, result.status == 0 ? try Self.floats(out, "latents") : [])
+    }
+
+    @Test func outputLatentsEqualDiffusers() throws {
+        let (result, latents) = try sample([])
+        #expect(result.status == 0, "\(result.stderr)")
+        let events = result.stdoutLines.map(CLI.json)
+        #expect(events.filter { $0["event"] as? String == "step" }.map { $0["timestep"] as? Double } == [801, 601, 401, 201, 1])
+        #expect(events.last?["event"] as? String == "done")
+        let err = Self.scaleRelative(latents, try Self.floats(CLI.fixture("reference/sampling_outputs.safetensors"), "final/base"))
+        print("tlkit sample base: \(err)")
+        #expect(err <= 1e-3)
+    }
+
+    @Test func severalAdaptersWithScales() throws {
+        let (result, latents) = try sample(["--adapter", CLI.fixture("adapters/peft/pytorch_lora_weights.safetensors") + ":0.5",
+                                            "--adapter", CLI.fixture("adapters/official-ortho")])
+        #expect(result.status == 0, "\(result.stderr)")
+        let adapters = result.stdoutLines.map(CLI.json).filter { $0["event"] as? String == "adapter" }
+        #expect(adapters.map { $0["masked"] as? Bool } == [false, true])
+        #expect(adapters.first?["scale"] as? Double == 0.5)
+        let err = Self.scaleRelative(latents, try Self.floats(CLI.fixture("reference/sampling_outputs.safetensors"), "final/peft0.5+official-ortho"))
+        print("tlkit sample peft:0.5 + official-ortho: \(err)")
+        #expect(err <= 1e-3)
+    }
+
+    /// A T-LoRA converted to kohya keeps its schedule in tlora.* metadata and is masked per step.
+    @Test func foldedScheduleIsMaskedLikeTheTLoRA() throws {
+        let kohya = CLI.temporaryFolder().appendingPathComponent("folded.safetensors").path
+        #expect(try CLI.run(["convert", CLI.fixture("adapters/official-ortho"), "--to", "kohya", "-o", kohya]).status == 0)
+        let (result, latents) = try sample(["--adapter", kohya])
+        #expect(result.status == 0, "\(result.stderr)")
+        let adapter = result.stdoutLines.map(CLI.json).first { $0["event"] as? String == "adapter" }
+        #expect(adapter?["schedule_from_metadata"] as? Bool == true)
+        let err = Self.scaleRelative(latents, try Self.floats(CLI.fixture("reference/sampling_outputs.safetensors"), "final/official-ortho"))
+        print("tlkit sample folded kohya T-LoRA: \(err)")
+        #expect(err <= 1e-3)
+    }
+
+    @Test func usageAndInputErrors() throws {
+        let model = CLI.fixture("models/tiny-sdxl")
+        let out = CLI.temporaryFolder().appendingPathComponent("x.safetensors").path
+        let noPrompt = try CLI.run(["sample", "--model", model, "--output-latents", out])
+        #expect(noPrompt.status == 2)
+        let both = try CLI.run(["sample", "--model", model, "--embeddings", Self.inputs, "--latents", Self.inputs, "--seed", "1", "--output-latents", out])
+        #expect(both.status == 2)
+        let noPattern = try CLI.run(["sample", "--model", model, "--prompt", "a dog", "--num", "2", "-o", "x.png"])
+        #expect(noPattern.status == 2)
+        let badLatents = try CLI.run(["sample", "--model", model, "--embeddings", Self.inputs,
+                                      "--latents", CLI.fixture("reference/sampling_outputs.safetensors"), "--output-latents", out])
+        #expect(badLatents.status == 1 && badLatents.stderr.contains("no tensor 'latents'"), "\(badLatents.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out))
+    }
+}
