@@ -6,7 +6,7 @@ import Sampling
 import SDXL
 import Testing
 import TextEncoders
-import UNet
+@testable import UNet
 
 /// Final latents of the full denoising loop against diffusers' StableDiffusionXLPipeline (same initial
 /// latents and embeddings, 5 steps, guidance 5, two images), with and without adapters.
@@ -77,5 +77,29 @@ import UNet
         #expect(c.promptEmbeds.shape == [77, 128] && c.pooled.shape == [64])
         #expect(c.negativePooled.array.allSatisfy { $0 == 0 })
         #expect(throws: SamplingError.self) { try Conditioning(file: Reference.path("reference/sampling_outputs.safetensors")) }
+    }
+}
+
+@Suite struct AdapterStackTests {
+    /// Merging writes private weight copies; restoring gives back the loaded weights bit for bit.
+    @Test func restoreWeightsUndoesTheMerge() throws {
+        let unet = try SDXLUNet(model: try SDXLModel.open(Reference.model))
+        let loaded = unet.linears.mapValues { $0.weight.array }
+        let inputs = Reference.tensors("reference/unet_inputs.safetensors")
+        func output() throws -> [Float] {
+            try unet.forward(latents: inputs["latents"]!, timestep: 500, context: inputs["encoder_hidden_states"]!,
+                             textEmbeds: inputs["text_embeds"]!, timeIds: inputs["time_ids"]!, adapters: []).array
+        }
+        let before = try output()
+        let stack = try AdapterStack([.init(adapter: try AdapterReader.read(Reference.path("reference/sampling_kohya_ff.safetensors")), label: "ff")], unet: unet)
+        let merged = stack.reports[0].merged
+        #expect(stack.hooked.isEmpty && !merged.isEmpty)
+        #expect(merged.contains { $0.hasSuffix("ff.net.0.proj") } && merged.contains { $0.hasSuffix("proj_in") })
+        #expect(merged.allSatisfy { unet.linears[$0]!.weight.array != loaded[$0]! })
+        let effect = Reference.scaleRelative(try output(), before)
+        print("merge: effect on the UNet output \(effect)")
+        #expect(effect > 1e-3)
+        unet.restoreWeights()
+        #expect(unet.linears.allSatisfy { $0.value.weight.array == loaded[$0.key]! })
     }
 }
