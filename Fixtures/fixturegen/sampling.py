@@ -133,6 +133,7 @@ def build(ctx: Context) -> None:
     out["final/prompt"] = _run(pipe, inp, prompt=PROMPT)  # no negative prompt: zero uncond embeddings
     pipe.load_lora_weights(str(ctx.adapters / "peft"), weight_name=PEFT_FILE, adapter_name="peft")
     out["final/peft"] = _run(pipe, inp)
+    out["final/peft-prompt"] = _run(pipe, inp, prompt=PROMPT)  # the LoRA's text-encoder modules act too
     default = pipe.unet.attn_processors
     procs, hook = _official_ortho(ctx, pipe)
     pipe.unet.set_attn_processor(dict(procs))
@@ -184,6 +185,7 @@ def build(ctx: Context) -> None:
                 "base": "no adapter, embeddings from the inputs file",
                 "prompt": f"no adapter, prompt={PROMPT!r}, no negative prompt (zero uncond embeddings)",
                 "peft": "adapters/peft via pipe.load_lora_weights (scale 1)",
+                "peft-prompt": "adapters/peft (UNet and text-encoder modules), prompt text, no negative prompt",
                 "official-ortho": "official processors, sigma_mask set per UNet call from the scheduler timestep",
                 "peft0.5+official-ortho": f"both: the PEFT LoRA at set_adapters weight {PEFT_SCALE_IN_COMBINATION} "
                                           "and the official ortho T-LoRA (scale 1, per-step mask)",

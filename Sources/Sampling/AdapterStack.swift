@@ -1,9 +1,10 @@
 import Adapters
+import TextEncoders
 import UNet
 
-/// Adapters applied to a UNet for sampling (design.md §10, "Applying standard LoRAs"): modules of
-/// unmasked adapters are merged once into private copies of the weights they adapt; masked (T-LoRA)
-/// modules are hooked per call with the mask of that call's timestep.
+/// Adapters applied to a UNet (and the text encoders) for sampling (design.md §10, "Applying standard
+/// LoRAs"): modules of unmasked adapters are merged once into private copies of the weights they adapt;
+/// masked (T-LoRA) modules are hooked per call with the mask of that call's timestep.
 public struct AdapterStack {
     /// One adapter to apply, with its user weight.
     public struct Entry {
@@ -32,15 +33,16 @@ public struct AdapterStack {
         public var hooked: [String]
         /// UNet modules that name a layer but do not fit it, with the reason.
         public var skipped: [UNetAdapterFit.Skipped]
-        /// UNet modules this model has no Linear for.
+        /// Text-encoder modules merged into the encoders' weights (canonical names).
+        public var textEncoderMerged: [String]
+        /// Modules not applied, canonical names: UNet modules this model has no Linear for, and
+        /// text-encoder modules when no encoders are given (embeddings from a file) or no layer fits.
         public var unusedModules: [String]
-        /// Text-encoder modules: not applied yet (prompts are encoded without them).
-        public var textEncoderModules: [String]
         /// Tensors the reader did not recognise as part of a module.
         public var unknownKeys: [String]
         public var warnings: [String]
 
-        public var applied: Int { merged.count + hooked.count }
+        public var applied: Int { merged.count + hooked.count + textEncoderMerged.count }
     }
 
     /// Adapters the sampler hooks at every UNet call.
@@ -48,9 +50,11 @@ public struct AdapterStack {
     public let reports: [Report]
 
     /// Applies `entries` to `unet`: merges unmasked ones into its weights now (undo with
-    /// `unet.restoreWeights()`), and returns the masked ones for the per-call hook. With `strict`, a
-    /// module that does not fit its layer is an error instead of being skipped.
-    public init(_ entries: [Entry], unet: SDXLUNet, strict: Bool = false) throws {
+    /// `unet.restoreWeights()`), and returns the masked ones for the per-call hook. Text-encoder modules
+    /// are merged into `textEncoders` when given (unmasked: the encoders see no timestep), so prompts
+    /// encoded afterwards carry them, as diffusers' `load_lora_weights` does. With `strict`, a module
+    /// that does not fit its layer is an error instead of being skipped.
+    public init(_ entries: [Entry], unet: SDXLUNet, textEncoders: SDXLTextEncoders? = nil, strict: Bool = false) throws {
         var hooked: [UNetAdapter] = [], reports: [Report] = []
         for entry in entries {
             let full = try UNetAdapter(entry.adapter, scale: entry.scale)
@@ -65,12 +69,31 @@ public struct AdapterStack {
             } else {
                 try unet.mergeIntoWeights(usable)
             }
+            var skipped = fit.skipped, unused = fit.unused.map { "unet." + $0 }, textMerged: [String] = []
+            for (i, info) in entry.adapter.modules.enumerated() where info.component != "unet" {
+                guard let encoders = textEncoders, let encoder = info.component == "text_encoder" ? encoders.encoder
+                        : info.component == "text_encoder_2" ? encoders.encoder2 : nil else {
+                    unused.append(info.name)
+                    continue
+                }
+                let path = String(info.name.dropFirst(info.component.count + 1))
+                guard let shape = encoder.linearShapes[path] else { unused.append(info.name); continue }
+                guard shape == [info.outFeatures, info.inFeatures] else {
+                    let why = "is \(info.outFeatures)×\(info.inFeatures), the layer is \(shape[0])×\(shape[1])"
+                    if strict { throw SamplingError.badInput("\(entry.label): module \(info.name) \(why) (--strict)") }
+                    skipped.append(.init(module: info.name, reason: why))
+                    continue
+                }
+                let delta = try entry.adapter.delta(i, at: nil)
+                try encoder.addToWeight(path, delta: entry.scale == 1 ? delta : delta.map { $0 * entry.scale })
+                textMerged.append(info.name)
+            }
             let standard = ![.tlkit, .tloraOfficial].contains(entry.adapter.format)
             reports.append(Report(
                 label: entry.label, scale: entry.scale, schedule: masked ? entry.adapter.schedule : nil,
                 scheduleFromMetadata: masked && standard,
                 merged: masked ? [] : fit.applicable, hooked: masked ? fit.applicable : [],
-                skipped: fit.skipped, unusedModules: fit.unused, textEncoderModules: full.otherComponents,
+                skipped: skipped, textEncoderMerged: textMerged, unusedModules: unused,
                 unknownKeys: entry.adapter.unknownKeys, warnings: entry.adapter.warnings))
         }
         self.hooked = hooked

@@ -114,14 +114,15 @@ public final class CLIPTextEncoder: @unchecked Sendable {
     struct Affine { let weight: Tensor<Float>; let bias: Tensor<Float>? }
 
     struct Layer {
-        let norm1, q, k, v, out, norm2, fc1, fc2: Affine
+        var norm1, q, k, v, out, norm2, fc1, fc2: Affine
     }
 
     public let component: Component
     public let config: CLIPTextConfig
     let tokenEmbedding: Tensor<Float>   // [V, D]
     let positionEmbedding: Tensor<Float> // [P, D]
-    let layers: [Layer]
+    /// Replaced (never written in place) when adapters are merged into a Linear's weight.
+    var layers: [Layer]
     let finalNorm: Affine
     let projection: Tensor<Float>?      // [P, D] (PyTorch Linear layout)
 

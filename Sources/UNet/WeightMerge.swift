@@ -12,6 +12,11 @@ public struct UNetAdapterFit: Sendable, Equatable {
     public struct Skipped: Sendable, Equatable {
         public var module: String
         public var reason: String
+
+        public init(module: String, reason: String) {
+            self.module = module
+            self.reason = reason
+        }
     }
 }
 

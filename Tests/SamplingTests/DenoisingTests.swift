@@ -19,13 +19,23 @@ import TextEncoders
         "kohya-ff": [("reference/sampling_kohya_ff.safetensors", 1)],
     ]
 
-    func run(_ adapterFiles: [(String, Float)], conditioning: Conditioning) throws -> (Tensor<Float>, AdapterStack) {
+    static func encoders() throws -> SDXLTextEncoders {
+        try SDXLTextEncoders(model: try SDXLModel.open(Reference.model),
+                             tokenizerFolder: Reference.path("models/tiny-sdxl/tokenizer"),
+                             tokenizer2Folder: Reference.path("models/tiny-sdxl/tokenizer_2"))
+    }
+
+    /// Samples with the adapters applied first; `conditioning` runs after them, so text-encoder modules
+    /// merged into `encoders` act on the prompt.
+    func run(_ adapterFiles: [(String, Float)], encoders: SDXLTextEncoders? = nil,
+             conditioning: () throws -> Conditioning) throws -> (Tensor<Float>, AdapterStack) {
         let model = try SDXLModel.open(Reference.model)
         let unet = try SDXLUNet(model: model)
         let entries = try adapterFiles.map { file, scale in
             AdapterStack.Entry(adapter: try AdapterReader.read(Reference.path(file)), scale: scale, label: file)
         }
-        let stack = try AdapterStack(entries, unet: unet)
+        let stack = try AdapterStack(entries, unet: unet, textEncoders: encoders)
+        let conditioning = try conditioning()
         let scheduler = try EulerDiscreteScheduler(config: .sdxl, steps: Reference.steps)
         let sampler = SDXLSampler(unet: unet, scheduler: scheduler, guidance: Reference.guidance)
         let noise = Reference.tensors("reference/sampling_inputs.safetensors")["latents"]!
@@ -38,29 +48,50 @@ import TextEncoders
 
     @Test(arguments: ["base", "peft", "official-ortho", "peft0.5+official-ortho", "kohya-ff"])
     func finalLatentsEqualDiffusers(run name: String) throws {
-        let (latents, stack) = try run(Self.adapters[name]!, conditioning: try Conditioning(file: Reference.inputs))
+        let (latents, stack) = try run(Self.adapters[name]!) { try Conditioning(file: Reference.inputs) }
         let reference = Reference.outputs["final/\(name)"]!
         #expect(latents.shape == reference.shape)
         let err = Reference.scaleRelative(latents.array, reference.array)
         print("sampling \(name): \(err)")
         #expect(err <= 1e-3)
         for report in stack.reports {
-            #expect(report.skipped.isEmpty && report.unusedModules.isEmpty && report.applied > 0)
+            #expect(report.skipped.isEmpty && report.applied > 0 && report.textEncoderMerged.isEmpty)
+            // Without text encoders (embeddings given) only text-encoder modules go unused.
+            #expect(report.unusedModules.allSatisfy { $0.hasPrefix("text_encoder") })
             #expect((report.schedule != nil) == report.label.contains("official"))
             #expect(report.scheduleFromMetadata == false)
         }
     }
 
     @Test func finalLatentsFromThePromptEqualDiffusers() throws {
-        let encoders = try SDXLTextEncoders(model: try SDXLModel.open(Reference.model),
-                                            tokenizerFolder: Reference.path("models/tiny-sdxl/tokenizer"),
-                                            tokenizer2Folder: Reference.path("models/tiny-sdxl/tokenizer_2"))
-        let conditioning = try Conditioning(encoders: encoders, prompt: Reference.prompt, negative: nil)
-        #expect(conditioning.negativePromptEmbeds.array.allSatisfy { $0 == 0 })
-        let (latents, _) = try run([], conditioning: conditioning)
+        let encoders = try Self.encoders()
+        let (latents, _) = try run([], encoders: encoders) {
+            let c = try Conditioning(encoders: encoders, prompt: Reference.prompt, negative: nil)
+            #expect(c.negativePromptEmbeds.array.allSatisfy { $0 == 0 })
+            return c
+        }
         let err = Reference.scaleRelative(latents.array, Reference.outputs["final/prompt"]!.array)
         print("sampling from the prompt: \(err)")
         #expect(err <= 1e-3)
+    }
+
+    /// The PEFT LoRA's text-encoder modules change the prompt embeddings, as after diffusers' load_lora_weights.
+    @Test func textEncoderModulesActOnThePrompt() throws {
+        let encoders = try Self.encoders()
+        let (latents, stack) = try run(Self.adapters["peft"]!, encoders: encoders) {
+            try Conditioning(encoders: encoders, prompt: Reference.prompt, negative: nil)
+        }
+        #expect(stack.reports[0].textEncoderMerged.count == 20 && stack.reports[0].unusedModules.isEmpty)
+        let reference = Reference.outputs["final/peft-prompt"]!.array
+        let err = Reference.scaleRelative(latents.array, reference)
+        // Without the text-encoder modules the result is far off: the test can fail.
+        let (unetOnly, _) = try run(Self.adapters["peft"]!) {
+            try Conditioning(encoders: try Self.encoders(), prompt: Reference.prompt, negative: nil)
+        }
+        let without = Reference.scaleRelative(unetOnly.array, reference)
+        print("sampling peft with the prompt: \(err) (UNet modules only: \(without))")
+        #expect(err <= 1e-3)
+        #expect(without > 1e-2)
     }
 
     @Test func embeddingsFileWithoutNegativesGivesZeros() throws {

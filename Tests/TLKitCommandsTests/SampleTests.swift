@@ -65,6 +65,20 @@ struct SampleTests {
         #expect(err <= 1e-3)
     }
 
+    @Test func promptWithAnAdapterOnTheTextEncoders() throws {
+        let out = CLI.temporaryFolder().appendingPathComponent("final.safetensors").path
+        let result = try CLI.run(["sample", "--model", CLI.fixture("models/tiny-sdxl"), "--prompt", "a photo of sks dog riding a bike",
+                                  "--latents", Self.inputs, "--steps", "5", "--output-latents", out, "--json",
+                                  "--adapter", CLI.fixture("adapters/peft/pytorch_lora_weights.safetensors")])
+        #expect(result.status == 0, "\(result.stderr)")
+        let adapter = result.stdoutLines.map(CLI.json).first { $0["event"] as? String == "adapter" }
+        #expect(adapter?["text_encoder_merged"] as? Int == 20)
+        let err = Self.scaleRelative(try Self.floats(out, "latents"),
+                                     try Self.floats(CLI.fixture("reference/sampling_outputs.safetensors"), "final/peft-prompt"))
+        print("tlkit sample --prompt with peft: \(err)")
+        #expect(err <= 1e-3)
+    }
+
     @Test func usageAndInputErrors() throws {
         let model = CLI.fixture("models/tiny-sdxl")
         let out = CLI.temporaryFolder().appendingPathComponent("x.safetensors").path

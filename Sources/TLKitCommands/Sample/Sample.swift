@@ -17,7 +17,7 @@ struct Sample: ParsableCommand {
         A T-LoRA is applied at every step with the rank mask r(t) of that step's timestep (both guidance \
         halves); a standard LoRA at every step, merged once into a private copy of the weights it adapts — \
         unless it carries valid folded tlora.* schedule metadata, then it is masked like a T-LoRA. \
-        Text-encoder modules of an adapter are not applied yet (reported). \
+        Text-encoder modules of an adapter are merged into the text encoders (unused with --embeddings). \
         --seed S draws the initial noise as torch.randn with torch.Generator("cpu").manual_seed(S), so a seed \
         gives diffusers' noise for a CPU generator; without --seed a random seed is chosen and reported. \
         --latents FILE takes a tensor 'latents' [N, 4, h/8, w/8] exactly as diffusers' latents= argument; \
@@ -104,7 +104,6 @@ struct Sample: ParsableCommand {
         do {
             let modelFile = try SDXLModel.open(model)
             let unet = try SDXLUNet(model: modelFile)
-            let conditioning = try self.conditioning(modelFile)
             let (noise, usedSeed) = try initialNoise(channels: inChannels(modelFile), progress: progress)
             let (h, w) = (noise.shape[2] * 8, noise.shape[3] * 8)
             // The UNet halves the latents once per level below the top.
@@ -117,8 +116,11 @@ struct Sample: ParsableCommand {
                 return AdapterStack.Entry(adapter: try parsed.read(flags: schedule.flags, catalog: catalog),
                                           scale: Float(parsed.weight ?? 1), label: parsed.label)
             }
-            let stack = try AdapterStack(entries, unet: unet, strict: strict)
+            let encoders = try textEncoders(modelFile)
+            let stack = try AdapterStack(entries, unet: unet, textEncoders: encoders, strict: strict)
             for report in stack.reports { progress.adapter(report) }
+            let conditioning = try embeddings.map { try Conditioning(file: $0) }
+                ?? Conditioning(encoders: encoders!, prompt: prompt ?? "", negative: negative)
             let scheduler = try EulerDiscreteScheduler(config: try schedulerConfig(), steps: steps)
             let sampler = SDXLSampler(unet: unet, scheduler: scheduler, guidance: Float(guidance))
             let final = try sampler.sample(noise: noise, conditioning: conditioning, height: h, width: w,
@@ -137,15 +139,10 @@ struct Sample: ParsableCommand {
         }
     }
 
-    /// Prompt embeddings from --embeddings, or the prompt encoded by the model's text encoders.
-    func conditioning(_ modelFile: SDXLModel) throws -> Conditioning {
-        if let embeddings { return try Conditioning(file: embeddings) }
-        guard modelFile.layout == .diffusers else {
-            throw CommandFailure("\(model): a single-file checkpoint carries no tokenizer; use a diffusers folder or --embeddings")
-        }
-        let encoders = try SDXLTextEncoders(model: modelFile, tokenizerFolder: (model as NSString).appendingPathComponent("tokenizer"),
-                                            tokenizer2Folder: (model as NSString).appendingPathComponent("tokenizer_2"))
-        return try Conditioning(encoders: encoders, prompt: prompt ?? "", negative: negative)
+    /// The model's text encoders for --prompt, with its tokenizers or, for a single file, the shipped
+    /// CLIP vocabulary (nil with --embeddings, which need none).
+    func textEncoders(_ modelFile: SDXLModel) throws -> SDXLTextEncoders? {
+        embeddings == nil ? try SDXLTextEncoders(model: modelFile) : nil
     }
 
     /// The UNet's input channels (SDXL: 4), read from conv_in.

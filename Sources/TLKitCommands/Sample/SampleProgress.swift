@@ -27,17 +27,22 @@ struct SampleProgress {
             parts.append("\(r.merged.count) modules merged into the weights")
         }
         if !r.skipped.isEmpty { parts.append("\(r.skipped.count) skipped") }
-        if !r.unusedModules.isEmpty { parts.append("\(r.unusedModules.count) UNet modules unused (no such layer)") }
-        if !r.textEncoderModules.isEmpty { parts.append("\(r.textEncoderModules.count) text-encoder modules not applied (not supported by sample yet)") }
+        if !r.textEncoderMerged.isEmpty { parts.append("\(r.textEncoderMerged.count) text-encoder modules merged") }
+        if !r.unusedModules.isEmpty { parts.append("\(r.unusedModules.count) modules unused (\(Self.unusedWhy(r.unusedModules)))") }
         if !r.unknownKeys.isEmpty { parts.append("\(r.unknownKeys.count) unknown keys unused") }
         for s in r.skipped.prefix(10) { Console.error("warning: \(r.label): skipped \(s.module): \(s.reason)") }
         note("adapter \(r.label) × \(r.scale): " + parts.joined(separator: "; "), json: .object([
             ("event", .string("adapter")), ("adapter", .string(r.label)), ("scale", .double(Double(r.scale))),
             ("masked", .bool(r.schedule != nil)), ("schedule_from_metadata", .bool(r.scheduleFromMetadata)),
-            ("merged", .int(r.merged.count)), ("hooked", .int(r.hooked.count)),
+            ("merged", .int(r.merged.count)), ("hooked", .int(r.hooked.count)), ("text_encoder_merged", .int(r.textEncoderMerged.count)),
             ("skipped", .array(r.skipped.map { .object([("module", .string($0.module)), ("reason", .string($0.reason))]) })),
-            ("unused", .array((r.unusedModules.map { "unet." + $0 } + r.textEncoderModules + r.unknownKeys).map { .string($0) })),
+            ("unused", .array((r.unusedModules + r.unknownKeys).map { .string($0) })),
         ]))
+    }
+
+    /// Why modules went unused: text-encoder modules without encoders (embeddings given), or no such layer.
+    static func unusedWhy(_ names: [String]) -> String {
+        names.allSatisfy { !$0.hasPrefix("unet.") } ? "text-encoder modules: the embeddings are given" : "no such layer in this model"
     }
 
     func step(_ p: SDXLSampler.Progress) {
