@@ -64,7 +64,7 @@ var package = Package(
         .executableTarget(name: "tlkit-catalog-helper", dependencies: ["TLKitCommands"], path: "Tests/CatalogHelper"),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog", "SafeTensors", "tlkit-catalog-helper"]),
         .testTarget(name: "TLKitCommandsTests", dependencies: [
-            "TLKitCommands", "tlkit", "SafeTensors",
+            "TLKitCommands", "tlkit", "SafeTensors", "Engine", "Imaging",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
     ]

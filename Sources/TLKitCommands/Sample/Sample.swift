@@ -127,9 +127,9 @@ struct Sample: ParsableCommand {
                                            adapters: stack.hooked) { progress.step($0) }
             if let outputLatents { try LatentsFile.write(final, to: outputLatents) }
             if let output {
-                try SampleImages.write(final, pattern: output, model: modelFile,
-                                       parameters: SampleImages.parameters(prompt: prompt, negative: negative, steps: steps, guidance: guidance,
-                                                                           seed: usedSeed, width: w, height: h, model: model, adapters: entries))
+                let parameters = SampleImages.parameters(prompt: prompt, negative: negative, steps: steps, guidance: guidance,
+                                                         seed: usedSeed, width: w, height: h, model: model, adapters: entries)
+                try SampleImages.write(images: try SampleImages.decode(final, model: modelFile), pattern: output, parameters: parameters)
             }
             progress.done(outputLatents: outputLatents, images: output, count: final.shape[0])
         } catch let failure as CommandFailure {

@@ -1,21 +1,49 @@
 import Engine
 import Foundation
+import Imaging
 import SDXL
 import Sampling
 
 /// The last step of `sample`: final latents → VAE decode → PNG files with an A1111-style `parameters`
-/// text chunk. Decoding and PNG writing come from the VAE and Imaging targets; until they are part of
-/// the build this step reports that images cannot be written yet (use --output-latents).
+/// text chunk. Writing PNGs is complete; `decode` is the one piece that waits for the VAE target.
 enum SampleImages {
+    /// Whether this build can decode latents (false until the VAE target is wired into `decode`).
+    static let canDecode = false
+
     /// Fails before any work when `-o` cannot be honoured by this build.
     static func checkAvailable(_ pattern: String) throws {
-        throw CommandFailure("-o \(pattern): writing PNG images is not available yet (no VAE decoder in this build); use --output-latents FILE")
+        guard canDecode else {
+            throw CommandFailure("-o \(pattern): writing PNG images is not available yet (no VAE decoder in this build); use --output-latents FILE")
+        }
     }
 
-    /// Decodes latents [N, 4, h, w] (divided by the VAE's scaling factor first, as diffusers does) and
-    /// writes image i to `pattern` with {i} replaced by i, each with `parameters` as its PNG text chunk.
-    static func write(_ latents: Tensor<Float>, pattern: String, model: SDXLModel, parameters: String) throws {
-        try checkAvailable(pattern)
+    /// Final latents [N, 4, h, w] → images [N, 3, 8h, 8w] in [−1, 1], as diffusers'
+    /// `vae.decode(latents / vae.config.scaling_factor).sample` (the model's VAE, or --vae when given).
+    static func decode(_ latents: Tensor<Float>, model: SDXLModel) throws -> Tensor<Float> {
+        throw CommandFailure("decoding latents needs the VAE decoder, which this build does not have")
+    }
+
+    /// Writes image i of `images` [N, 3, H, W] (in [−1, 1]) to `pattern` with {i} replaced by i, as 8-bit
+    /// RGB (diffusers' postprocess: clamp(v/2 + 0.5)·255 rounded) with `parameters` as its PNG text chunk.
+    /// Returns the paths written.
+    @discardableResult
+    static func write(images: Tensor<Float>, pattern: String, parameters: String) throws -> [String] {
+        guard images.rank == 4, images.shape[1] == 3 else { throw CommandFailure("decoded images \(images.shape): want [N, 3, H, W]") }
+        let (n, height, width) = (images.shape[0], images.shape[2], images.shape[3])
+        let size = 3 * height * width
+        return try (0..<n).map { i in
+            let values = Array(UnsafeBufferPointer(start: images.data + i * size, count: size))
+            guard let image = RGBImage(tensorCHW: values, width: width, height: height) else {
+                throw CommandFailure("decoded image \(i) is not \(width)×\(height) RGB")
+            }
+            let destination = path(pattern, index: i)
+            do {
+                try ImageFile.encodePNG(image, textChunks: [PNGTextChunk("parameters", parameters)], to: destination)
+            } catch {
+                throw CommandFailure("\(error)")
+            }
+            return destination
+        }
     }
 
     /// Output path of image `i`.
