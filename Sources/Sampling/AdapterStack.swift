@@ -3,7 +3,8 @@ import TextEncoders
 import UNet
 
 /// Adapters applied to a UNet (and the text encoders) for sampling (design.md §10, "Applying standard
-/// LoRAs"): modules of unmasked adapters are merged once into private copies of the weights they adapt;
+/// LoRAs"): modules of unmasked adapters are merged once into the weights they adapt (the models' own
+/// Float32 copies of the checkpoint);
 /// masked (T-LoRA) modules are hooked per call with the mask of that call's timestep.
 public struct AdapterStack {
     /// One adapter to apply, with its user weight.
@@ -49,12 +50,13 @@ public struct AdapterStack {
     public let hooked: [UNetAdapter]
     public let reports: [Report]
 
-    /// Applies `entries` to `unet`: merges unmasked ones into its weights now (undo with
-    /// `unet.restoreWeights()`), and returns the masked ones for the per-call hook. Text-encoder modules
+    /// Applies `entries` to `unet`: merges unmasked ones into its weights now (`restorable`: so that
+    /// `unet.restoreWeights()` can undo it, at the cost of a second copy of the adapted weights), and returns the masked ones for the per-call hook. Text-encoder modules
     /// are merged into `textEncoders` when given (unmasked: the encoders see no timestep), so prompts
     /// encoded afterwards carry them, as diffusers' `load_lora_weights` does. With `strict`, a module
     /// that does not fit its layer is an error instead of being skipped.
-    public init(_ entries: [Entry], unet: SDXLUNet, textEncoders: SDXLTextEncoders? = nil, strict: Bool = false) throws {
+    public init(_ entries: [Entry], unet: SDXLUNet, textEncoders: SDXLTextEncoders? = nil, strict: Bool = false,
+                restorable: Bool = false) throws {
         var hooked: [UNetAdapter] = [], reports: [Report] = []
         for entry in entries {
             let full = try UNetAdapter(entry.adapter, scale: entry.scale)
@@ -67,7 +69,7 @@ public struct AdapterStack {
             if masked {
                 hooked.append(usable)
             } else {
-                try unet.mergeIntoWeights(usable)
+                try unet.mergeIntoWeights(usable, restorable: restorable)
             }
             var skipped = fit.skipped, unused = fit.unused.map { "unet." + $0 }, textMerged: [String] = []
             for (i, info) in entry.adapter.modules.enumerated() where info.component != "unet" {

@@ -18,8 +18,7 @@ final class UNetPass {
 }
 
 /// A frozen Linear, optionally hooked by adapters (two thin GEMMs each, ΔW never formed).
-/// x [N…, in] → y [N…, out]. `weight` is replaced (never written in place) when unmasked adapters are
-/// merged into it, so a tensor shared with a weight source stays unchanged.
+/// x [N…, in] → y [N…, out]. Unmasked adapters may be merged into `weight` (the layer's own copy).
 final class DenseLayer {
     let path: String
     var weight: Tensor<Float>

@@ -38,7 +38,7 @@ public final class SDXLUNet {
     /// Every Linear inside the spatial transformers (attention projections, ff, proj_in/proj_out), by
     /// module path: what standard LoRAs adapt (kohya's SDXL LoRAs: 722 modules).
     let linears: [String: DenseLayer]
-    /// The loaded weights of layers whose weight now holds merged adapters (see `mergeIntoWeights`).
+    /// The loaded weights of layers whose weight now holds merged adapters (see `mergeIntoWeights(restorable:)`).
     var unmergedWeights: [String: Tensor<Float>] = [:]
     /// What the recording forward pass kept for backward beyond the layers' own inputs.
     var recorded: (pass: UNetPass, concatShapes: [[[Int]]], normOut: Tensor<Float>)?

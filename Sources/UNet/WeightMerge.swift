@@ -39,20 +39,23 @@ extension SDXLUNet {
     }
 
     /// Adds ΔW of every module of `adapter` (all components, no mask) to the weight of its Linear, once,
-    /// so the layer costs nothing extra per call. The sum goes into a private copy of the weight; the
-    /// loaded tensor is kept for `restoreWeights`. Throws when a module does not fit (use `fit` first).
-    public func mergeIntoWeights(_ adapter: UNetAdapter) throws {
+    /// so the layer costs nothing extra per call. The UNet's weights are its own Float32 copies of the
+    /// checkpoint, so the sum is written in place; with `restorable` the loaded tensor is kept and the sum
+    /// goes into a new one, for `restoreWeights` (twice the memory of the adapted layers). Throws when a
+    /// module does not fit (use `fit` first).
+    public func mergeIntoWeights(_ adapter: UNetAdapter, restorable: Bool = false) throws {
         for (path, module) in adapter.modules {
             guard let layer = linears[path] else { continue }
             if let why = Self.mismatch(module, layer) { throw UNetError.adapterMismatch("\(path) \(why)") }
-            if unmergedWeights[path] == nil { unmergedWeights[path] = layer.weight }
-            let w = Tensor<Float>(shape: layer.weight.shape, values: layer.weight.array)
-            Self.addDelta(module.factors, to: w)
-            layer.weight = w
+            if restorable, unmergedWeights[path] == nil {
+                unmergedWeights[path] = layer.weight
+                layer.weight = Tensor<Float>(shape: layer.weight.shape, values: layer.weight.array)
+            }
+            Self.addDelta(module.factors, to: layer.weight)
         }
     }
 
-    /// Puts back the loaded weights of every layer `mergeIntoWeights` changed.
+    /// Puts back the loaded weights of every layer a restorable `mergeIntoWeights` changed.
     public func restoreWeights() {
         for (path, weight) in unmergedWeights { linears[path]?.weight = weight }
         unmergedWeights = [:]

@@ -112,7 +112,7 @@ import TextEncoders
 }
 
 @Suite struct AdapterStackTests {
-    /// Merging writes private weight copies; restoring gives back the loaded weights bit for bit.
+    /// A restorable merge writes new weight tensors; restoring gives back the loaded weights bit for bit.
     @Test func restoreWeightsUndoesTheMerge() throws {
         let unet = try SDXLUNet(model: try SDXLModel.open(Reference.model))
         let loaded = unet.linears.mapValues { $0.weight.array }
@@ -122,7 +122,7 @@ import TextEncoders
                              textEmbeds: inputs["text_embeds"]!, timeIds: inputs["time_ids"]!, adapters: []).array
         }
         let before = try output()
-        let stack = try AdapterStack([.init(adapter: try AdapterReader.read(Reference.path("reference/sampling_kohya_ff.safetensors")), label: "ff")], unet: unet)
+        let stack = try AdapterStack([.init(adapter: try AdapterReader.read(Reference.path("reference/sampling_kohya_ff.safetensors")), label: "ff")], unet: unet, restorable: true)
         let merged = stack.reports[0].merged
         #expect(stack.hooked.isEmpty && !merged.isEmpty)
         #expect(merged.contains { $0.hasSuffix("ff.net.0.proj") } && merged.contains { $0.hasSuffix("proj_in") })

@@ -15,8 +15,8 @@ struct Sample: ParsableCommand {
         scaled-linear betas) and classifier-free guidance; time ids [h, w, 0, 0, h, w]. Without --negative the \
         negative embeddings are zeros (SDXL's force_zeros_for_empty_prompt); --negative "" is encoded. \
         A T-LoRA is applied at every step with the rank mask r(t) of that step's timestep (both guidance \
-        halves); a standard LoRA at every step, merged once into a private copy of the weights it adapts — \
-        unless it carries valid folded tlora.* schedule metadata, then it is masked like a T-LoRA. \
+        halves); a standard LoRA at every step, merged once into the weights in memory (the checkpoint is not \
+        changed), unless it carries valid folded tlora.* schedule metadata: then it is masked like a T-LoRA. \
         Text-encoder modules of an adapter are merged into the text encoders (unused with --embeddings). \
         --seed S draws the initial noise as torch.randn with torch.Generator("cpu").manual_seed(S), so a seed \
         gives diffusers' noise for a CPU generator; without --seed a random seed is chosen and reported. \
@@ -116,11 +116,8 @@ struct Sample: ParsableCommand {
                 return AdapterStack.Entry(adapter: try parsed.read(flags: schedule.flags, catalog: catalog),
                                           scale: Float(parsed.weight ?? 1), label: parsed.label)
             }
-            let encoders = try textEncoders(modelFile)
-            let stack = try AdapterStack(entries, unet: unet, textEncoders: encoders, strict: strict)
+            let (stack, conditioning) = try applyAndEncode(entries, unet: unet, modelFile: modelFile)
             for report in stack.reports { progress.adapter(report) }
-            let conditioning = try embeddings.map { try Conditioning(file: $0) }
-                ?? Conditioning(encoders: encoders!, prompt: prompt ?? "", negative: negative)
             let scheduler = try EulerDiscreteScheduler(config: try schedulerConfig(), steps: steps)
             let sampler = SDXLSampler(unet: unet, scheduler: scheduler, guidance: Float(guidance))
             let final = try sampler.sample(noise: noise, conditioning: conditioning, height: h, width: w,
@@ -137,6 +134,15 @@ struct Sample: ParsableCommand {
         } catch {
             throw CommandFailure("\(error)")
         }
+    }
+
+    /// Applies the adapters (text-encoder modules first, so they act on the prompt), then encodes the
+    /// prompt; the text encoders are released before sampling starts.
+    func applyAndEncode(_ entries: [AdapterStack.Entry], unet: SDXLUNet, modelFile: SDXLModel) throws -> (AdapterStack, Conditioning) {
+        let encoders = try textEncoders(modelFile)
+        let stack = try AdapterStack(entries, unet: unet, textEncoders: encoders, strict: strict)
+        if let embeddings { return (stack, try Conditioning(file: embeddings)) }
+        return (stack, try Conditioning(encoders: encoders!, prompt: prompt ?? "", negative: negative))
     }
 
     /// The model's text encoders for --prompt, with its tokenizers or, for a single file, the shipped
