@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 import SafeTensors
 import Testing
 
@@ -77,6 +78,22 @@ struct SampleTests {
                                      try Self.floats(CLI.fixture("reference/sampling_outputs.safetensors"), "final/peft-prompt"))
         print("tlkit sample --prompt with peft: \(err)")
         #expect(err <= 1e-3)
+    }
+
+    /// -o decodes with the model's VAE: the first image equals diffusers' decode within 1/255 after rounding.
+    @Test func pngsEqualDiffusersDecode() throws {
+        let folder = CLI.temporaryFolder()
+        let pattern = folder.appendingPathComponent("img-{i}.png").path
+        let (result, _) = try sample(["-o", pattern])
+        #expect(result.status == 0, "\(result.stderr)")
+        let file = try SafeTensorsFile.open(CLI.fixture("reference/sampling_outputs.safetensors"))
+        let expected = RGBImage(tensorCHW: try file.floats("decoded/base0"), width: 64, height: 64)!
+        let read = try ImageFile.decode(path: folder.appendingPathComponent("img-0.png").path)
+        let worst = zip(read.image.pixels, expected.pixels).map { abs(Int($0) - Int($1)) }.max() ?? 255
+        print("tlkit sample -o: largest pixel difference \(worst)/255")
+        #expect(read.image.width == 64 && worst <= 1)
+        #expect(read.text("parameters")?.hasPrefix("\nSteps: 5, Sampler: Euler") == true, "\(read.text("parameters") ?? "none")")
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("img-1.png").path))
     }
 
     @Test func usageAndInputErrors() throws {

@@ -6,6 +6,7 @@ import SDXL
 import Sampling
 import TextEncoders
 import UNet
+import VAE
 
 struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -23,7 +24,8 @@ struct Sample: ParsableCommand {
         --latents FILE takes a tensor 'latents' [N, 4, h/8, w/8] exactly as diffusers' latents= argument; \
         --embeddings FILE takes prompt_embeds, pooled_prompt_embeds, negative_prompt_embeds and \
         negative_pooled_prompt_embeds as diffusers names them. --output-latents writes the final latents as \
-        diffusers returns them with output_type="latent". Progress goes to stderr on a terminal; --json \
+        diffusers returns them with output_type="latent"; -o decodes them with the model's VAE (or --vae) into \
+        PNGs carrying an A1111-style parameters text chunk. Progress goes to stderr on a terminal; --json \
         prints one JSON object per line on stdout.
         """)
 
@@ -69,6 +71,9 @@ struct Sample: ParsableCommand {
     @Option(name: .shortAndLong, help: "PNG output; a pattern with {i} for several images.")
     var output: String?
 
+    @Option(help: "A VAE replacing the checkpoint's for -o (file or diffusers folder), e.g. sdxl-vae-fp16-fix.")
+    var vae: String?
+
     @Flag(help: "Fail when an adapter module does not fit its layer, instead of skipping it.")
     var strict = false
 
@@ -86,6 +91,7 @@ struct Sample: ParsableCommand {
         if embeddings != nil, negative != nil { throw ValidationError("--negative does not apply to --embeddings (the file holds the negative embeddings)") }
         if latents != nil, seed != nil { throw ValidationError("--seed does not apply to --latents (the file is the initial noise)") }
         if output == nil, outputLatents == nil { throw ValidationError("give -o OUT.png and/or --output-latents FILE") }
+        if vae != nil, output == nil { throw ValidationError("--vae applies to -o (the images); latents need no VAE") }
         if steps < 1 { throw ValidationError("--steps must be at least 1") }
         if let num, num < 1 { throw ValidationError("--num must be at least 1") }
         for (name, value) in [("--width", width), ("--height", height)] {
@@ -100,9 +106,10 @@ struct Sample: ParsableCommand {
     func run() throws {
         threads.apply()
         let progress = SampleProgress(json: json)
-        if let output { try SampleImages.checkAvailable(output) }
         do {
             let modelFile = try SDXLModel.open(model)
+            // Loaded first, so a missing or bad VAE fails before the long part.
+            let decoder = output == nil ? nil : try vae.map { try AutoencoderKL(path: $0) } ?? AutoencoderKL(model: modelFile)
             let unet = try SDXLUNet(model: modelFile)
             let (noise, usedSeed) = try initialNoise(channels: inChannels(modelFile), progress: progress)
             let (h, w) = (noise.shape[2] * 8, noise.shape[3] * 8)
@@ -126,7 +133,7 @@ struct Sample: ParsableCommand {
             if let output {
                 let parameters = SampleImages.parameters(prompt: prompt, negative: negative, steps: steps, guidance: guidance,
                                                          seed: usedSeed, width: w, height: h, model: model, adapters: entries)
-                try SampleImages.write(images: try SampleImages.decode(final, model: modelFile), pattern: output, parameters: parameters)
+                try SampleImages.write(images: try SampleImages.decode(final, vae: decoder!), pattern: output, parameters: parameters)
             }
             progress.done(outputLatents: outputLatents, images: output, count: final.shape[0])
         } catch let failure as CommandFailure {

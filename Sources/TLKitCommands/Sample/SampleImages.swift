@@ -1,26 +1,19 @@
 import Engine
 import Foundation
 import Imaging
-import SDXL
 import Sampling
+import VAE
 
 /// The last step of `sample`: final latents → VAE decode → PNG files with an A1111-style `parameters`
-/// text chunk. Writing PNGs is complete; `decode` is the one piece that waits for the VAE target.
+/// text chunk.
 enum SampleImages {
-    /// Whether this build can decode latents (false until the VAE target is wired into `decode`).
-    static let canDecode = false
-
-    /// Fails before any work when `-o` cannot be honoured by this build.
-    static func checkAvailable(_ pattern: String) throws {
-        guard canDecode else {
-            throw CommandFailure("-o \(pattern): writing PNG images is not available yet (no VAE decoder in this build); use --output-latents FILE")
-        }
-    }
-
-    /// Final latents [N, 4, h, w] → images [N, 3, 8h, 8w] in [−1, 1], as diffusers'
-    /// `vae.decode(latents / vae.config.scaling_factor).sample` (the model's VAE, or --vae when given).
-    static func decode(_ latents: Tensor<Float>, model: SDXLModel) throws -> Tensor<Float> {
-        throw CommandFailure("decoding latents needs the VAE decoder, which this build does not have")
+    /// Final latents [N, 4, h, w] → images [N, 3, 8h, 8w] in about [−1, 1], as diffusers'
+    /// `vae.decode(latents / vae.config.scaling_factor).sample`.
+    static func decode(_ latents: Tensor<Float>, vae: AutoencoderKL) throws -> Tensor<Float> {
+        let scaled = Tensor<Float>(zeros: latents.shape)
+        let s = vae.scalingFactor
+        for i in 0..<latents.count { scaled.data[i] = latents.data[i] / s }
+        return try vae.decode(latents: scaled)
     }
 
     /// Writes image i of `images` [N, 3, H, W] (in [−1, 1]) to `pattern` with {i} replaced by i, as 8-bit
