@@ -15,7 +15,9 @@ import Tokenizer
             #expect(single.tokenizer2.encode(prompt) == folder.tokenizer2.encode(prompt), "second tokenizer pads with !")
             let a = try single.conditioning(prompt), b = try folder.conditioning(prompt)
             #expect(a.context.shape == [1, 77, 128] && a.pooled.shape == [1, 64])
-            #expect(a.context.array == b.context.array && a.pooled.array == b.pooled.array)
+            // Same weights and ids; not bitwise, because concurrently running suites may change BLAS's thread count.
+            let err = max(Reference.scaleRelative(a.context, b.context), Reference.scaleRelative(a.pooled, b.pooled))
+            #expect(err <= 1e-6, "\(prompt): \(err)")
         }
     }
 
