@@ -48,7 +48,7 @@ var package = Package(
         ]),
         .executableTarget(name: "tlkit", dependencies: ["TLKitCommands"]),
         // Benchmark drivers (not installed): Benchmarks/*/run.sh call them.
-        .executableTarget(name: "tlkit-vae-bench", dependencies: ["VAE", "Engine", "SafeTensors"], path: "Benchmarks/vae/Swift"),
+        .executableTarget(name: "tlkit-vae-bench", dependencies: ["VAE", "Engine", "SafeTensors", "CMalloc"], path: "Benchmarks/vae/Swift"),
 
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),

@@ -3,6 +3,7 @@
 //   tlkit-vae-bench time VAE SIZE [RUNS]   encode / decode of one SIZE² image: best of RUNS seconds
 //   tlkit-vae-bench check VAE REFERENCE    scale-relative error against vae_torch.py's `reference` output
 // THREADS sets the thread count (Engine loops and OpenBLAS).
+import CMalloc
 import Engine
 import Foundation
 import SafeTensors
@@ -32,6 +33,9 @@ func scaleRelative(_ a: Tensor<Float>, _ b: Tensor<Float>) -> Double {
 }
 
 let args = CommandLine.arguments
+// The malloc settings of tlkit's entry point, so the driver allocates as the command line tool does.
+_ = mallopt(M_MMAP_THRESHOLD, 32 << 20)
+_ = mallopt(M_TRIM_THRESHOLD, 256 << 20)
 if let threads = ProcessInfo.processInfo.environment["THREADS"].flatMap({ Int($0) }) { Parallel.threads = threads }
 do {
     switch (args.count > 1 ? args[1] : "", args.count) {
