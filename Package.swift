@@ -47,6 +47,8 @@ var package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tlkit", dependencies: ["TLKitCommands"]),
+        // Benchmark drivers (not installed): Benchmarks/*/run.sh call them.
+        .executableTarget(name: "tlkit-vae-bench", dependencies: ["VAE", "Engine", "SafeTensors", "CMalloc"], path: "Benchmarks/vae/Swift"),
 
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),

@@ -13,6 +13,16 @@ public enum Activation: Sendable {
     public func forward<T: Scalar>(x: Tensor<T>, y: Tensor<T>) {
         precondition(x.count == y.count, "Activation: x \(x.shape) vs y \(y.shape)")
         let xp = x.data, yp = y.data
+        if xp == yp {
+            // In place (y is x): loops through one pointer. With two, LLVM's run-time overlap check
+            // sends the same buffer down its scalar fallback, 4× slower.
+            switch self {
+            case .silu: Parallel.forEach(x.count, grain: 8192) { r in for i in r { yp[i] = Activation.silu.value(yp[i]) } }
+            case .gelu: Parallel.forEach(x.count, grain: 8192) { r in for i in r { yp[i] = Activation.gelu.value(yp[i]) } }
+            case .quickGELU: Parallel.forEach(x.count, grain: 8192) { r in for i in r { yp[i] = Activation.quickGELU.value(yp[i]) } }
+            }
+            return
+        }
         // One loop per case: a switch inside the loop body keeps LLVM from vectorising it.
         switch self {
         case .silu: Parallel.forEach(x.count, grain: 8192) { r in for i in r { yp[i] = Activation.silu.value(xp[i]) } }

@@ -19,6 +19,17 @@ final class ActivationTests: XCTestCase {
         XCTAssertEqual(big[1], 200)
     }
 
+    /// y = x (in place) takes its own loop; it must give exactly what a separate output gets.
+    func testInPlaceEqualsOutOfPlace() {
+        var rng = TestRandom(seed: 31)
+        for kind in [Activation.silu, .gelu, .quickGELU] {
+            let x = rng.tensor([3, 20_000], scale: 4).converted(to: Float.self)
+            let expected = kind.forward(x)
+            kind.forward(x: x, y: x)
+            XCTAssertEqual(x.array, expected.array, "\(kind)")
+        }
+    }
+
     func testBackwardFiniteDifferences() {
         var rng = TestRandom(seed: 30)
         for kind in [Activation.silu, .gelu, .quickGELU] {
