@@ -16,6 +16,8 @@ public final class Trainer {
     /// Checked between the phases of a step; when it returns true the step in flight is abandoned
     /// (nothing of it is applied) and `step` throws `TrainingError.interrupted`.
     public var shouldStop: () -> Bool = { false }
+    /// Activation recomputation (see `SDXLUNet.forwardRecording`): same gradients, less memory, more time.
+    public var recompute = false
 
     public init(unet: SDXLUNet, adapter: TrainableAdapter, optimizer: AdamW, examples: [TrainingExample],
                 conditioning: PromptConditioning, scalingFactor: Float, seed: UInt64, schedule: NoiseSchedule = NoiseSchedule()) {
@@ -71,7 +73,7 @@ public final class Trainer {
         let example = examples[x.example]
         let prediction = try unet.forwardRecording(
             latents: noisy, timestep: Float(x.timestep), context: conditioning.context,
-            textEmbeds: conditioning.pooled, timeIds: example.timeIds, adapter: adapter.unetAdapter)
+            textEmbeds: conditioning.pooled, timeIds: example.timeIds, adapter: adapter.unetAdapter, recompute: recompute)
         if shouldStop() { throw TrainingError.interrupted }
         let loss = Loss.mse(prediction, x.noise)
         let dPrediction = Tensor<Float>(zeros: prediction.shape)

@@ -1,7 +1,8 @@
 import Engine
 
 // Backward passes of the UNet's layers, in the reverse order of their forward passes. Every function takes
-// dL/d(output) and returns dL/d(input), using what the recording forward pass kept (no recomputation yet).
+// dL/d(output) and returns dL/d(input), using what the recording forward pass kept (or what a replay of
+// the block recorded, when the pass recomputes).
 // Frozen weights get no gradient buffers; adapter factors accumulate into `UNetGradientStore`.
 // Each layer drops what it kept once its backward has run, so memory falls as backward proceeds.
 

@@ -2,6 +2,11 @@ import Engine
 
 /// State of one UNet call: the adapter bindings (module path → factors and active components of each
 /// adapter hooked there; training binds one) and whether layers keep what backward needs.
+///
+/// With `recomputes`, a recording pass keeps only each block's input (a resnet or a spatial transformer)
+/// and runs the block without recording; backward runs that block's forward again, recording, just before
+/// its backward. The same arithmetic in the same order, so gradients are bitwise those of a full recording,
+/// while at most one block's activations are alive at a time.
 final class UNetPass {
     struct Binding {
         let factors: AdapterFactors<Float>
@@ -10,11 +15,21 @@ final class UNetPass {
 
     let bindings: [String: [Binding]]
     let recording: Bool
+    let recomputes: Bool
+    /// Inputs of the blocks to run again in backward, by block identity.
+    var blockInputs: [ObjectIdentifier: Tensor<Float>] = [:]
+    /// The time embedding and the context, which block replays need.
+    var embedding: Tensor<Float>?
+    var context: Tensor<Float>?
 
-    init(bindings: [String: [Binding]], recording: Bool) {
+    init(bindings: [String: [Binding]], recording: Bool, recomputes: Bool = false) {
         self.bindings = bindings
         self.recording = recording
+        self.recomputes = recording && recomputes
     }
+
+    /// The same bindings without recording (a recomputing pass's blocks run through this).
+    private(set) lazy var forwardOnly = UNetPass(bindings: bindings, recording: false)
 }
 
 /// A frozen Linear, optionally hooked by adapters (two thin GEMMs each, ΔW never formed).

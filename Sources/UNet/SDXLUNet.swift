@@ -212,13 +212,14 @@ public final class SDXLUNet {
         timeIds: Tensor<Float>, _ pass: UNetPass
     ) -> Tensor<Float> {
         let emb = embedding(batch: latents.shape[0], timestep: timestep, textEmbeds: textEmbeds, timeIds: timeIds, pass)
+        if pass.recomputes { (pass.embedding, pass.context) = (emb, context) }
         var h = convIn.forward(latents, pass)
         var skips = [h]
         var concatShapes: [[[Int]]] = []
         for level in down {
             for (j, resnet) in level.resnets.enumerated() {
-                h = resnet.forward(h, siluEmb: emb, pass)
-                if !level.attentions.isEmpty { h = level.attentions[j].forward(h, context: context, pass) }
+                h = run(resnet, h, emb, pass)
+                if !level.attentions.isEmpty { h = run(level.attentions[j], h, context, pass) }
                 skips.append(h)
             }
             if let ds = level.downsample {
@@ -226,17 +227,17 @@ public final class SDXLUNet {
                 skips.append(h)
             }
         }
-        h = midResnets[0].forward(h, siluEmb: emb, pass)
-        if let midAttention { h = midAttention.forward(h, context: context, pass) }
-        h = midResnets[1].forward(h, siluEmb: emb, pass)
+        h = run(midResnets[0], h, emb, pass)
+        if let midAttention { h = run(midAttention, h, context, pass) }
+        h = run(midResnets[1], h, emb, pass)
         for level in up {
             for (j, resnet) in level.resnets.enumerated() {
                 let skip = skips.removeLast()
                 let joined = Tensor<Float>(zeros: [h.shape[0], h.shape[1] + skip.shape[1], h.shape[2], h.shape[3]])
                 ChannelConcat.forward([h, skip], y: joined)
                 concatShapes.append([h.shape, skip.shape])
-                h = resnet.forward(joined, siluEmb: emb, pass)
-                if !level.attentions.isEmpty { h = level.attentions[j].forward(h, context: context, pass) }
+                h = run(resnet, joined, emb, pass)
+                if !level.attentions.isEmpty { h = run(level.attentions[j], h, context, pass) }
             }
             if let us = level.upsample {
                 let big = Tensor<Float>(zeros: [h.shape[0], h.shape[1], 2 * h.shape[2], 2 * h.shape[3]])
@@ -247,5 +248,19 @@ public final class SDXLUNet {
         let normed = normOut.forward(h, pass)
         recorded = pass.recording ? (pass, concatShapes, normed) : nil
         return convOut.forward(Activation.silu.forward(normed), pass)
+    }
+
+    /// A resnet block in `pass`; a recomputing pass keeps only its input (see `UNetPass`).
+    func run(_ block: ResnetBlock, _ x: Tensor<Float>, _ emb: Tensor<Float>, _ pass: UNetPass) -> Tensor<Float> {
+        guard pass.recomputes else { return block.forward(x, siluEmb: emb, pass) }
+        pass.blockInputs[ObjectIdentifier(block)] = x
+        return block.forward(x, siluEmb: emb, pass.forwardOnly)
+    }
+
+    /// A spatial transformer in `pass`; a recomputing pass keeps only its input.
+    func run(_ block: SpatialTransformer, _ x: Tensor<Float>, _ context: Tensor<Float>, _ pass: UNetPass) -> Tensor<Float> {
+        guard pass.recomputes else { return block.forward(x, context: context, pass) }
+        pass.blockInputs[ObjectIdentifier(block)] = x
+        return block.forward(x, context: context, pass.forwardOnly)
     }
 }

@@ -8,13 +8,15 @@ public struct UNetGradients {
 }
 
 extension SDXLUNet {
-    /// The forward pass of a training step: as `forward`, but every layer keeps what `backward` needs
-    /// (all activations; recomputation is not implemented yet). One recorded pass at a time per model.
+    /// The forward pass of a training step: as `forward`, but layers keep what `backward` needs. With
+    /// `recompute`, only block inputs are kept and each block runs again just before its backward (same
+    /// gradients, bitwise; about one more forward pass of time for much less memory). One recorded pass
+    /// at a time per model.
     public func forwardRecording(
         latents: Tensor<Float>, timestep: Float, context: Tensor<Float>, textEmbeds: Tensor<Float>,
-        timeIds: Tensor<Float>, adapter: UNetAdapter? = nil
+        timeIds: Tensor<Float>, adapter: UNetAdapter? = nil, recompute: Bool = false
     ) throws -> Tensor<Float> {
-        let pass = UNetPass(bindings: try bindings(adapter, at: Double(timestep)), recording: true)
+        let pass = UNetPass(bindings: try bindings(adapter, at: Double(timestep)), recording: true, recomputes: recompute)
         try validate(latents: latents, context: context, textEmbeds: textEmbeds, timeIds: timeIds)
         return run(latents: latents, timestep: timestep, context: context, textEmbeds: textEmbeds, timeIds: timeIds, pass)
     }
@@ -40,8 +42,8 @@ extension SDXLUNet {
                 dh = dSmall
             }
             for j in level.resnets.indices.reversed() {
-                if !level.attentions.isEmpty { dh = level.attentions[j].backward(dh, pass, grads) }
-                let dJoined = level.resnets[j].backward(dh)
+                if !level.attentions.isEmpty { dh = replayed(level.attentions[j], pass).backward(dh, pass, grads) }
+                let dJoined = replayed(level.resnets[j], pass).backward(dh)
                 c -= 1
                 let shapes = concatShapes[c]
                 let dPrev = Tensor<Float>(zeros: shapes[0]), dSkip = Tensor<Float>(zeros: shapes[1])
@@ -51,9 +53,9 @@ extension SDXLUNet {
             }
         }
 
-        dh = midResnets[1].backward(dh)
-        if let midAttention { dh = midAttention.backward(dh, pass, grads) }
-        dh = midResnets[0].backward(dh)
+        dh = replayed(midResnets[1], pass).backward(dh)
+        if let midAttention { dh = replayed(midAttention, pass).backward(dh, pass, grads) }
+        dh = replayed(midResnets[0], pass).backward(dh)
 
         var s = skipGrads.count - 1
         for level in down.reversed() {
@@ -63,12 +65,28 @@ extension SDXLUNet {
             }
             for j in level.resnets.indices.reversed() {
                 accumulate(dh, skipGrads[s]); s -= 1
-                if !level.attentions.isEmpty { dh = level.attentions[j].backward(dh, pass, grads) }
-                dh = level.resnets[j].backward(dh)
+                if !level.attentions.isEmpty { dh = replayed(level.attentions[j], pass).backward(dh, pass, grads) }
+                dh = replayed(level.resnets[j], pass).backward(dh)
             }
         }
         accumulate(dh, skipGrads[s])
         precondition(s == 0, "UNet backward: \(s) skip gradients left")
         return UNetGradients(latents: convIn.backward(dh), factors: grads.factors)
+    }
+
+    /// In a recomputing pass, runs the block's forward again from its kept input, recording, so that its
+    /// backward finds its activations; otherwise the block as recorded.
+    func replayed(_ block: ResnetBlock, _ pass: UNetPass) -> ResnetBlock {
+        if pass.recomputes, let x = pass.blockInputs.removeValue(forKey: ObjectIdentifier(block)) {
+            _ = block.forward(x, siluEmb: pass.embedding!, pass)
+        }
+        return block
+    }
+
+    func replayed(_ block: SpatialTransformer, _ pass: UNetPass) -> SpatialTransformer {
+        if pass.recomputes, let x = pass.blockInputs.removeValue(forKey: ObjectIdentifier(block)) {
+            _ = block.forward(x, context: pass.context!, pass)
+        }
+        return block
     }
 }

@@ -58,6 +58,18 @@ import Testing
         #expect(la["losses"] as? [Double] == lb["losses"] as? [Double])
     }
 
+    /// Activation recomputation changes memory and time, not the arithmetic: the same bytes.
+    @Test func recomputationGivesTheSameAdapter() throws {
+        let base = CLI.temporaryFolder()
+        let on = base.appendingPathComponent("on").path, off = base.appendingPathComponent("off").path
+        let a = try Self.train(on, steps: 2, extra: ["--recompute", "on"])
+        #expect(a.status == 0 && a.stderr.contains("recomputation on"), "\(a.stderr)")
+        #expect(try Self.train(off, steps: 2, extra: ["--recompute", "off"]).status == 0)
+        let bytesOn = try Data(contentsOf: URL(fileURLWithPath: "\(on)/adapter.safetensors"))
+        let bytesOff = try Data(contentsOf: URL(fileURLWithPath: "\(off)/adapter.safetensors"))
+        #expect(bytesOn == bytesOff)
+    }
+
     @Test func refusesAFolderHoldingAnotherRun() throws {
         let out = CLI.temporaryFolder().appendingPathComponent("run").path
         #expect(try Self.train(out, steps: 2).status == 0)

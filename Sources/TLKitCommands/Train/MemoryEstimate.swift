@@ -22,6 +22,16 @@ struct MemoryEstimate {
         activations = latentPixels * c * 2_100
     }
 
+    /// `--recompute auto` turns recomputation on when keeping every activation would take more than half
+    /// of the machine's memory (with it, activations shrink to block inputs plus one block's worth).
+    func recompute(_ mode: RecomputeMode) -> Bool {
+        switch mode {
+        case .on: return true
+        case .off: return false
+        case .auto: return weights + adapter + activations > Int(ProcessInfo.processInfo.physicalMemory / 2)
+        }
+    }
+
     var summary: String {
         "memory estimate: UNet weights \(Self.bytes(weights)), adapter with optimizer state \(Self.bytes(adapter)), "
             + "activations about \(Self.bytes(activations)); total about \(Self.bytes(weights + adapter + activations))"

@@ -84,7 +84,9 @@ struct TrainingSession {
         let trainer = Trainer(unet: unet, adapter: adapter, optimizer: optimizer, examples: examples,
                               conditioning: conditioning, scalingFactor: scalingFactor, seed: settings.seed)
         trainer.shouldStop = { Interruption.requested != nil }
-        note(MemoryEstimate(unet: unet, adapter: adapter, settings: settings, model: model).summary)
+        let estimate = MemoryEstimate(unet: unet, adapter: adapter, settings: settings, model: model)
+        trainer.recompute = estimate.recompute(recompute)
+        note(estimate.summary + (trainer.recompute ? "; activation recomputation on" : ""))
 
         let progress = TrainingProgress(total: settings.steps, start: start, json: json)
         var record = RunFolder.Record(settings: settings, losses: losses, secondsPerStep: nil, finished: false)
