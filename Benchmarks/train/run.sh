@@ -13,8 +13,8 @@ RES=${RES:-512}
 STEPS=${STEPS:-3}
 WHICH=${WHICH:-both}
 mkdir -p "$DATA"
-swift build -c release --product tlkit >/dev/null
-T=.build/release/tlkit
+if [ -z "${TLKIT:-}" ]; then swift build -c release --product tlkit >/dev/null; fi
+T=${TLKIT:-.build/release/tlkit}
 CKPT="$DATA/sdxl-random-base.safetensors"
 [ -f "$CKPT" ] || $PY Benchmarks/make_sdxl_random.py checkpoint "$CKPT"
 OUT=$(mktemp -d "$DATA/bench-train.XXXXXX")

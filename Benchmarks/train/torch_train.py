@@ -78,7 +78,7 @@ def main() -> int:
     unet.requires_grad_(False)
     torch.linalg.svd = quick_svd  # see quick_svd
     procs = official.make_processors(unet, "ortho_lora", args.rank)
-    unet.set_attn_processor(procs)
+    unet.set_attn_processor(dict(procs))  # diffusers pops from the dict it is given
     if args.checkpointing:
         unet.enable_gradient_checkpointing()
     unet.train()

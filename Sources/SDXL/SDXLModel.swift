@@ -48,6 +48,8 @@ public final class SDXLModel: @unchecked Sendable {
             throw SafeTensorsError(file: path, tensor: "\(component.rawValue).\(name)", reason: .tensorNotFound)
         }
         let values = try located.file.floats(located.info)
+        // Callers keep their own Float32 copy: drop the mapped pages so a loaded model is not counted twice.
+        located.file.release(located.info)
         switch located.mapping?.transform ?? .identity {
         case .identity, .reshape:
             return values
