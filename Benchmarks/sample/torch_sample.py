@@ -38,7 +38,7 @@ def load_vae(path: str):
     with torch.device("meta"):
         vae = AutoencoderKL(**SDXL_VAE)
     names = list(vae.state_dict().keys())
-    to_diffusers = dict(zip(sgm.vae_to_sgm({k: None for k in names}, SDXL_VAE).keys(), names))
+    to_diffusers = dict(zip(sgm.vae_to_sgm(dict(vae.state_dict()), SDXL_VAE).keys(), names))
     sd = {}
     with safe_open(path, framework="pt") as f:
         for sgm_name, name in to_diffusers.items():
