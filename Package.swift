@@ -33,7 +33,9 @@ var package = Package(
         ]),
         .target(name: "UNet", dependencies: ["Engine", "SDXL", "Adapters"]),
         .target(name: "TextEncoders", dependencies: ["Engine", "SDXL", "Tokenizer"]),
-        .target(name: "Training", dependencies: ["Engine", "UNet", "Adapters", "SafeTensors", "CBLAS"]),
+        .target(name: "Training", dependencies: [
+            "Engine", "UNet", "Adapters", "SafeTensors", "CBLAS", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .target(name: "Imaging", dependencies: ["CPNG", "CJPEG", "SafeTensors"]),
         .target(name: "VAE", dependencies: ["Engine", "SDXL", "SafeTensors"]),
         .target(name: "Sampling", dependencies: ["Engine", "SafeTensors", "Adapters", "UNet", "TextEncoders"]),

@@ -1,6 +1,8 @@
 /// Every setting of a run, as written to `train.json` and compared on `--resume`.
 public struct TrainingSettings: Codable, Equatable, Sendable {
     public var model: String
+    /// SHA-256 of the file holding the base model's UNet (recorded in every checkpoint).
+    public var baseModelSHA256: String?
     /// A VAE replacing the checkpoint's (`--vae`; the paper used sdxl-vae-fp16-fix).
     public var vae: String?
     public var images: [String]
@@ -62,12 +64,13 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
 extension TrainingSettings {
     /// The training facts recorded in every checkpoint's metadata (design.md §3 `tlora.*` keys).
     public func metadata(steps done: Int) -> [String: String] {
-        [
+        let facts: [String: String] = [
             "tlora.token": token, "tlora.class": className, "tlora.prompt": renderedPrompt,
             "tlora.steps": String(done), "tlora.seed": String(seed), "tlora.init": initialization.rawValue,
             "modelspec.title": "\(token) \(className) (\(method.rawValue), \(done) steps)",
             "modelspec.resolution": "\(resolution)x\(resolution)",
             "modelspec.trigger_phrase": "\(token) \(className)",
         ]
+        return facts.merging(baseModelSHA256.map { ["tlora.base_model_sha256": $0] } ?? [:]) { a, _ in a }
     }
 }

@@ -33,6 +33,7 @@ import Testing
         #expect(m["tlora.method"] == "tlora" && m["tlora.max_rank"] == "4" && m["tlora.min_rank"] == "2")
         #expect(m["tlora.token"] == "sks" && m["tlora.class"] == "mug" && m["tlora.steps"] == "4")
         #expect(m["tlora.prompt"] == "a photo of sks mug")
+        #expect(m["tlora.base_model_sha256"]?.count == 64, "the UNet file's SHA-256")
         // 44 attention projections of the fixture UNet × six factors.
         #expect(final.tensors.count == 176 * 6)
         let inspect = try CLI.run(["inspect", "\(out)/adapter.safetensors", "--json"])

@@ -62,6 +62,9 @@ struct TrainingSession {
         guard model.unetConfig != nil else {
             throw CommandFailure("\(settings.model) is not an SDXL-architecture model: \(model.unetConfigError ?? "no UNet found")")
         }
+        if settings.baseModelSHA256 == nil, let unetFile = model.locate(.unet, "conv_in.weight")?.file.path {
+            settings.baseModelSHA256 = try FileHash.sha256(path: unetFile)
+        }
         let conditioning = try encodePrompt(settings.renderedPrompt, model: model)
         let (examples, scalingFactor): ([TrainingExample], Float) = try {
             let vae = try TrainingImages.autoencoder(settings: settings, model: model)
