@@ -8,7 +8,8 @@ struct Train: ParsableCommand {
         commandName: "train",
         abstract: "Fine-tune an SDXL UNet with T-LoRA on one image (the paper's recipe), on the CPU.",
         discussion: """
-        Writes OUTPUT/checkpoint-N/adapter.safetensors every --checkpoint-every steps and OUTPUT/adapter.safetensors \
+        Writes OUTPUT/checkpoint-N/adapter.safetensors (the adapter after N steps; the official trainer's checkpoint-N \
+        holds N + 1) every --checkpoint-every steps and OUTPUT/adapter.safetensors \
         at the end (tlkit T-LoRA files with the schedule and the training facts in metadata), optimizer state beside \
         the newest checkpoint, and OUTPUT/train.json with every setting and the loss of every step. Ctrl-C (or SIGTERM) \
         abandons the step in flight, saves the last completed step as a checkpoint and exits 130 (143); --resume \
