@@ -51,6 +51,8 @@ var package = Package(
         .executableTarget(name: "tlkit", dependencies: ["TLKitCommands"]),
         // Benchmark drivers (not installed): Benchmarks/*/run.sh call them.
         .executableTarget(name: "tlkit-vae-bench", dependencies: ["VAE", "Engine", "SafeTensors", "CMalloc"], path: "Benchmarks/vae/Swift"),
+        .executableTarget(name: "tlkit-te-bench", dependencies: ["TextEncoders", "SDXL", "Engine", "CMalloc"],
+                          path: "Benchmarks/text_encoders/Swift"),
 
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
