@@ -43,4 +43,6 @@ report tlkit
   "$CHECKPOINT" "$PROMPT" "$RUNS" --compare "$TMP/tlkit.out" > "$TMP/torch.out"
 report torch
 echo "correctness (scale-relative, tlkit vs transformers):"
+awk '/^(context|pooled) / { printf "  tlkit %s[:4] %.6f %.6f %.6f %.6f\n", $1, $2, $3, $4, $5 }' "$TMP/tlkit.out"
+grep '\[:4\]' "$TMP/torch.out" | sed 's/^/  torch /'
 grep 'scale-relative\|size' "$TMP/torch.out" | sed 's/^/  /'
