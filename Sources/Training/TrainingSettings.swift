@@ -47,7 +47,14 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
         prompt.replacingOccurrences(of: "{token}", with: token).replacingOccurrences(of: "{class}", with: className)
     }
 
+    /// Every setting a run can start with: the numbers (see `validateNumbers`) and at least one image.
     public func validate() throws {
+        try validateNumbers()
+        guard !images.isEmpty else { throw TrainingError.badSetting("no training image given (--image)") }
+    }
+
+    /// Ranks, schedule, steps, optimizer and resolution are in range (messages name the command's flags).
+    public func validateNumbers() throws {
         func bad(_ why: String) -> TrainingError { .badSetting(why) }
         guard rank >= 1 else { throw bad("--rank must be at least 1 (got \(rank))") }
         guard minRank >= 0, minRank <= rank else { throw bad("--min-rank \(minRank) must be between 0 and --rank \(rank)") }
@@ -57,7 +64,6 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
         guard optimizer.learningRate > 0, optimizer.learningRate.isFinite else { throw bad("--lr must be positive (got \(optimizer.learningRate))") }
         guard optimizer.weightDecay >= 0 else { throw bad("--weight-decay must not be negative (got \(optimizer.weightDecay))") }
         guard resolution >= 64, resolution % 64 == 0 else { throw bad("--resolution must be a multiple of 64, at least 64 (got \(resolution))") }
-        guard !images.isEmpty else { throw bad("no training image given (--image)") }
     }
 }
 

@@ -89,23 +89,20 @@ struct Train: ParsableCommand {
     func validate() throws {
         if images.isEmpty && !resume { throw ValidationError("give at least one --image") }
         if className == nil && !resume { throw ValidationError("give the subject's class noun with --class (e.g. --class dog)") }
-        if rank < 1 { throw ValidationError("--rank must be at least 1") }
-        if minRank < 0 || minRank > rank { throw ValidationError("--min-rank \(minRank) must be between 0 and --rank \(rank)") }
-        if !(rankAlpha > 0) { throw ValidationError("--rank-alpha must be positive") }
-        if steps < 1 { throw ValidationError("--steps must be at least 1") }
-        if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
-        if !(lr > 0) { throw ValidationError("--lr must be positive") }
-        if weightDecay < 0 { throw ValidationError("--weight-decay must not be negative") }
-        if resolution < 64 || resolution % 64 != 0 { throw ValidationError("--resolution must be a multiple of 64 (at least 64)") }
+        // The run's own checks, reported as usage errors (exit 2).
+        do { try settings.validateNumbers() } catch { throw ValidationError("\(error)") }
     }
 
-    func run() throws {
-        threads.apply()
-        let settings = TrainingSettings(
+    var settings: TrainingSettings {
+        TrainingSettings(
             model: model, vae: vae, images: images, token: token, className: className ?? "", prompt: prompt, method: method,
             rank: rank, minRank: minRank, rankAlpha: rankAlpha, initialization: initialization, steps: steps,
             optimizer: AdamW.Settings(learningRate: lr, weightDecay: weightDecay), resolution: resolution, seed: seed,
             checkpointEvery: checkpointEvery)
+    }
+
+    func run() throws {
+        threads.apply()
         do {
             try TrainingSession(settings: settings, output: output, resume: resume, recompute: recompute,
                                 json: json, catalogName: addToCatalog, catalog: catalog).run()
