@@ -18,6 +18,13 @@ public struct RunFolder {
     var recordPath: String { "\(path)/train.json" }
     public var finalAdapterPath: String { "\(path)/adapter.safetensors" }
     public func checkpointPath(_ steps: Int) -> String { "\(path)/checkpoint-\(steps)" }
+    static let optimizerFile = "optimizer.safetensors"
+    func optimizerPath(_ steps: Int) -> String { "\(checkpointPath(steps))/\(Self.optimizerFile)" }
+
+    /// Steps of the newest checkpoint that still has its optimizer state (what `--resume` continues).
+    public var newestResumable: Int? {
+        checkpoints.last { FileManager.default.fileExists(atPath: optimizerPath($0)) }
+    }
 
     /// Steps of the checkpoints present, ascending.
     public var checkpoints: [Int] {
@@ -86,7 +93,7 @@ public struct RunFolder {
         do {
             try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: false)
             try AdapterWriter.write(adapter, format: .tlora, to: "\(staging)/adapter.safetensors")
-            try writeOptimizer(optimizer, names: parameterNames, to: "\(staging)/optimizer.safetensors")
+            try writeOptimizer(optimizer, names: parameterNames, to: "\(staging)/\(Self.optimizerFile)")
             try? FileManager.default.removeItem(atPath: final)
             try FileManager.default.moveItem(atPath: staging, toPath: final)
         } catch {
@@ -94,7 +101,7 @@ public struct RunFolder {
             throw TrainingError.numericFailure("cannot write \(final): \(error)")
         }
         for older in checkpoints where older != steps {
-            try? FileManager.default.removeItem(atPath: "\(checkpointPath(older))/optimizer.safetensors")
+            try? FileManager.default.removeItem(atPath: optimizerPath(older))
         }
     }
 
@@ -116,7 +123,7 @@ public struct RunFolder {
 
     /// The optimizer state saved beside checkpoint-`steps`, for parameters named and shaped as given.
     public func readOptimizer(steps: Int, settings: AdamW.Settings, parameters: [(name: String, tensor: Tensor<Float>)]) throws -> AdamW {
-        let file = "\(checkpointPath(steps))/optimizer.safetensors"
+        let file = optimizerPath(steps)
         guard FileManager.default.fileExists(atPath: file) else {
             throw TrainingError.badCheckpoint("\(file) is missing (optimizer state is kept beside the newest checkpoint only)")
         }

@@ -93,23 +93,23 @@ extension TrainableAdapter {
     public static func restored(from adapter: Adapter, method: TrainingMethod, unet: SDXLUNet) throws -> TrainableAdapter {
         guard let schedule = adapter.schedule else { throw TrainingError.badCheckpoint("the checkpoint has no rank schedule") }
         let expected = Set(unet.adaptableModules)
+        // The UNet hook's conversion of file factors to Engine tensors, then the method's kind checked.
+        let converted = try UNetAdapter(adapter)
+        if let other = converted.otherComponents.first {
+            throw TrainingError.badCheckpoint("module \(other) is not an attention projection of this UNet")
+        }
         var factors: [String: AdapterFactors<Float>] = [:]
-        for (i, info) in adapter.modules.enumerated() {
-            let path = String(info.name.dropFirst("unet.".count))
-            guard info.component == "unet", expected.contains(path) else {
-                throw TrainingError.badCheckpoint("module \(info.name) is not an attention projection of this UNet")
+        for (path, module) in converted.modules {
+            guard expected.contains(path) else {
+                throw TrainingError.badCheckpoint("module unet.\(path) is not an attention projection of this UNet")
             }
-            let r = info.rank, inF = info.inFeatures, outF = info.outFeatures
-            switch try adapter.factors(i) {
-            case let .lowRank(f) where !method.isOrtho:
-                factors[path] = .lowRank(down: Tensor(shape: [r, inF], values: f.down), up: Tensor(shape: [outF, r], values: f.up), scale: 1)
-            case let .ortho(f) where method.isOrtho:
-                factors[path] = .ortho(
-                    q: Tensor(shape: [r, inF], values: f.q), p: Tensor(shape: [outF, r], values: f.p),
-                    lambda: Tensor(shape: [r], values: f.lambda), q0: Tensor(shape: [r, inF], values: f.q0),
-                    p0: Tensor(shape: [outF, r], values: f.p0), lambda0: Tensor(shape: [r], values: f.lambda0))
+            switch module.factors {
+            case let .lowRank(down, up, _) where !method.isOrtho:
+                factors[path] = .lowRank(down: down, up: up, scale: 1)
+            case .ortho where method.isOrtho:
+                factors[path] = module.factors
             default:
-                throw TrainingError.badCheckpoint("module \(info.name) does not have the factors of method \(method.rawValue)")
+                throw TrainingError.badCheckpoint("module unet.\(path) does not have the factors of method \(method.rawValue)")
             }
         }
         guard factors.count == expected.count else {

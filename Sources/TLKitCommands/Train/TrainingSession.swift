@@ -38,7 +38,10 @@ struct TrainingSession {
         if resume {
             guard folder.holdsRun else { throw CommandFailure("nothing to resume in \(output) (no train.json or checkpoint)") }
             let record = try folder.readRecord()
-            start = try newestResumable(folder)
+            guard let newest = folder.newestResumable else {
+                throw CommandFailure("\(output) has no checkpoint with optimizer state to resume from")
+            }
+            start = newest
             losses = Array(record.losses.prefix(start))
             // The run's own settings win; only the length and the checkpoint spacing may change.
             let steps = settings.steps, every = settings.checkpointEvery
@@ -123,15 +126,6 @@ struct TrainingSession {
         record.finished = true
         try folder.writeRecord(record)
         progress.done(path: folder.finalAdapterPath, steps: completed)
-    }
-
-    /// The newest checkpoint that still has its optimizer state.
-    func newestResumable(_ folder: RunFolder) throws -> Int {
-        for steps in folder.checkpoints.reversed()
-        where FileManager.default.fileExists(atPath: "\(folder.checkpointPath(steps))/optimizer.safetensors") {
-            return steps
-        }
-        throw CommandFailure("\(output) has no checkpoint with optimizer state to resume from")
     }
 
     func checkpoint(_ folder: RunFolder, _ steps: Int, _ trainer: Trainer, _ record: inout RunFolder.Record, _ progress: TrainingProgress) throws {
