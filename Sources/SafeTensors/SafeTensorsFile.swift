@@ -205,11 +205,36 @@ extension SafeTensorsFile {
     public func containsNonFinite(_ info: TensorInfo) -> Bool {
         let raw = rawBytes(info), n = info.elementCount
         switch info.dtype {
-        case .f16: return (0..<n).contains { raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self) & 0x7C00 == 0x7C00 }
-        case .bf16: return (0..<n).contains { raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self) & 0x7F80 == 0x7F80 }
-        case .f32: return (0..<n).contains { raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self) & 0x7F80_0000 == 0x7F80_0000 }
+        case .f16: return NonFiniteScan.any(raw, count: n, exponent: UInt16(0x7C00))
+        case .bf16: return NonFiniteScan.any(raw, count: n, exponent: UInt16(0x7F80))
+        case .f32: return NonFiniteScan.any(raw, count: n, exponent: UInt32(0x7F80_0000))
         case .f64: return (0..<n).contains { !raw.loadUnaligned(fromByteOffset: 8 * $0, as: Double.self).isFinite }
         default: return false
         }
+    }
+}
+
+/// NaN/infinity detection on raw IEEE bits: a value is not finite when its exponent bits are all ones.
+enum NonFiniteScan {
+    /// `exponent` is the format's exponent mask; adding its lowest bit to (bits & mask) carries into the
+    /// sign bit exactly when all exponent bits are set, so a chunk reduces with and/add/or only, which the
+    /// compiler vectorises (a branch per element would not be).
+    static func any<Bits: FixedWidthInteger & UnsignedInteger>(_ raw: UnsafeRawBufferPointer, count: Int, exponent: Bits) -> Bool {
+        let carry = exponent & (~exponent &+ 1)   // lowest set bit of the mask
+        let sign = Bits(1) << (Bits.bitWidth - 1)
+        guard let start = raw.baseAddress, count > 0 else { return false }
+        guard Int(bitPattern: start) % MemoryLayout<Bits>.alignment == 0 else {
+            return (0..<count).contains { raw.loadUnaligned(fromByteOffset: $0 * MemoryLayout<Bits>.stride, as: Bits.self) & exponent == exponent }
+        }
+        let values = UnsafeBufferPointer(start: start.assumingMemoryBound(to: Bits.self), count: count)
+        var chunk = 0
+        while chunk < count {
+            let end = min(chunk + 16_384, count)
+            var seen: Bits = 0
+            for i in chunk..<end { seen |= (values[i] & exponent) &+ carry }
+            if seen & sign != 0 { return true }
+            chunk = end
+        }
+        return false
     }
 }

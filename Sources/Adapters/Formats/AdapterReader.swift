@@ -94,16 +94,7 @@ public enum AdapterReader {
                 throw AdapterError("\(path): module \(bad.name) has rank \(bad.rank) but the schedule's max rank is \(schedule.maxRank)")
             }
         }
-        for module in entries {
-            for name in module.tensors.values {
-                guard let info = file.header.tensor(named: name), info.dtype.isConvertibleToFloat else { continue }
-                defer { file.release(info) }
-                if file.containsNonFinite(info) {
-                    warnings.append("\(path): module \(module.fileName) has NaN or infinite values in \(name)")
-                    break
-                }
-            }
-        }
+        warnings += nonFiniteWarnings(entries, in: file, path: path)
         var facts = metadata
         if format == .tloraOfficial {
             // The official trainer's facts live in hparams.yml and the checkpoint folder's name.
@@ -150,6 +141,24 @@ public enum AdapterReader {
         var info = ModuleInfo(name: canonical, isOrtho: isOrtho, rank: down[0], inFeatures: down[1], outFeatures: up[0], dtype: dtype)
         if !isOrtho { info.alpha = try FileFactors.alpha(keys: module, rank: down[0], file: file, format: format).map(Float.init) }
         return info
+    }
+
+    /// One warning per module holding NaN or infinity (the first such tensor named), in module order.
+    /// Modules are scanned on all cores; each tensor's pages are released once scanned.
+    static func nonFiniteWarnings(_ entries: [ModuleKeys], in file: SafeTensorsFile, path: String) -> [String] {
+        let found = ConcurrentSlots<String>(count: entries.count)
+        DispatchQueue.concurrentPerform(iterations: entries.count) { index in
+            let module = entries[index]
+            for name in module.tensors.values.sorted() {
+                guard let info = file.header.tensor(named: name), info.dtype.isConvertibleToFloat else { continue }
+                defer { file.release(info) }
+                if file.containsNonFinite(info) {
+                    found.set(index, "\(path): module \(module.fileName) has NaN or infinite values in \(name)")
+                    return
+                }
+            }
+        }
+        return found.values.compactMap { $0 }
     }
 
     static func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String {
