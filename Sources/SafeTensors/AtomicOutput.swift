@@ -11,6 +11,8 @@ public final class AtomicOutput {
     private let temporaryPath: String?
     private var fd: Int32
     private var done = false
+    private var written = 0
+    private var writebackStart = 0
 
     public var isStandardOutput: Bool { temporaryPath == nil }
 
@@ -56,7 +58,18 @@ public final class AtomicOutput {
             }
             offset += n
         }
+        written += bytes.count
+        startWriteback()
     }
+
+    /// Asks the kernel to start writing what has accumulated (without waiting), so the disk works while
+    /// the rest is produced and the `fsync` of `commit()` only waits for the tail.
+    private func startWriteback() {
+        guard temporaryPath != nil, written - writebackStart >= AtomicOutput.writebackChunk, let syncFileRange else { return }
+        _ = syncFileRange(fd, Int64(writebackStart), Int64(written - writebackStart), 2 /* SYNC_FILE_RANGE_WRITE */)
+        writebackStart = written
+    }
+    private static let writebackChunk = 32 << 20
 
     public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
 
@@ -132,3 +145,12 @@ public final class Lock: @unchecked Sendable {
         return try body()
     }
 }
+
+/// Linux's `sync_file_range`, looked up at run time because the C library module does not export it
+/// (it is a GNU extension); nil where it does not exist, and writeback is then left to `fsync`.
+private typealias SyncFileRange = @convention(c) (Int32, Int64, Int64, UInt32) -> Int32
+#if os(Linux)
+private let syncFileRange: SyncFileRange? = dlsym(nil, "sync_file_range").map { unsafeBitCast($0, to: SyncFileRange.self) }
+#else
+private let syncFileRange: SyncFileRange? = nil
+#endif

@@ -63,9 +63,9 @@ public enum AdapterWriter {
         let placeholder = String(repeating: "0", count: 64)
         let writer = try SafeTensorsWriter(path: target, metadata: AdapterMetadata.build(adapter, format: format, dataSHA256: placeholder, options: options), tensors: specs)
         do {
-            // Producing a tensor (loading, folding, converting) overlaps with hashing and writing the
-            // previous one: a second thread fills a short queue in file order.
-            var hasher = SHA256()
+            // Producing a tensor (loading, folding, converting), hashing it and writing it overlap: a
+            // producer thread fills a short queue in file order, a hashing thread follows the writes.
+            let hasher = BackgroundHasher()
             let queue = TensorQueue(capacity: 4)
             let layout = writer.layout
             Thread.detachNewThread {
@@ -81,10 +81,10 @@ public enum AdapterWriter {
             defer { queue.cancel() }
             for info in layout {
                 let bytes = try queue.take().get()
-                hasher.update(data: bytes)
+                hasher.update(bytes)
                 try writer.write(info.name, bytes: bytes)
             }
-            let hash = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+            let hash = hasher.finalize()
             try writer.replaceMetadata(AdapterMetadata.build(adapter, format: format, dataSHA256: hash, options: options))
             try writer.finish()
         } catch {
