@@ -7,8 +7,11 @@ public enum FloatConversion {
             case .f32:
                 if count > 0 { UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[0..<(count * 4)])) }
             case .f16:
-                halfTable.withUnsafeBufferPointer { table in
-                    for i in 0..<count { out[i] = table[Int(raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))] }
+                if let start = raw.baseAddress, Int(bitPattern: start) % 2 == 0 {
+                    let halves = start.assumingMemoryBound(to: UInt16.self)
+                    for i in 0..<count { out[i] = halfToFloat(halves[i]) }
+                } else {
+                    for i in 0..<count { out[i] = halfToFloat(raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
                 }
             case .bf16:
                 for i in 0..<count {
@@ -52,7 +55,17 @@ public enum FloatConversion {
 
     /// Every half-precision value as Float32. Built generically (no F16C), Swift converts Float16 in
     /// software, which made fp16 files several times slower to read than to copy; a 256 KB table is not.
-    static let halfTable: [Float] = (0...UInt16.max).map { Float(Float16(bitPattern: $0)) }
+    /// IEEE half → Float32, exactly, by arithmetic a loop can vectorise (a table lookup cannot): the
+    /// half's exponent and mantissa, shifted into a float's, read 2¹¹² times too small — for subnormal
+    /// halves too — so one multiplication by 2¹¹² rescales; all-ones exponents (±inf, NaN) are set apart.
+    @inline(__always)
+    static func halfToFloat(_ half: UInt16) -> Float {
+        let bits = UInt32(half)
+        let magnitude = (bits & 0x7FFF) << 13, sign = (bits & 0x8000) << 16
+        let finite = Float(bitPattern: magnitude) * 0x1p112
+        let special = Float(bitPattern: magnitude | 0x7F80_0000)
+        return Float(bitPattern: (magnitude >= 0x0F80_0000 ? special : finite).bitPattern | sign)
+    }
 
     /// Float32 → IEEE half with round-to-nearest-even (overflow to ±inf, NaN kept), by bit manipulation.
     @inline(__always)

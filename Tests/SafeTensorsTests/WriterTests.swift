@@ -88,16 +88,30 @@ struct WriterTests {
 }
 
 struct HalfConversionTests {
+    /// Halves stored at an odd address decode bit for bit like aligned ones (the two code paths).
+    @Test func unalignedHalvesDecodeAlike() {
+        let all = (UInt16.min...UInt16.max).map { $0 }
+        var bytes: [UInt8] = [0]
+        for h in all { bytes += [UInt8(h & 0xFF), UInt8(h >> 8)] }
+        let unaligned = bytes.withUnsafeBytes { FloatConversion.toFloat32(UnsafeRawBufferPointer(rebasing: $0[1...]), dtype: .f16, count: all.count) }
+        let aligned = all.withUnsafeBytes { FloatConversion.toFloat32($0, dtype: .f16, count: all.count) }
+        #expect(unaligned.map(\.bitPattern) == aligned.map(\.bitPattern))
+    }
+
     /// The bit-manipulation conversion agrees with Swift's Float16 on every half value, on the midpoints
     /// between neighbours (ties to even), and on random floats across the whole range.
     @Test func agreesWithFloat16() {
         for bits in UInt16.min...UInt16.max {
             let half = Float16(bitPattern: bits)
             let value = Float(half)
-            if half.isNaN { #expect(Float16(bitPattern: FloatConversion.halfBits(value)).isNaN); continue }
+            if half.isNaN {
+                #expect(Float16(bitPattern: FloatConversion.halfBits(value)).isNaN)
+                #expect(withUnsafeBytes(of: bits) { FloatConversion.toFloat32($0, dtype: .f16, count: 1)[0] }.isNaN)
+                continue
+            }
             #expect(FloatConversion.halfBits(value) == bits, "\(bits)")
             let decoded = withUnsafeBytes(of: bits) { FloatConversion.toFloat32($0, dtype: .f16, count: 1)[0] }
-            #expect(decoded == value)
+            #expect(decoded.bitPattern == value.bitPattern, "\(bits)")
             if half.isFinite, !half.nextUp.isInfinite {
                 let midpoint = (Double(value) + Double(Float(half.nextUp))) / 2
                 let m = Float(midpoint)
