@@ -24,6 +24,10 @@ measure() {  # name, command...
 TLORA="$DATA/sdxl-random-tlora-r64/checkpoint-1000/pytorch_lora_weights.safetensors"
 cat "$TLORA" >/dev/null   # warm the page cache for both contenders
 measure "cp of the official T-LoRA (743 MB)" cp "$TLORA" "$OUT/copy.safetensors"
+rm -f "$OUT/copy.safetensors"; sync
+# tlkit's output is on disk when it exits (fsync before the rename), so compare with a copy that is too.
+measure "cp + sync of the official T-LoRA" sh -c "cp '$TLORA' '$OUT/copy.safetensors' && sync"
+sync
 measure "convert official T-LoRA → kohya" $T convert "$DATA/sdxl-random-tlora-r64" --to kohya -o "$OUT/tlora.kohya.safetensors"
 measure "diff two rank-64 LoRAs" $T diff "$DATA/sdxl-random-kohya-r64-s1.safetensors" "$DATA/sdxl-random-kohya-r64-s2.safetensors" || true
 measure "svd merge of three rank-64 LoRAs to rank 64" $T merge "$DATA/sdxl-random-kohya-r64-s1.safetensors" \
