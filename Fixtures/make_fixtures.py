@@ -6,6 +6,7 @@ Run from the repository root, inside the pinned virtual environment (see Fixture
     python Fixtures/make_fixtures.py                      # every group, in order
     python Fixtures/make_fixtures.py --only adapters,unet # rebuild some groups
     python Fixtures/make_fixtures.py --check DIR [--against Fixtures/adapters/peft]
+    python Fixtures/make_fixtures.py --check-all --tlkit .build/release/tlkit
 
 Deterministic: fixed seeds, one CPU thread; rerunning writes identical files.
 Groups depend on the files of earlier groups (models -> adapters -> unet), never on memory.
@@ -44,11 +45,18 @@ def main(argv=None) -> int:
     ap.add_argument("--check", metavar="DIR", help="load a kohya/PEFT LoRA from DIR with diffusers and compare")
     ap.add_argument("--against", metavar="ADAPTER", default=str(HERE / "adapters" / "peft"),
                     help="reference adapter (file or folder) for --check; default: the PEFT fixture")
+    ap.add_argument("--check-all", action="store_true",
+                    help="run tlkit's convert/merge outputs through diffusers and compare UNet outputs (needs --tlkit)")
+    ap.add_argument("--tlkit", metavar="BIN", help="the tlkit executable for --check-all")
     ap.add_argument("--root", default=str(HERE), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     setup_torch()
     ctx = Context(root=Path(args.root))
+    if args.check_all:
+        if not args.tlkit:
+            ap.error("--check-all needs --tlkit BIN")
+        return check.run_all(ctx, Path(args.tlkit).resolve())
     if args.check:
         return check.run(ctx, Path(args.check), Path(args.against))
 
