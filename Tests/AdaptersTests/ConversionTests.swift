@@ -49,6 +49,23 @@ struct ConversionTests {
         #expect(try worstError(official, reread, timesteps: Self.timesteps) == 0)
     }
 
+    /// The PEFT fixture has per-module alphas (alpha_pattern); its kohya copy has one alpha everywhere —
+    /// diffusers' kohya loader applies a single alpha — with the ratios in lora_up, ΔW unchanged.
+    @Test func kohyaOutputHasOneAlpha() throws {
+        let peft = try AdapterReader.read(Fixtures.path(Fixtures.adapters["peft"]!))
+        #expect(Set(peft.modules.map { $0.alpha ?? Float($0.rank) }).count > 1, "the fixture should mix alphas")
+        let (converted, report) = try Converter.convert(peft, ConvertRequest(to: .kohya))
+        #expect(report.notes.contains { $0.hasPrefix("alpha made one value") })
+        let path = Fixtures.temporaryFolder().appendingPathComponent("out.safetensors").path
+        try AdapterWriter.write(converted, format: .kohya, to: path)
+        let file = try SafeTensorsFile.open(path)
+        let alphas = try file.tensors.filter { $0.name.hasSuffix(".alpha") }.map { try file.floats($0.name)[0] }
+        #expect(alphas.count == peft.modules.count && Set(alphas).count == 1, "\(Set(alphas))")
+        let error = try worstError(peft, try AdapterReader.read(path), timesteps: [nil])
+        print("peft → kohya with one alpha: \(error)")
+        #expect(error <= 1e-6)
+    }
+
     @Test(arguments: ["official-ortho", "official-vanilla"])
     func tloraToKohyaIsExactAndBack(_ id: String) throws {
         let tlora = try AdapterReader.read(Fixtures.path(Fixtures.adapters[id]!))

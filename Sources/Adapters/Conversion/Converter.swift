@@ -73,6 +73,10 @@ public enum Converter {
                 current = foldOrtho(current)
                 report.notes.append("ortho modules folded exactly into rank-2R LoRAs (mask index i owns components 2i, 2i+1); the schedule is in tlora.* metadata")
             }
+            if request.to == .kohya, let (uniform, changed) = uniformAlpha(current) {
+                current = uniform
+                report.notes.append("alpha made one value (\(number(Double(uniform.modules.first?.alpha ?? 0)))) in every module; the \(changed) module(s) that had another carry the ratio in lora_up — the same ΔW for kohya's loaders, and right in diffusers, which reads a single alpha for all modules of a kohya file")
+            }
         case .tlora:
             if current.schedule == nil {
                 guard let minRank = request.flags.minRank else {
@@ -147,6 +151,30 @@ public enum Converter {
         }
         if adapter.schedule != nil { result.componentsPerRank = adapter.componentsPerRank * 2 }
         return result
+    }
+
+    /// The adapter with one alpha in every module — the most common one — and each other module's ratio
+    /// alpha/A folded into its up factor, so ΔW is unchanged; nil when the alphas already agree.
+    /// kohya files may hold an alpha per module, but diffusers' kohya loader applies the most common
+    /// alpha to every UNet module (its per-module alpha keys never match), so mixed alphas load wrong there.
+    static func uniformAlpha(_ adapter: Adapter) -> (Adapter, Int)? {
+        let alphas = adapter.modules.map { $0.alpha ?? Float($0.rank) }
+        let counts = Dictionary(alphas.map { ($0, 1) }, uniquingKeysWith: +)
+        guard counts.count > 1,
+              let common = counts.max(by: { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key })?.key, common > 0 else { return nil }
+        let modules = adapter.modules.map { m -> ModuleInfo in
+            var out = m
+            out.alpha = common
+            return out
+        }
+        let result = mapped(adapter, modules: modules) { _, factors in
+            guard case var .lowRank(l) = factors else { return factors }
+            let ratio = (l.alpha ?? Float(l.rank)) / common
+            if ratio != 1 { l.up = l.up.map { $0 * ratio } }
+            l.alpha = common
+            return .lowRank(l)
+        }
+        return (result, alphas.filter { $0 != common }.count)
     }
 
     /// A folded (c = 2) LoRA back to ortho form with λ = 1: exact ΔW(t) for every t.
