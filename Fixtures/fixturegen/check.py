@@ -192,6 +192,8 @@ def convert_kohya(b: Bench, to: str) -> Outcome:
     # The kohya fixture keeps diffusers' alpha = rank (ΔW = ΔW(peft) / 2), and diffusers mis-scales its
     # rank-2 module (adapters.DIFFUSERS_KNOWN_SCALE_BUGS), so the reference is W + ΔW(kohya fixture).
     out = b.convert(b.kohya_fixture, to, f"kohya-to-{to}")
+    if to == "kohya" and out.read_bytes() != b.kohya_fixture.read_bytes():
+        raise TlkitError("--to kohya of a kohya file should be a byte copy of it")
     source = b.lora_delta(deltas.read_kohya(b.kohya_fixture, b.names))
     return _lora_case(b, out, b.with_deltas(source), source)
 
@@ -270,7 +272,8 @@ def bake_diffusers_unet(b: Bench) -> Outcome:
 CASES = [
     ("3a peft → kohya", lambda b: convert_peft(b, "kohya"), TOLERANCE),
     ("3a peft → peft", lambda b: convert_peft(b, "peft"), TOLERANCE),
-    ("3a kohya → kohya", lambda b: convert_kohya(b, "kohya"), TOLERANCE),
+    # A byte copy of the input (checked), whose mixed alphas diffusers mis-reads: reported, not judged.
+    ("3a kohya → kohya (copy)", lambda b: convert_kohya(b, "kohya"), None),
     ("3a kohya → peft", lambda b: convert_kohya(b, "peft"), TOLERANCE),
     *[(f"3b {aid} → {to}", lambda b, a=aid, to=to: convert_official(b, a, to), TOLERANCE)
       for aid in ("official-ortho", "official-vanilla") for to in ("kohya", "peft")],
