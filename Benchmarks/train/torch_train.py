@@ -69,6 +69,8 @@ def main() -> int:
     ap.add_argument("--min-rank", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--checkpointing", action="store_true")
+    ap.add_argument("--profile", action="store_true",
+                    help="print torch.profiler's per-operator table for the steps after the warm-up one")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -92,7 +94,11 @@ def main() -> int:
     pooled = torch.randn(1, 1280)
     time_ids = torch.tensor([[args.resolution] * 2 + [0, 0] + [args.resolution] * 2], dtype=torch.float32)
     times = []
+    profiler = None
     for step in range(args.steps + 1):
+        if step == 1 and args.profile:
+            profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+            profiler.__enter__()
         t_start = time.time()
         noise = torch.randn_like(z0)
         t = torch.randint(0, 1000, (1,))
@@ -109,6 +115,9 @@ def main() -> int:
         if step > 0:
             times.append(dt)
         print(f"step {step}{' (warm-up)' if step == 0 else ''}: {dt:.2f} s, t={int(t)}, loss {loss.item():.4f}", flush=True)
+    if profiler is not None:
+        profiler.__exit__(None, None, None)
+        print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=30))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(f"pytorch {args.resolution}px: {sum(times) / len(times):.2f} s/step over {len(times)} steps, peak RSS {peak / 1e9:.2f} GB")
     return 0

@@ -11,6 +11,8 @@ public enum Activation: Sendable {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forward<T: Scalar>(x: Tensor<T>, y: Tensor<T>) {
+        let profiled = ProfiledOperation("activation.forward")
+        defer { profiled.end() }
         precondition(x.count == y.count, "Activation: x \(x.shape) vs y \(y.shape)")
         let xp = x.data, yp = y.data
         if xp == yp {
@@ -41,6 +43,8 @@ public enum Activation: Sendable {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func backward<T: Scalar>(dy: Tensor<T>, x: Tensor<T>, dx: Tensor<T>) {
+        let profiled = ProfiledOperation("activation.backward")
+        defer { profiled.end() }
         precondition(x.count == dy.count && x.count == dx.count, "Activation backward: shapes differ")
         let xp = x.data, dyp = dy.data, dxp = dx.data
         switch self {
@@ -97,6 +101,8 @@ public enum GEGLU {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public static func forward<T: Scalar>(p: Tensor<T>, y: Tensor<T>) {
+        let profiled = ProfiledOperation("geglu.forward")
+        defer { profiled.end() }
         let (n, f) = dims(p)
         expectShape(y, Array(p.shape.dropLast()) + [f], "GEGLU y")
         let pp = p.data, yp = y.data
@@ -111,6 +117,8 @@ public enum GEGLU {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public static func backward<T: Scalar>(dy: Tensor<T>, p: Tensor<T>, dp: Tensor<T>) {
+        let profiled = ProfiledOperation("geglu.backward")
+        defer { profiled.end() }
         let (n, f) = dims(p)
         expectShape(dp, p.shape, "GEGLU dp")
         precondition(dy.count == n * f, "GEGLU dy \(dy.shape)")

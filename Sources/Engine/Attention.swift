@@ -20,6 +20,8 @@ public enum Attention {
     ) {
         let g = AttentionGeometry(q: q, k: k, v: v, heads: heads, causal: causal)
         expectShape(out, q.shape, "Attention out")
+        let profiled = ProfiledOperation("attention.forward", flops: 4 * g.batch * g.lq * g.lk * g.width)
+        defer { profiled.end() }
         g.forEachBlock(scratch: g.block * g.lk, of: T.self) { b, h, q0, nq, s, serial in
             g.probabilities(q: q.data, k: k.data, b: b, h: h, q0: q0, nq: nq, into: s, serial: serial)
             T.gemm(
@@ -62,6 +64,10 @@ public enum Attention {
         if let dq { expectShape(dq, q.shape, "Attention dq") }
         if let dk { expectShape(dk, k.shape, "Attention dk") }
         if let dv { expectShape(dv, v.shape, "Attention dv") }
+        // Recomputed scores, dv, dP, dq, dk: one [Lq, Lk, D] product each per head.
+        let products = 1 + (dv == nil ? 0 : 1) + (dq == nil && dk == nil ? 0 : 1) + (dq == nil ? 0 : 1) + (dk == nil ? 0 : 1)
+        let profiled = ProfiledOperation("attention.backward", flops: 2 * g.batch * g.lq * g.lk * g.width * products)
+        defer { profiled.end() }
         let scale = T(1) / T(Double(g.d).squareRoot())
         g.forEachBlock(scratch: 2 * g.block * g.lk, of: T.self) { b, h, q0, nq, p, serial in
             let dp = p + g.block * g.lk

@@ -27,6 +27,9 @@ public enum Conv2d {
     ) {
         let g = Geometry(x: x, weight: weight, stride: stride, padding: padding, trailingPadding: trailingPadding)
         expectShape(y, [g.batch, g.cout, g.ho, g.wo], "Conv2d y")
+        let profiled = ProfiledOperation(g.isPointwise ? "conv2d.forward 1×1" : "conv2d.forward k×k (im2col)",
+                                         flops: 2 * g.batch * g.cout * g.kdim * g.ho * g.wo)
+        defer { profiled.end() }
         if let bias { expectShape(bias, [g.cout], "Conv2d bias") }
         let npix = g.ho * g.wo
         for b in 0..<g.batch {
@@ -82,6 +85,9 @@ public enum Conv2d {
         expectShape(dy, [g.batch, g.cout, g.ho, g.wo], "Conv2d dy")
         if let dx { expectShape(dx, x.shape, "Conv2d dx") }
         if let dWeight { expectShape(dWeight, weight.shape, "Conv2d dWeight") }
+        let profiled = ProfiledOperation(g.isPointwise ? "conv2d.backward 1×1" : "conv2d.backward k×k (im2col)",
+                                         flops: 2 * g.batch * g.cout * g.kdim * g.ho * g.wo * ((dx == nil ? 0 : 1) + (dWeight == nil ? 0 : 1)))
+        defer { profiled.end() }
         let npix = g.ho * g.wo
         let inPix = g.h * g.w
         let block = g.isPointwise ? npix : g.blockPixels

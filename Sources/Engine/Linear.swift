@@ -13,6 +13,8 @@ public enum Linear {
     ) {
         let (n, inF, outF) = dims(x, weight)
         expectShape(y, x.shape.dropLast() + [outF], "Linear y")
+        let profiled = ProfiledOperation("linear.forward", flops: 2 * n * inF * outF)
+        defer { profiled.end() }
         if let bias {
             expectShape(bias, [outF], "Linear bias")
             // Pre-fill y with the bias so the GEMM can add into it (beta = 1).
@@ -44,6 +46,8 @@ public enum Linear {
     ) {
         let (n, inF, outF) = dims(x, weight)
         expectShape(dy, x.shape.dropLast() + [outF], "Linear dy")
+        let profiled = ProfiledOperation("linear.backward", flops: 2 * n * inF * outF * ((dx == nil ? 0 : 1) + (dWeight == nil ? 0 : 1)))
+        defer { profiled.end() }
         if let dx {
             expectShape(dx, x.shape, "Linear dx")
             T.gemm(

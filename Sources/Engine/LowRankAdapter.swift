@@ -6,6 +6,12 @@ public enum AdapterFactors<T: Scalar> {
     /// q, q0 [R, in], p, p0 [out, R], lambda, lambda0 [R]; the `0` factors are frozen.
     case ortho(q: Tensor<T>, p: Tensor<T>, lambda: Tensor<T>, q0: Tensor<T>, p0: Tensor<T>, lambda0: Tensor<T>)
 
+    /// Low-rank products the forward pass runs: two for ortho (trainable and frozen), one otherwise.
+    var copies: Int {
+        if case .ortho = self { return 2 }
+        return 1
+    }
+
     public var rank: Int {
         switch self {
         case .lowRank(let down, _, _): return down.shape[0]
@@ -36,8 +42,10 @@ public enum LowRankAdapter {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public static func forward<T: Scalar>(x: Tensor<T>, factors: AdapterFactors<T>, active: Int, y: Tensor<T>) {
-        let (n, _, outF, r) = dims(x, factors, active)
+        let (n, inF, outF, r) = dims(x, factors, active)
         expectShape(y, x.shape.dropLast() + [outF], "adapter y")
+        let profiled = ProfiledOperation("adapter.forward", flops: factors.copies * 2 * n * active * (inF + outF))
+        defer { profiled.end() }
         if active == 0 { return }
         let h = Tensor<T>(zeros: [n, active])
         switch factors {
@@ -64,6 +72,9 @@ public enum LowRankAdapter {
         let (n, inF, outF, r) = dims(x, factors, active)
         expectShape(dy, x.shape.dropLast() + [outF], "adapter dy")
         if let dx { expectShape(dx, x.shape, "adapter dx") }
+        // Counted with every gradient requested, as in training.
+        let profiled = ProfiledOperation("adapter.backward", flops: factors.copies * n * active * (factors.copies == 2 ? 3 * outF + 4 * inF : 4 * outF + 6 * inF))
+        defer { profiled.end() }
         if active == 0 { return }
         let a = active
         let u = Tensor<T>(zeros: [n, a]), g = Tensor<T>(zeros: [n, a])

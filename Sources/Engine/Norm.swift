@@ -35,6 +35,8 @@ public enum GroupNorm {
     public static func forward<T: Scalar>(
         x: Tensor<T>, groups: Int, eps: Double, gamma: Tensor<T>?, beta: Tensor<T>?, y: Tensor<T>
     ) -> NormStats {
+        let profiled = ProfiledOperation("groupnorm.forward")
+        defer { profiled.end() }
         let (nb, c, s) = dims(x, groups)
         expectShape(y, x.shape, "GroupNorm y")
         let cg = c / groups, m = cg * s
@@ -69,6 +71,8 @@ public enum GroupNorm {
         dy: Tensor<T>, x: Tensor<T>, stats: NormStats, groups: Int, gamma: Tensor<T>?,
         dx: Tensor<T>?, dGamma: Tensor<T>?, dBeta: Tensor<T>?
     ) {
+        let profiled = ProfiledOperation("groupnorm.backward")
+        defer { profiled.end() }
         let (nb, c, s) = dims(x, groups)
         expectShape(dy, x.shape, "GroupNorm dy")
         if let dx { expectShape(dx, x.shape, "GroupNorm dx") }
@@ -130,6 +134,8 @@ public enum LayerNorm {
     public static func forward<T: Scalar>(
         x: Tensor<T>, eps: Double, gamma: Tensor<T>?, beta: Tensor<T>?, y: Tensor<T>
     ) -> NormStats {
+        let profiled = ProfiledOperation("layernorm.forward")
+        defer { profiled.end() }
         let d = x.shape.last ?? 1, n = x.count / max(d, 1)
         expectShape(y, x.shape, "LayerNorm y")
         if let gamma { expectShape(gamma, [d], "LayerNorm gamma") }
@@ -159,6 +165,8 @@ public enum LayerNorm {
         dy: Tensor<T>, x: Tensor<T>, stats: NormStats, gamma: Tensor<T>?,
         dx: Tensor<T>?, dGamma: Tensor<T>?, dBeta: Tensor<T>?
     ) {
+        let profiled = ProfiledOperation("layernorm.backward")
+        defer { profiled.end() }
         let d = x.shape.last ?? 1, n = x.count / max(d, 1)
         expectShape(dy, x.shape, "LayerNorm dy")
         if let dx { expectShape(dx, x.shape, "LayerNorm dx") }

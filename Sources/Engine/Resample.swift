@@ -5,6 +5,8 @@ public enum Upsample2x {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public static func forward<T: Scalar>(x: Tensor<T>, y: Tensor<T>) {
+        let profiled = ProfiledOperation("upsample.forward")
+        defer { profiled.end() }
         precondition(x.rank == 4, "Upsample2x wants x [B, C, H, W]")
         let (planes, h, w) = (x.shape[0] * x.shape[1], x.shape[2], x.shape[3])
         expectShape(y, [x.shape[0], x.shape[1], 2 * h, 2 * w], "Upsample2x y")
@@ -27,6 +29,8 @@ public enum Upsample2x {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public static func backward<T: Scalar>(dy: Tensor<T>, dx: Tensor<T>) {
+        let profiled = ProfiledOperation("upsample.backward")
+        defer { profiled.end() }
         precondition(dx.rank == 4, "Upsample2x wants dx [B, C, H, W]")
         let (planes, h, w) = (dx.shape[0] * dx.shape[1], dx.shape[2], dx.shape[3])
         expectShape(dy, [dx.shape[0], dx.shape[1], 2 * h, 2 * w], "Upsample2x dy")
@@ -52,6 +56,8 @@ public enum ChannelConcat {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public static func forward<T: Scalar>(_ parts: [Tensor<T>], y: Tensor<T>) {
+        let profiled = ProfiledOperation("concat.forward")
+        defer { profiled.end() }
         let (batch, inner, total) = dims(parts.map(\.shape))
         expectShape(y, [batch, total] + parts[0].shape.dropFirst(2), "ChannelConcat y")
         var c0 = 0
@@ -67,6 +73,8 @@ public enum ChannelConcat {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public static func backward<T: Scalar>(dy: Tensor<T>, dParts: [Tensor<T>?], shapes: [[Int]]) {
+        let profiled = ProfiledOperation("concat.backward")
+        defer { profiled.end() }
         let (batch, inner, total) = dims(shapes)
         precondition(dParts.count == shapes.count, "ChannelConcat: \(dParts.count) gradients, \(shapes.count) parts")
         expectShape(dy, [batch, total] + shapes[0].dropFirst(2), "ChannelConcat dy")

@@ -127,8 +127,10 @@ struct Sample: ParsableCommand {
             for report in stack.reports { progress.adapter(report) }
             let scheduler = try EulerDiscreteScheduler(config: try schedulerConfig(), steps: steps)
             let sampler = SDXLSampler(unet: unet, scheduler: scheduler, guidance: Float(guidance))
+            OperationProfile.reset()
             let final = try sampler.sample(noise: noise, conditioning: conditioning, height: h, width: w,
                                            adapters: stack.hooked) { progress.step($0) }
+            if OperationProfile.isEnabled { Console.error("operation profile of the \(steps) denoising steps:\n\(OperationProfile.report())") }
             if let outputLatents { try LatentsFile.write(final, to: outputLatents) }
             if let output {
                 let parameters = SampleImages.parameters(prompt: prompt, negative: negative, steps: steps, guidance: guidance,

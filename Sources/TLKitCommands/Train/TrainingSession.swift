@@ -100,14 +100,20 @@ struct TrainingSession {
         Interruption.deferring = true
         defer { Interruption.deferring = false }
         var completed = start
+        var profiledSeconds = 0.0   // steps after the warm-up one (TLKIT_PROFILE)
         do {
             for k in start..<settings.steps {
                 let began = Date()
                 let loss = try trainer.step(k)
                 completed = k + 1
                 record.losses.append(loss)
-                progress.step(completed, loss: loss, seconds: Date().timeIntervalSince(began))
-                if completed == start + 1 { progress.message("peak memory after the first step: \(MemoryEstimate.bytes(peakResidentBytes()))") }
+                let seconds = Date().timeIntervalSince(began)
+                progress.step(completed, loss: loss, seconds: seconds)
+                if completed > start + 1 { profiledSeconds += seconds }
+                if completed == start + 1 {
+                    progress.message("peak memory after the first step: \(MemoryEstimate.bytes(peakResidentBytes()))")
+                    OperationProfile.reset()   // TLKIT_PROFILE: profile the steps after the warm-up one
+                }
                 if Interruption.requested != nil { throw TrainingError.interrupted }
                 if completed % settings.checkpointEvery == 0 || completed == settings.steps {
                     record.secondsPerStep = progress.secondsPerStep
@@ -122,6 +128,7 @@ struct TrainingSession {
             throw ExitCode(Interruption.requested ?? 130)
         }
         progress.finishLine()
+        if OperationProfile.isEnabled { note("operation profile of steps \(start + 2)–\(completed):\n\(OperationProfile.report(total: profiledSeconds))") }
         try AdapterWriter.write(adapter.snapshot(metadata: settings.metadata(steps: completed)), format: .tlora, to: folder.finalAdapterPath)
         record.finished = true
         try folder.writeRecord(record)
