@@ -52,7 +52,7 @@ extension Catalog {
             try db.execute(sql: "DELETE FROM blobs AS b WHERE \(unused)")
             return (row[0], row[1])
         }
-        try store.pool.writeWithoutTransaction { db in
+        try store.writeWithoutTransaction { db in
             try db.execute(sql: "VACUUM")
             try db.checkpoint(.truncate)
         }

@@ -74,6 +74,10 @@ enum Schema {
         case catalog(version: Int)
     }
 
+    private static func bigEndian(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
+        bytes[offset..<(offset + 4)].reduce(0) { $0 << 8 | UInt32($1) }
+    }
+
     /// Looks at `path` without writing to it; throws for a foreign or newer file.
     static func inspect(path: String) throws -> State {
         guard let size = FileSystem.size(path) else { return .missing }
@@ -81,11 +85,17 @@ enum Schema {
         guard let handle = fopen(path, "rb") else {
             throw CatalogError.io("\(path): cannot open the catalog: \(String(cString: strerror(errno)))")
         }
-        var magic = [UInt8](repeating: 0, count: 16)
-        let n = fread(&magic, 1, 16, handle)
+        var header = [UInt8](repeating: 0, count: 100)
+        let n = fread(&header, 1, 100, handle)
         fclose(handle)
-        guard n == 16, magic == Array("SQLite format 3\0".utf8) else {
+        guard n >= 16, header[0..<16].elementsEqual("SQLite format 3\0".utf8) else {
             throw CatalogError.notACatalog(path: path, why: "not an SQLite database")
+        }
+        // The common case, a current catalog, is told by the file header alone (user_version at byte 60,
+        // application_id at byte 68, big-endian) without opening a second connection. The header of a
+        // WAL database can lag behind its log, so `Store` confirms the version on its own connection.
+        if n == 100 && bigEndian(header, 68) == UInt32(bitPattern: applicationID) && bigEndian(header, 60) == UInt32(version) {
+            return .catalog(version: version)
         }
         // A plain connection that only reads: the main file is not modified.
         var configuration = Configuration()

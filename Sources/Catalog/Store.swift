@@ -1,11 +1,16 @@
 import Foundation
 import GRDB
 
-/// The SQLite connection pool of one catalog: WAL mode, a busy timeout, checked and migrated on open.
+/// The SQLite connection of one catalog: WAL mode, a busy timeout, checked and migrated on open.
 /// Every write runs in one `BEGIN IMMEDIATE` transaction, retried while another process holds the lock.
+///
+/// One connection serves reads and writes: a command does one thing at a time, and a second
+/// connection (a pool's reader) only costs time to open and close. Opening writes nothing — a pool
+/// would switch a file to WAL and write a dummy transaction on every open, so even `list` would take
+/// the write lock and leave a checkpoint to do on exit.
 final class Store: @unchecked Sendable {
     let path: String
-    let pool: DatabasePool
+    let queue: DatabaseQueue
 
     /// How long a writer waits for another process's transaction before giving up.
     static let busyTimeout: TimeInterval = 120
@@ -29,22 +34,43 @@ final class Store: @unchecked Sendable {
             try db.execute(sql: "PRAGMA mmap_size = 1073741824")
             // Give the disk back after a big transaction has been checkpointed.
             try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
+            // In WAL mode, NORMAL syncs at checkpoints only: a commit survives a killed process and
+            // never corrupts the file; a power cut may lose the last commits.
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
         }
-        // Switching a new file to WAL needs a lock SQLite does not wait for: retry while another
-        // process is creating or opening the same catalog.
+        do {
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+        } catch let error as DatabaseError {
+            throw CatalogError.io("\(path): cannot open the catalog: \(error.message ?? "\(error.resultCode)")")
+        }
+        if state == .catalog(version: Schema.version) {
+            try confirmVersion()
+        } else {
+            try useWAL()
+            try migrate()
+        }
+    }
+
+    /// The file header said "current catalog"; the connection sees the log too, so ask it.
+    private func confirmVersion() throws {
+        let found = try queue.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0 }
+        if found > Schema.version { throw CatalogError.newerSchema(path: path, found: found, known: Schema.version) }
+    }
+
+    /// Switches a new catalog to WAL (a persistent setting of the file). The switch needs a lock SQLite
+    /// does not wait for: retry while another process is creating or opening the same catalog.
+    private func useWAL() throws {
         let deadline = Date().addingTimeInterval(Store.busyTimeout)
         while true {
             do {
-                pool = try DatabasePool(path: path, configuration: configuration)
-                break
+                let mode = try queue.writeWithoutTransaction { db in try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
+                if mode?.lowercased() == "wal" { return }
+                throw CatalogError.io("\(path): SQLite cannot switch the catalog to WAL mode (journal mode stays \(mode ?? "unknown"))")
             } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && Date() < deadline {
                 usleep(20_000 + UInt32.random(in: 0..<30_000))
             } catch let error as DatabaseError {
                 throw CatalogError.io("\(path): cannot open the catalog: \(error.message ?? "\(error.resultCode)")")
             }
-        }
-        if state != .catalog(version: Schema.version) {
-            try migrate()
         }
     }
 
@@ -53,7 +79,7 @@ final class Store: @unchecked Sendable {
         // running them; the loser's CREATE TABLE fails and rolls back, and a second pass sees them applied.
         for attempt in 0..<20 {
             do {
-                try Schema.migrator.migrate(pool)
+                try Schema.migrator.migrate(queue)
                 return
             } catch let error as DatabaseError where attempt < 19 {
                 _ = error
@@ -67,7 +93,7 @@ final class Store: @unchecked Sendable {
         var attempts = 0
         while true {
             do {
-                return try pool.writeWithoutTransaction { db in
+                return try queue.writeWithoutTransaction { db in
                     var result: T?
                     try db.inTransaction(.immediate) {
                         result = try body(db)
@@ -83,7 +109,13 @@ final class Store: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` outside any transaction (VACUUM, checkpoints).
+    func writeWithoutTransaction<T>(_ body: (Database) throws -> T) throws -> T {
+        try queue.writeWithoutTransaction(body)
+    }
+
+    /// Runs `body` in one read transaction: it sees a single consistent state of the catalog.
     func read<T>(_ body: (Database) throws -> T) throws -> T {
-        try pool.read(body)
+        try queue.read(body)
     }
 }
