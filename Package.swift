@@ -42,6 +42,7 @@ var package = Package(
         .target(name: "Catalog", dependencies: [
             "SafeTensors", "CZstd",
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "TLKitCommands", dependencies: [

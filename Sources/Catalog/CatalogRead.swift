@@ -12,22 +12,14 @@ extension Catalog {
         if let method = filter.method { conditions.append("e.method = ?"); arguments.append(method) }
         if let glob = filter.nameGlob { conditions.append("e.name GLOB ?"); arguments.append(glob) }
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        return try store.read { db in
-            // A cursor decodes straight from the statement, without copying each row first.
-            var out: [EntrySummary] = []
-            let rows = try Row.fetchCursor(db, sql: "\(Catalog.summarySelect) \(whereClause) ORDER BY e.name, e.version",
-                                           arguments: StatementArguments(arguments))
-            while let row = try rows.next() { out.append(Catalog.summary(row)) }
-            return out
-        }
+        return try store.read { db in try Catalog.summaries(db, whereClause, StatementArguments(arguments)) }
     }
 
     /// The entry `reference` names, with its header, metadata and tensors.
     public func entry(_ reference: Reference) throws -> EntryDetail {
         try store.read { db in
             let (id, _) = try entryID(db, reference)
-            let row = try Row.fetchOne(db, sql: "\(Catalog.summarySelect) WHERE e.id = ?", arguments: [id])!
-            let summary = Catalog.summary(row)
+            let summary = try Catalog.summaries(db, "WHERE e.id = ?", [id])[0]
             let header = [UInt8](try Data.fetchOne(db, sql: "SELECT bytes FROM entry_headers WHERE entry_id = ?", arguments: [id]) ?? Data())
             let parsed = try Catalog.parseHeader(header, fileSize: summary.size, name: summary.reference.description)
             var stored: [String: (codec: String, size: Int)] = [:]
@@ -87,22 +79,38 @@ extension Catalog {
         }
     }
 
-    /// The columns `summary(_:)` reads, by position (positional access keeps `list` fast on big catalogs).
-    static let summarySelect = """
-        SELECT e.name, e.version, e.kind, e.format, e.base, e.method, e.rank, e.min_rank, e.trigger, e.token, e.class,
-            e.steps, e.note, e.size, e.stored, e.added_bytes, e.sha256, e.data_hash, e.tensor_count, e.source, e.added_at,
-            (SELECT group_concat(tag, char(31)) FROM (SELECT tag FROM tags WHERE entry_id = e.id ORDER BY tag))
-        FROM entries e
-        """
-
-    static func summary(_ row: Row) -> EntrySummary {
-        let tags: String? = row[21]
-        return EntrySummary(
-            name: row[0], version: row[1],
-            facts: EntryFacts(kind: row[2], format: row[3], base: row[4], method: row[5], rank: row[6], minRank: row[7],
-                              trigger: row[8], token: row[9], className: row[10], steps: row[11]),
-            note: row[12], tags: tags.map { $0.split(separator: "\u{1F}").map(String.init) } ?? [],
-            size: row[13], stored: row[14], added: row[15], sha256: row[16], dataHash: row[17], tensorCount: row[18],
-            source: row[19], addedAt: row[20])
+    /// The entries `whereClause` selects (it may use `e.` columns), ordered by name and version.
+    ///
+    /// One row per entry and tag (a LEFT JOIN, tags in order), read column by column from SQLite:
+    /// `list` of a large catalog spends its time here.
+    static func summaries(_ db: Database, _ whereClause: String, _ arguments: StatementArguments) throws -> [EntrySummary] {
+        let rows = try RawRows(db, sql: """
+            SELECT e.name, e.version, e.kind, e.format, e.base, e.method, e.rank, e.min_rank, e.trigger, e.token, e.class,
+                e.steps, e.note, e.size, e.stored, e.added_bytes, e.sha256, e.data_hash, e.tensor_count, e.source, e.added_at,
+                e.id, t.tag
+            FROM entries e LEFT JOIN tags t ON t.entry_id = e.id
+            \(whereClause) ORDER BY e.name, e.version, t.tag
+            """, arguments: arguments)
+        var out: [EntrySummary] = []
+        var current: (id: Int64, summary: EntrySummary)?
+        while try rows.next() {
+            let id = rows.int64(21), tag = rows.optionalText(22)
+            if current?.id == id, let tag {
+                current!.summary.tags.append(tag)
+                continue
+            }
+            if let done = current { out.append(done.summary) }
+            current = (id, EntrySummary(
+                name: rows.text(0), version: rows.int(1),
+                facts: EntryFacts(kind: rows.optionalText(2), format: rows.optionalText(3), base: rows.optionalText(4),
+                                  method: rows.optionalText(5), rank: rows.optionalInt(6), minRank: rows.optionalInt(7),
+                                  trigger: rows.optionalText(8), token: rows.optionalText(9), className: rows.optionalText(10),
+                                  steps: rows.optionalInt(11)),
+                note: rows.optionalText(12), tags: tag.map { [$0] } ?? [],
+                size: rows.int(13), stored: rows.int(14), added: rows.int(15), sha256: rows.text(16), dataHash: rows.text(17),
+                tensorCount: rows.int(18), source: rows.optionalText(19), addedAt: rows.text(20)))
+        }
+        if let done = current { out.append(done.summary) }
+        return out
     }
 }

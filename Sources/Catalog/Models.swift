@@ -37,7 +37,7 @@ public struct EntrySummary: Equatable, Sendable {
     public let version: Int
     public let facts: EntryFacts
     public let note: String?
-    public let tags: [String]
+    public internal(set) var tags: [String]
     /// Size of the original file in bytes.
     public let size: Int
     /// Bytes the entry occupies when stored alone (header plus its compressed tensors).

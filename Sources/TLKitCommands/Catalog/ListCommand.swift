@@ -27,10 +27,14 @@ struct ListCommand: ParsableCommand {
         try CatalogCLI.run("list") {
             let entries = try catalog.open(create: false).list(filter: ListFilter(tag: tag, base: base, method: method, nameGlob: name))
             if json {
-                var out: [UInt8] = []
-                out.reserveCapacity(entries.count * 512)
-                for entry in entries { out += entry.json.closed; out.append(0x0A) }
-                FileHandle.standardOutput.write(Data(out))
+                var out = JSONWriter(capacity: entries.count * 600)
+                for entry in entries {
+                    out.beginObject()
+                    entry.addJSON(to: &out)
+                    out.endObject()
+                    out.newline()
+                }
+                try CatalogCLI.writeStandardOutput(out.bytes)
                 return
             }
             var rows = [["REF", "KIND", "FORMAT", "BASE", "METHOD", "RANK", "SIZE", "STORED", "TAGS"]]

@@ -24,17 +24,22 @@ struct ShowCommand: ParsableCommand {
             let addnet = String(s.dataHash.dropFirst(2))
             let autoV2 = String(s.sha256.prefix(10))
             if json {
-                var o = s.json
+                var o = JSONWriter()
+                o.beginObject()
+                s.addJSON(to: &o)
                 o.add("autov2", autoV2)
                 o.add("addnet", addnet)
                 o.add("tensor_list", raw: "[" + detail.tensors.map { t in
-                    var j = JSONObject()
+                    var j = JSONWriter()
+                    j.beginObject()
                     j.add("name", t.name); j.add("dtype", t.dtype)
                     j.add("shape", raw: "[" + t.shape.map(String.init).joined(separator: ",") + "]")
                     j.add("size", t.size); j.add("stored", t.stored); j.add("codec", t.codec); j.add("blob", t.blob)
+                    j.endObject()
                     return j.text
                 }.joined(separator: ",") + "]")
-                o.add("metadata", raw: "{" + detail.metadata.map { "\(JSONObject.quote($0.key)):\(JSONObject.quote($0.value))" }.joined(separator: ",") + "}")
+                o.add("metadata", raw: "{" + detail.metadata.map { "\(JSONWriter.quote($0.key)):\(JSONWriter.quote($0.value))" }.joined(separator: ",") + "}")
+                o.endObject()
                 print(o.text)
                 return
             }
