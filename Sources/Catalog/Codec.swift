@@ -79,8 +79,10 @@ public enum Codec: Equatable, Sendable {
         return (codec, Array(UnsafeRawBufferPointer(rebasing: scratch[0..<size])))
     }
 
-    /// Decodes `stored` into `destination`, which must be exactly the raw size.
-    func decode(_ stored: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) throws {
+    /// Decodes `stored` into `destination`, which must be exactly the raw size. `scratch` holds the
+    /// byte planes of a shuffled tensor on their way (a buffer of its own when none is given).
+    func decode(_ stored: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer,
+                scratch: ReusableBuffer? = nil) throws {
         switch self {
         case .raw:
             guard stored.count == destination.count else {
@@ -93,11 +95,12 @@ public enum Codec: Equatable, Sendable {
             guard destination.count % width == 0 else {
                 throw CatalogError.codec("raw size \(destination.count) is not a multiple of the shuffle width \(width)")
             }
-            let shuffled = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, destination.count), alignment: 16)
-            defer { shuffled.deallocate() }
-            let planes = UnsafeMutableRawBufferPointer(rebasing: shuffled[0..<destination.count])
-            try Zstd.decompress(stored, into: planes)
-            ByteShuffle.unshuffle(UnsafeRawBufferPointer(planes), into: destination, width: width)
+            let buffer = scratch ?? ReusableBuffer()
+            try withExtendedLifetime(buffer) {
+                let planes = buffer.prefix(destination.count)
+                try Zstd.decompress(stored, into: planes)
+                ByteShuffle.unshuffle(UnsafeRawBufferPointer(planes), into: destination, width: width)
+            }
         }
     }
 }

@@ -3,13 +3,27 @@ import GRDB
 import SafeTensors
 
 /// Streams an entry's original bytes — stored header, then each tensor decoded in data order — into a
-/// sink, hashing as it goes. Decoding runs on the calling (database) thread while hashing and writing
-/// the previous tensor run on a second thread; at most two decoded tensors are in memory.
+/// sink, hashing as it goes. Reading and decoding run on the calling (database) thread while hashing
+/// and writing the previous bytes run on a second thread.
+///
+/// Decoded tensors are gathered into chunks of about `chunkBytes` (a large tensor is a chunk of its
+/// own) and the two threads pass a few reused chunk buffers back and forth: a LoRA's hundreds of small
+/// tensors then cost a handful of hand-overs and writes instead of one each, memory stays bounded, and
+/// no fresh pages are touched once the buffers have grown.
 struct Rebuild {
     struct Result {
         var fileHash = ""
         var dataHash = ""
         var problems: [String] = []
+    }
+
+    /// One tensor of the entry and, when its blob exists, how it is stored.
+    private struct Part {
+        let name: String
+        let blob: String
+        let codec: String?
+        let rawSize: Int?
+        let rowID: Int64?
     }
 
     /// `checkBlobs` also re-hashes each tensor against its content address and `hashData` the data
@@ -24,43 +38,70 @@ struct Rebuild {
         headerBytes.withUnsafeBytes { state.whole.update($0) }
         try headerBytes.withUnsafeBytes { try sink($0) }
 
-        let queue = DispatchQueue(label: "tlkit.catalog.rebuild")
-        let slots = DispatchSemaphore(value: 2)
-        let rows = try Row.fetchCursor(db, sql: """
-            SELECT t.name, t.blob, b.codec, b.raw_size, b.data FROM entry_tensors t
+        var parts: [Part] = []
+        let rows = try RawRows(db, sql: """
+            SELECT t.name, t.blob, b.codec, b.raw_size, b.rowid FROM entry_tensors t
             LEFT JOIN blobs b ON b.sha256 = t.blob WHERE t.entry_id = ? ORDER BY t.ordinal
             """, arguments: [entryID])
-        while let row = try rows.next() {
-            let name: String = row[0], blob: String = row[1]
-            guard let codecName: String = row[2], let rawSize: Int = row[3] else {
-                state.note("tensor '\(name)': its blob \(blob.prefix(12))… is missing")
-                continue
-            }
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, rawSize), alignment: 16)
-            let decoded = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<rawSize])
-            do {
-                let codec = try Codec(name: codecName)
-                try row.withUnsafeData(atIndex: 4) { data in
-                    guard let data else { throw CatalogError.corrupt("no data") }
-                    try data.withUnsafeBytes { try codec.decode($0, into: decoded) }
-                }
-            } catch {
-                buffer.deallocate()
-                state.note("tensor '\(name)' (blob \(blob.prefix(12))…): cannot decode: \(error)")
-                continue
-            }
-            slots.wait()
-            let work = UncheckedBox((buffer, decoded))
+        while try rows.next() {
+            parts.append(Part(name: rows.text(0), blob: rows.text(1), codec: rows.optionalText(2), rawSize: rows.optionalInt(3),
+                              rowID: rows.isNull(4) ? nil : rows.int64(4)))
+        }
+        let reader = try BlobReader(db)
+        let planes = ReusableBuffer()
+        let chunks = BufferPool(count: 3)
+        let queue = DispatchQueue(label: "tlkit.catalog.rebuild")
+        var chunk: Chunk?
+        func handOver() {
+            guard let full = chunk else { return }
+            chunk = nil
+            let work = UncheckedBox(full)
             queue.async {
-                let (buffer, decoded) = work.value
-                defer { buffer.deallocate(); slots.signal() }
-                state.consume(UnsafeRawBufferPointer(decoded), name: name, blob: checkBlobs ? blob : nil)
+                let full = work.value
+                state.consume(full, checkBlobs: checkBlobs)
+                chunks.give(full.buffer)
             }
         }
+        for part in parts {
+            guard let codecName = part.codec, let rawSize = part.rawSize, let rowID = part.rowID else {
+                state.note("tensor '\(part.name)': its blob \(part.blob.prefix(12))… is missing")
+                continue
+            }
+            if state.failed { break }
+            if let open = chunk, open.used + rawSize > open.memory.count { handOver() }
+            if chunk == nil {
+                let buffer = chunks.take()
+                chunk = Chunk(buffer: buffer, memory: buffer.prefix(max(Rebuild.chunkBytes, rawSize)))
+            }
+            let bytes = UnsafeMutableRawBufferPointer(rebasing: chunk!.memory[chunk!.used..<(chunk!.used + rawSize)])
+            do {
+                let codec = try Codec(name: codecName)
+                let stored = try reader.read(rowID: rowID)
+                try withExtendedLifetime(reader) { try codec.decode(stored, into: bytes, scratch: planes) }
+            } catch {
+                state.note("tensor '\(part.name)' (blob \(part.blob.prefix(12))…): cannot decode: \(error)")
+                continue
+            }
+            chunk!.tensors.append((part.name, part.blob, chunk!.used..<(chunk!.used + rawSize)))
+            chunk!.used += rawSize
+        }
+        if let open = chunk, open.used == 0 { chunks.give(open.buffer); chunk = nil }
+        handOver()
         queue.sync {}
         if let error = state.error { throw error }
         return Result(fileHash: state.whole.finalize(), dataHash: hashData ? "0x" + state.data.finalize() : "",
                       problems: state.problems)
+    }
+
+    /// How many decoded bytes are gathered before they are handed to the hashing thread.
+    static let chunkBytes = 1 << 20
+
+    /// Decoded tensors laid end to end in one buffer, in data order.
+    private struct Chunk {
+        let buffer: ReusableBuffer
+        let memory: UnsafeMutableRawBufferPointer
+        var used = 0
+        var tensors: [(name: String, blob: String, range: Range<Int>)] = []
     }
 
     /// Hashers, sink and findings, touched by one thread at a time (the pipeline hands over in order).
@@ -78,17 +119,25 @@ struct Rebuild {
             self.hashData = hashData
         }
 
+        /// Whether the sink failed: nothing more is worth decoding.
+        var failed: Bool { lock.withLock { error != nil } }
+
         func note(_ problem: String) { lock.withLock { problems.append(problem) } }
 
-        func consume(_ bytes: UnsafeRawBufferPointer, name: String, blob: String?) {
-            if error != nil { return }
+        func consume(_ chunk: Chunk, checkBlobs: Bool) {
+            if failed { return }
+            let bytes = UnsafeRawBufferPointer(rebasing: chunk.memory[0..<chunk.used])
             whole.update(bytes)
             if hashData { data.update(bytes) }
-            if let blob {
-                let actual = Hashing.sha256(bytes)
-                if actual != blob { note("tensor '\(name)': stored bytes hash to \(actual.prefix(12))…, not their address \(blob.prefix(12))…") }
+            if checkBlobs {
+                for tensor in chunk.tensors {
+                    let actual = Hashing.sha256(UnsafeRawBufferPointer(rebasing: chunk.memory[tensor.range]))
+                    if actual != tensor.blob {
+                        note("tensor '\(tensor.name)': stored bytes hash to \(actual.prefix(12))…, not their address \(tensor.blob.prefix(12))…")
+                    }
+                }
             }
-            do { try sink(bytes) } catch { self.error = error }
+            do { try sink(bytes) } catch { lock.withLock { self.error = error } }
         }
     }
 }
