@@ -5,94 +5,84 @@ import SafeTensors
 extension Catalog {
     /// Stores `file` as the next version of `name`.
     ///
-    /// Hashing and compression happen before the write transaction (so concurrent adds wait only for
-    /// each other's inserts); the transaction then inserts the new blobs, the entry, its header and its
-    /// tensor list, and commits once. Identical bytes already stored make it return `.alreadyStored`.
+    /// Each tensor is hashed first, to know which are new. The write transaction then inserts the new
+    /// blobs as worker threads compress them, while two more threads hash the whole file and its data
+    /// section (compression, hashing and the database's writes overlap; a concurrent add waits for the
+    /// transaction), then the entry, its header and its tensor list, and commits once. Identical bytes
+    /// already stored make it return `.alreadyStored`.
     public func add(file: SafeTensorsFile, originalPath: String?, name: String, tags: [String] = [], note: String? = nil,
                     facts: EntryFacts = EntryFacts(), level: Int? = nil) throws -> AddOutcome {
         try Reference.validate(name: name)
         let level = level ?? Codec.defaultLevel
         let tensors = file.header.tensors
 
-        // 1. Hashes: the whole file and the data section as two tasks, then each tensor, on every core.
+        // 1. Each tensor's hash, on every core.
         var blobHashes = [String](repeating: "", count: tensors.count)
-        let fileHashes = HashPair()
         blobHashes.withUnsafeMutableBufferPointer { out in
             let out = UncheckedBox(out)
-            DispatchQueue.concurrentPerform(iterations: tensors.count + 2) { i in
-                switch i {
-                case 0:
-                    var whole = StreamHasher()
-                    whole.update(file.headerBytes)
-                    whole.update(file.dataSection)
-                    fileHashes.file = whole.finalize()
-                case 1:
-                    var data = StreamHasher()
-                    data.update(file.dataSection)
-                    fileHashes.data = "0x" + data.finalize()
-                default:
-                    out.value[i - 2] = Hashing.sha256(file.rawBytes(tensors[i - 2]))
-                }
+            DispatchQueue.concurrentPerform(iterations: tensors.count) { i in
+                out.value[i] = Hashing.sha256(file.rawBytes(tensors[i]))
             }
         }
-        let fileHash = fileHashes.file, dataHash = fileHashes.data
 
         // 2. Which tensors are new (first occurrence of each hash not yet stored).
-        let existing: Set<String>
-        if let same = try store.read({ db in try sameFile(db, fileHash) }) { return .alreadyStored(same) }
-        existing = try store.read { db in try storedBlobs(db, Set(blobHashes)) }
+        let existing = try store.read { db in try storedBlobs(db, Set(blobHashes)) }
         var seen = Set<String>()
         var fresh: [Int] = []
         for (i, hash) in blobHashes.enumerated() where !existing.contains(hash) && seen.insert(hash).inserted {
             fresh.append(i)
         }
 
-        // 3. Compress the new ones: big tensors one at a time with zstd's own threads, small ones side by side.
-        let spool = Spool(folder: FileSystem.folder(of: path))
-        var codecs = [Codec](repeating: .raw, count: tensors.count)
-        let cores = ProcessInfo.processInfo.activeProcessorCount
-        let big = fresh.filter { Codec.usesThreads(byteCount: tensors[$0].byteCount, dtype: tensors[$0].dtype) }
-        let small = fresh.filter { !Codec.usesThreads(byteCount: tensors[$0].byteCount, dtype: tensors[$0].dtype) }
-        for i in big {
-            let (codec, bytes) = try Codec.encode(file.rawBytes(tensors[i]), dtype: tensors[i].dtype, level: level, workers: cores > 1 ? cores : 0)
-            codecs[i] = codec
-            try spool.put(i, bytes)
+        // 3. The whole file's and the data section's hashes, each on a thread of its own. A file with a
+        //    new tensor cannot be stored already; otherwise its hash says so before anything is written.
+        let fileHashes = HashPair()
+        let hashing = DispatchGroup()
+        defer { hashing.wait() }
+        DispatchQueue.global(qos: .userInitiated).async(group: hashing) {
+            var whole = StreamHasher()
+            whole.update(file.headerBytes)
+            whole.update(file.dataSection)
+            fileHashes.file = whole.finalize()
         }
-        let failure = FirstError()
-        codecs.withUnsafeMutableBufferPointer { out in
-            let out = UncheckedBox(out)
-            DispatchQueue.concurrentPerform(iterations: small.count) { k in
-                let i = small[k]
-                do {
-                    let (codec, bytes) = try Codec.encode(file.rawBytes(tensors[i]), dtype: tensors[i].dtype, level: level, workers: 0)
-                    out.value[i] = codec
-                    try spool.put(i, bytes)
-                } catch { failure.record(error) }
-            }
+        DispatchQueue.global(qos: .userInitiated).async(group: hashing) {
+            var data = StreamHasher()
+            data.update(file.dataSection)
+            fileHashes.data = "0x" + data.finalize()
         }
-        try failure.rethrow()
+        if fresh.isEmpty {
+            hashing.wait()
+            if let same = try store.read({ db in try sameFile(db, fileHashes.file) }) { return .alreadyStored(same) }
+        }
 
-        // 4. One transaction: blobs, entry, header, tensor list, tags.
+        // 4. One transaction: the new blobs (compressed by worker threads meanwhile), entry, header,
+        //    tensor list, tags.
         let headerBytes = Array(file.headerBytes)
-        let addedAt = ISO8601DateFormatter().string(from: Date())
+        let addedAt = Catalog.timestamp()
         let freshSet = Set(fresh)
+        let jobs = fresh.map { CompressionPipeline.Job(bytes: file.rawBytes(tensors[$0]), dtype: tensors[$0].dtype) }
+        let workers = ProcessInfo.processInfo.activeProcessorCount
         return try store.write { db -> AddOutcome in
-            if let same = try sameFile(db, fileHash) { return .alreadyStored(same) }
             // A `gc` running since the check above may have removed tensors this entry shares.
             if try storedBlobs(db, existing).count != existing.count {
                 throw CatalogError.io("\(file.path): tensors it shares were removed by a concurrent 'tlkit gc' meanwhile; nothing was added — run the add again")
             }
-            let version = (try Int.fetchOne(db, sql: "SELECT max(version) FROM entries WHERE name = ?", arguments: [name]) ?? 0) + 1
             var added = headerBytes.count
             var newBlobs = 0
             var storedSizes: [Int: Int] = [:]
-            for i in fresh {
-                let bytes = try spool.read(i)
-                storedSizes[i] = bytes.count
-                try db.execute(sql: "INSERT OR IGNORE INTO blobs (sha256, codec, raw_size, stored_size, data) VALUES (?, ?, ?, ?, ?)",
-                               arguments: [blobHashes[i], codecs[i].name, tensors[i].byteCount, bytes.count, Data(bytes)])
-                if db.changesCount > 0 { added += bytes.count; newBlobs += 1 }
+            let writer = try BlobWriter(db)
+            try CompressionPipeline(jobs: jobs, level: level, workers: workers).forEachInOrder { k, codec, stored in
+                let i = fresh[k]
+                storedSizes[i] = stored.count
+                if try writer.insert(sha256: blobHashes[i], codec: codec, rawSize: tensors[i].byteCount, stored: stored) {
+                    added += stored.count
+                    newBlobs += 1
+                }
             }
+            hashing.wait()
+            let fileHash = fileHashes.file, dataHash = fileHashes.data
+            // Another process may have added the same bytes since step 2 (its blobs made ours no-ops).
+            if let same = try sameFile(db, fileHash) { return .alreadyStored(same) }
+            let version = (try Int.fetchOne(db, sql: "SELECT max(version) FROM entries WHERE name = ?", arguments: [name]) ?? 0) + 1
             // Stored size of the entry alone: every distinct tensor it uses, as stored.
             var storedAlone = headerBytes.count
             var counted = Set<String>()
@@ -123,6 +113,17 @@ extension Catalog {
         }
     }
 
+    /// Now as ISO 8601 UTC to the second (`2025-01-31T12:00:00Z`), without Foundation's formatter
+    /// (whose first use loads time-zone data).
+    static func timestamp() -> String {
+        var now = time(nil)
+        var parts = tm()
+        gmtime_r(&now, &parts)
+        var text = [CChar](repeating: 0, count: 32)
+        let count = strftime(&text, text.count, "%Y-%m-%dT%H:%M:%SZ", &parts)
+        return String(decoding: text[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     private func sameFile(_ db: Database, _ fileHash: String) throws -> Reference? {
         guard let row = try Row.fetchOne(db, sql: "SELECT name, version FROM entries WHERE sha256 = ? ORDER BY id LIMIT 1", arguments: [fileHash]) else { return nil }
         return Reference(name: row["name"], version: row["version"])
@@ -150,12 +151,4 @@ struct UncheckedBox<T>: @unchecked Sendable {
 final class HashPair: @unchecked Sendable {
     var file = ""
     var data = ""
-}
-
-/// Remembers the first error thrown by parallel work.
-final class FirstError: @unchecked Sendable {
-    private var error: Error?
-    private let lock = Lock()
-    func record(_ error: Error) { lock.withLock { if self.error == nil { self.error = error } } }
-    func rethrow() throws { if let error = lock.withLock({ self.error }) { throw error } }
 }

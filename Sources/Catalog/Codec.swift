@@ -54,29 +54,43 @@ public enum Codec: Equatable, Sendable {
 
     /// Encodes `bytes`; falls back to `.raw` when compression does not make the tensor smaller.
     static func encode(_ bytes: UnsafeRawBufferPointer, dtype: DType, level: Int, workers: Int) throws -> (Codec, [UInt8]) {
+        let output = ReusableBuffer()
+        let (codec, size) = try encode(bytes, dtype: dtype, level: level, workers: workers, into: output, scratch: ReusableBuffer())
+        return withExtendedLifetime(output) { (codec, Array(UnsafeRawBufferPointer(output.prefix(size)))) }
+    }
+
+    /// Encodes `bytes` into the start of `output` and returns the codec and the stored size; falls back
+    /// to `.raw` (a copy) when compression does not make the tensor smaller. `scratch` holds the byte
+    /// planes of a shuffled tensor. Both buffers are reused from tensor to tensor by the caller.
+    static func encode(_ bytes: UnsafeRawBufferPointer, dtype: DType, level: Int, workers: Int,
+                       into output: ReusableBuffer, scratch: ReusableBuffer) throws -> (Codec, Int) {
         var codec = preferred(for: dtype)
-        if bytes.count < 64 { return (.raw, Array(bytes)) }
         if case let .shuffleZstd(width) = codec, bytes.count % width != 0 { codec = .zstd }
-        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Zstd.bound(bytes.count) + 8 * Zstd.bound(0), alignment: 16)
-        defer { scratch.deallocate() }
         var size = 0
-        if case let .shuffleZstd(width) = codec {
-            let shuffled = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 16)
-            defer { shuffled.deallocate() }
-            ByteShuffle.shuffle(bytes, into: shuffled, width: width)
-            // Each byte plane is its own zstd frame: the near-random low planes and the well-predicted
-            // high planes then never share a block's entropy tables. Concatenated frames decode in one call.
-            let plane = bytes.count / width
-            for k in 0..<width {
-                let input = UnsafeRawBufferPointer(rebasing: shuffled[(k * plane)..<((k + 1) * plane)])
-                let room = UnsafeMutableRawBufferPointer(rebasing: scratch[size...])
-                size += try Zstd.compress(input, into: room, level: level, workers: plane >= multithreadThreshold ? workers : 0)
+        if bytes.count >= 64 {
+            // Room for the worst case of every frame (one per byte plane at most).
+            let room = output.prefix(Zstd.bound(bytes.count) + 8 * Zstd.bound(0))
+            if case let .shuffleZstd(width) = codec {
+                let shuffled = scratch.prefix(bytes.count)
+                ByteShuffle.shuffle(bytes, into: shuffled, width: width)
+                // Each byte plane is its own zstd frame: the near-random low planes and the well-predicted
+                // high planes then never share a block's entropy tables. Concatenated frames decode in one call.
+                let plane = bytes.count / width
+                for k in 0..<width {
+                    let input = UnsafeRawBufferPointer(rebasing: shuffled[(k * plane)..<((k + 1) * plane)])
+                    size += try Zstd.compress(input, into: UnsafeMutableRawBufferPointer(rebasing: room[size...]), level: level,
+                                              workers: plane >= multithreadThreshold ? workers : 0)
+                }
+            } else {
+                size = try Zstd.compress(bytes, into: room, level: level, workers: workers)
             }
-        } else {
-            size = try Zstd.compress(bytes, into: scratch, level: level, workers: workers)
         }
-        if size >= bytes.count { return (.raw, Array(bytes)) }
-        return (codec, Array(UnsafeRawBufferPointer(rebasing: scratch[0..<size])))
+        if bytes.count < 64 || size >= bytes.count {
+            let copy = output.prefix(bytes.count)
+            if let base = bytes.baseAddress, !bytes.isEmpty { copy.baseAddress!.copyMemory(from: base, byteCount: bytes.count) }
+            return (.raw, bytes.count)
+        }
+        return (codec, size)
     }
 
     /// Decodes `stored` into `destination`, which must be exactly the raw size. `scratch` holds the
