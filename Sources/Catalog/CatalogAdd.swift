@@ -16,7 +16,9 @@ extension Catalog {
         let level = level ?? Codec.defaultLevel
         let tensors = file.header.tensors
 
-        // 1. Each tensor's hash, on every core.
+        // 1. Each tensor's hash, on every core. Every byte is read (reading the facts may have set the
+        //    mapping up for scattered reads).
+        file.adviseWholeRead()
         var blobHashes = [String](repeating: "", count: tensors.count)
         blobHashes.withUnsafeMutableBufferPointer { out in
             let out = UncheckedBox(out)
