@@ -19,6 +19,14 @@ public enum Parallel {
         }
     }
 
+    /// Stops OpenBLAS's worker threads until BLAS next runs on several threads (it then starts them
+    /// again). They start when the library loads and spin (sched_yield) for about 0.1 s of CPU waiting
+    /// for work: a process that does little or no BLAS gets that core back. Call it at process
+    /// start-up only, never while BLAS may be running.
+    public static func stopIdleBLASWorkers() {
+        _ = blas_thread_shutdown_()
+    }
+
     /// Runs `body` with OpenBLAS on one thread, for callers that run
     /// independent GEMMs concurrently themselves (e.g. one attention head per thread).
     public static func withSerialBLAS<R>(_ body: () -> R) -> R {

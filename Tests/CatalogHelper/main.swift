@@ -2,4 +2,5 @@
 import Foundation
 import TLKitCommands
 
+configureProcess()
 exit(CatalogTool.run(arguments: Array(CommandLine.arguments.dropFirst())))

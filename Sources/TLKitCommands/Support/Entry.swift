@@ -1,6 +1,7 @@
 import ArgumentParser
 import CMalloc
 import Dispatch
+import Engine
 import SafeTensors
 #if canImport(Glibc)
 import Glibc
@@ -10,10 +11,7 @@ import Glibc
 /// runtime failures 1, each with a one-line message naming what was wrong.
 public func runTLKit(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
     Interruption.install()
-    // Tensors are allocated and freed in the tens of megabytes; let malloc keep and reuse that memory
-    // instead of mapping fresh (zero-filled, page-faulting) memory for every array.
-    _ = mallopt(M_MMAP_THRESHOLD, 32 << 20)
-    _ = mallopt(M_TRIM_THRESHOLD, 256 << 20)
+    configureProcess()
     do {
         var command = try TLKit.parseAsRoot(arguments)
         try command.run()
@@ -35,6 +33,18 @@ public func runTLKit(_ arguments: [String] = Array(CommandLine.arguments.dropFir
         Console.error("tlkit: \(error)")
         exit(1)
     }
+}
+
+/// The process-wide settings a tlkit process starts with (the catalog helper's too, so that its
+/// timings are tlkit's).
+public func configureProcess() {
+    // Tensors are allocated and freed in the tens of megabytes; let malloc keep and reuse that memory
+    // instead of mapping fresh (zero-filled, page-faulting) memory for every array.
+    _ = mallopt(M_MMAP_THRESHOLD, 32 << 20)
+    _ = mallopt(M_TRIM_THRESHOLD, 256 << 20)
+    // Nothing runs BLAS yet: free the core OpenBLAS's idle workers spin on (commands that multiply
+    // matrices get them back on their first threaded call).
+    Parallel.stopIdleBLASWorkers()
 }
 
 /// Ctrl-C and SIGTERM remove the temporary file of any output not yet committed, then exit 130 / 143,
