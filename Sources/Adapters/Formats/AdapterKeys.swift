@@ -34,6 +34,22 @@ public struct AdapterKeys: Sendable {
 
     static let lycorisMarkers = ["hada_w1_a", "hada_w2_a", "lokr_w1", "lokr_w2", "lora_mid.weight", "dora_scale", "lora_magnitude_vector", "oft_blocks", "oft_diag"]
 
+    /// Whether `text` contains `part`, compared byte by byte: Foundation's `contains` (through CFString)
+    /// took most of the time of identifying a LoRA's hundreds of tensor names.
+    static func bytes(of text: String, contain part: String) -> Bool {
+        var text = text, part = part
+        return text.withUTF8 { t in
+            part.withUTF8 { p in
+                guard !p.isEmpty else { return true }
+                guard t.count >= p.count else { return false }
+                for start in 0...(t.count - p.count) where t[start] == p[0] {
+                    if (1..<p.count).allSatisfy({ t[start + $0] == p[$0] }) { return true }
+                }
+                return false
+            }
+        }
+    }
+
     /// Groups the tensors of `file`; nil when no tensor looks like an adapter factor.
     public static func group(_ tensorNames: [String]) -> AdapterKeys? {
         var byFormat: [AdapterFormat: [String: ModuleKeys]] = [:]
@@ -41,7 +57,7 @@ public struct AdapterKeys: Sendable {
         var unmatched: [String] = []
         var unsupported: String?
         for name in tensorNames {
-            if let marker = lycorisMarkers.first(where: { name.contains($0) }) {
+            if let marker = lycorisMarkers.first(where: { AdapterKeys.bytes(of: name, contain: $0) }) {
                 unsupported = marker.hasPrefix("hada") ? "LyCORIS LoHa" : marker.hasPrefix("lokr") ? "LyCORIS LoKr"
                     : marker.hasPrefix("oft") ? "OFT" : marker == "lora_mid.weight" ? "LyCORIS LoCon (Tucker)" : "DoRA"
                 unmatched.append(name)

@@ -1,0 +1,23 @@
+import Testing
+@testable import Adapters
+
+@Suite struct AdapterKeysTests {
+    @Test func findsMarkersAnywhereInTheName() {
+        #expect(AdapterKeys.bytes(of: "lora_unet_mid.hada_w1_a", contain: "hada_w1_a"))
+        #expect(AdapterKeys.bytes(of: "x.lokr_w1.y", contain: "lokr_w1"))
+        #expect(AdapterKeys.bytes(of: "abc", contain: ""))
+        #expect(!AdapterKeys.bytes(of: "lora_unet_mid.lora_down.weight", contain: "hada_w1_a"))
+        #expect(!AdapterKeys.bytes(of: "hada", contain: "hada_w1_a"))
+        #expect(!AdapterKeys.bytes(of: "hada_w1_", contain: "hada_w1_a"))
+    }
+
+    @Test func namesTheUnsupportedVariant() {
+        let loha = AdapterKeys.group(["lora_unet_a.hada_w1_a", "lora_unet_a.hada_w2_a", "lora_unet_a.alpha"])
+        #expect(loha?.unsupportedVariant == "LyCORIS LoHa")
+        let dora = AdapterKeys.group(["m.lora_down.weight", "m.lora_up.weight", "m.dora_scale"])
+        #expect(dora?.unsupportedVariant == "DoRA")
+        let plain = AdapterKeys.group(["m.lora_down.weight", "m.lora_up.weight", "m.alpha"])
+        #expect(plain?.unsupportedVariant == nil)
+        #expect(plain?.format == .kohya)
+    }
+}
