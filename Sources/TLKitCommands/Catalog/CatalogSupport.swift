@@ -62,7 +62,22 @@ enum CatalogCLI {
         var value = Double(n)
         var unit = 0
         while value >= 1000 && unit < units.count - 1 { value /= 1000; unit += 1 }
-        return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
+        return unit == 0 ? "\(n) B" : "\(oneDecimal(value)) \(units[unit])"
+    }
+
+    /// `value` (not negative) with one decimal, exactly as printf's `%.1f` writes it (nearest, ties to
+    /// even, on the exact binary value), without Foundation's formatter: `list` formats two sizes per
+    /// entry, and String(format:) took half of its time on a large catalog.
+    static func oneDecimal(_ value: Double) -> String {
+        let scaled = value * 10
+        // The rounding error of the product, exactly: it decides only when the product looks like a tie.
+        let error = (-scaled).addingProduct(value, 10)
+        var tenths = scaled.rounded(.toNearestOrEven)
+        if scaled - scaled.rounded(.down) == 0.5 {
+            if error > 0 { tenths = scaled.rounded(.up) } else if error < 0 { tenths = scaled.rounded(.down) }
+        }
+        let t = Int(tenths)
+        return "\(t / 10).\(t % 10)"
     }
 }
 
