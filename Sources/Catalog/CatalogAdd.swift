@@ -62,7 +62,7 @@ extension Catalog {
         let addedAt = Catalog.timestamp()
         let freshSet = Set(fresh)
         let jobs = fresh.map { CompressionPipeline.Job(bytes: file.rawBytes(tensors[$0]), dtype: tensors[$0].dtype) }
-        let workers = ProcessInfo.processInfo.activeProcessorCount
+        let cores = ProcessInfo.processInfo.activeProcessorCount
         return try store.write { db -> AddOutcome in
             // A `gc` running since the check above may have removed tensors this entry shares.
             if try storedBlobs(db, existing).count != existing.count {
@@ -72,7 +72,7 @@ extension Catalog {
             var newBlobs = 0
             var storedSizes: [Int: Int] = [:]
             let writer = try BlobWriter(db)
-            try CompressionPipeline(jobs: jobs, level: level, workers: workers).forEachInOrder { k, codec, stored in
+            try CompressionPipeline(jobs: jobs, level: level, cores: cores).forEachInOrder { k, codec, stored in
                 let i = fresh[k]
                 storedSizes[i] = stored.count
                 if try writer.insert(sha256: blobHashes[i], codec: codec, rawSize: tensors[i].byteCount, stored: stored) {

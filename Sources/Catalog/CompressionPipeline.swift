@@ -35,14 +35,17 @@ final class CompressionPipeline: @unchecked Sendable {
     private let outputs: BufferPool
     private let finished = DispatchGroup()
 
-    /// `workers` threads compress `jobs`; a tensor whose byte planes reach `Codec.multithreadThreshold`
-    /// is also split across zstd's own threads.
-    init(jobs: [Job], level: Int, workers: Int) {
+    /// Up to `cores` threads compress `jobs`. A tensor whose byte planes reach
+    /// `Codec.multithreadThreshold` is split across zstd's own threads instead: when there is one,
+    /// a single worker runs, so that memory stays at about three times the largest tensor (its byte
+    /// planes and two outputs), as when big tensors were compressed one at a time.
+    init(jobs: [Job], level: Int, cores: Int) {
         self.jobs = jobs
         self.level = level
-        self.workers = max(1, workers)
+        let big = jobs.contains { Codec.usesThreads(byteCount: $0.bytes.count, dtype: $0.dtype) }
+        workers = big ? 1 : max(1, cores)
         slots = Array(repeating: Slot(), count: jobs.count)
-        outputs = BufferPool(count: self.workers + 2)
+        outputs = BufferPool(count: big ? 2 : workers + 2)
     }
 
     /// Calls `body` with each job's index, codec and stored bytes, in job order, on the calling thread.

@@ -49,7 +49,10 @@ struct Rebuild {
         }
         let reader = try BlobReader(db)
         let planes = ReusableBuffer()
-        let chunks = BufferPool(count: 3)
+        // Three chunks let decoding run ahead a little; with very large tensors (each its own chunk)
+        // two keep memory near what it was with one buffer per tensor in flight.
+        let largest = parts.lazy.compactMap(\.rawSize).max() ?? 0
+        let chunks = BufferPool(count: largest > Rebuild.largeTensorBytes ? 2 : 3)
         let queue = DispatchQueue(label: "tlkit.catalog.rebuild")
         var chunk: Chunk?
         func handOver() {
@@ -95,6 +98,9 @@ struct Rebuild {
 
     /// How many decoded bytes are gathered before they are handed to the hashing thread.
     static let chunkBytes = 1 << 20
+
+    /// Tensors above this size make the pipeline hold fewer chunks.
+    static let largeTensorBytes = 64 << 20
 
     /// Decoded tensors laid end to end in one buffer, in data order.
     private struct Chunk {
