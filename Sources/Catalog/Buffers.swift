@@ -37,6 +37,12 @@ final class BufferPool: @unchecked Sendable {
         return lock.withLock { free.removeLast() }
     }
 
+    /// A free buffer, or nil at once when all are in use.
+    func tryTake() -> ReusableBuffer? {
+        guard available.wait(timeout: .now()) == .success else { return nil }
+        return lock.withLock { free.removeLast() }
+    }
+
     func give(_ buffer: ReusableBuffer) {
         lock.withLock { free.append(buffer) }
         available.signal()

@@ -6,10 +6,10 @@ extension Catalog {
     /// Stores `file` as the next version of `name`.
     ///
     /// Each tensor is hashed first, to know which are new. The write transaction then inserts the new
-    /// blobs as worker threads compress them, while two more threads hash the whole file and its data
-    /// section (compression, hashing and the database's writes overlap; a concurrent add waits for the
-    /// transaction), then the entry, its header and its tensor list, and commits once. Identical bytes
-    /// already stored make it return `.alreadyStored`.
+    /// blobs as worker threads compress them (the workers also hash the whole file and its data
+    /// section when idle: compression, hashing and the database's writes overlap; a concurrent add
+    /// waits for the transaction), then the entry, its header and its tensor list, and commits once.
+    /// Identical bytes already stored make it return `.alreadyStored`.
     public func add(file: SafeTensorsFile, originalPath: String?, name: String, tags: [String] = [], note: String? = nil,
                     facts: EntryFacts = EntryFacts(), level: Int? = nil) throws -> AddOutcome {
         try Reference.validate(name: name)
@@ -35,24 +35,25 @@ extension Catalog {
             fresh.append(i)
         }
 
-        // 3. The whole file's and the data section's hashes, each on a thread of its own. A file with a
-        //    new tensor cannot be stored already; otherwise its hash says so before anything is written.
+        // 3. The whole file's and the data section's hashes. A file with a new tensor cannot be stored
+        //    already: its hashes are then computed by the compression workers in their idle time.
+        //    Otherwise they come first, and say whether the file is stored already.
         let fileHashes = HashPair()
-        let hashing = DispatchGroup()
-        defer { hashing.wait() }
-        DispatchQueue.global(qos: .userInitiated).async(group: hashing) {
-            var whole = StreamHasher()
-            whole.update(file.headerBytes)
-            whole.update(file.dataSection)
-            fileHashes.file = whole.finalize()
-        }
-        DispatchQueue.global(qos: .userInitiated).async(group: hashing) {
-            var data = StreamHasher()
-            data.update(file.dataSection)
-            fileHashes.data = "0x" + data.finalize()
-        }
+        let hashTasks: [@Sendable () -> Void] = [
+            {
+                var whole = StreamHasher()
+                whole.update(file.headerBytes)
+                whole.update(file.dataSection)
+                fileHashes.file = whole.finalize()
+            },
+            {
+                var data = StreamHasher()
+                data.update(file.dataSection)
+                fileHashes.data = "0x" + data.finalize()
+            },
+        ]
         if fresh.isEmpty {
-            hashing.wait()
+            DispatchQueue.concurrentPerform(iterations: hashTasks.count) { hashTasks[$0]() }
             if let same = try store.read({ db in try sameFile(db, fileHashes.file) }) { return .alreadyStored(same) }
         }
 
@@ -72,7 +73,8 @@ extension Catalog {
             var newBlobs = 0
             var storedSizes: [Int: Int] = [:]
             let writer = try BlobWriter(db)
-            try CompressionPipeline(jobs: jobs, level: level, cores: cores).forEachInOrder { k, codec, stored in
+            let pipeline = CompressionPipeline(jobs: jobs, level: level, cores: cores, then: fresh.isEmpty ? [] : hashTasks)
+            try pipeline.forEachInOrder { k, codec, stored in
                 let i = fresh[k]
                 storedSizes[i] = stored.count
                 if try writer.insert(sha256: blobHashes[i], codec: codec, rawSize: tensors[i].byteCount, stored: stored) {
@@ -80,7 +82,6 @@ extension Catalog {
                     newBlobs += 1
                 }
             }
-            hashing.wait()
             let fileHash = fileHashes.file, dataHash = fileHashes.data
             // Another process may have added the same bytes since step 2 (its blobs made ours no-ops).
             if let same = try sameFile(db, fileHash) { return .alreadyStored(same) }

@@ -6,7 +6,10 @@ import SafeTensors
 /// waiting for all of it.
 ///
 /// Each worker keeps its own byte-plane scratch; compressed bytes go into a small pool of reused
-/// output buffers, which also bounds how far the workers run ahead of the consumer.
+/// output buffers, which also bounds how far the workers run ahead of the consumer. Follow-up tasks
+/// (the whole-file hashes of an add) fill the workers' idle time: a worker that finds every output
+/// buffer in use runs one instead of waiting, so the inserts start at once and nothing waits for
+/// the hashes at the end.
 final class CompressionPipeline: @unchecked Sendable {
     /// A tensor to compress: its raw bytes (mapped from the file being added) and element type.
     struct Job {
@@ -23,10 +26,14 @@ final class CompressionPipeline: @unchecked Sendable {
     }
 
     private let jobs: [Job]
+    private let tasks: [@Sendable () -> Void]
     private let level: Int
+    /// Threads that compress (the others only run tasks).
     private let workers: Int
+    private let threads: Int
     private var slots: [Slot]
     private var next = 0
+    private var nextTask = 0
     /// A job failed: take no more (every job before it is already taken and will finish).
     private var failed = false
     /// The consumer is done (or gave up): results are no longer wanted.
@@ -35,28 +42,39 @@ final class CompressionPipeline: @unchecked Sendable {
     private let outputs: BufferPool
     private let finished = DispatchGroup()
 
-    /// Up to `cores` threads compress `jobs`. A tensor whose byte planes reach
-    /// `Codec.multithreadThreshold` is split across zstd's own threads instead: when there is one,
-    /// a single worker runs, so that memory stays at about three times the largest tensor (its byte
-    /// planes and two outputs), as when big tensors were compressed one at a time.
-    init(jobs: [Job], level: Int, cores: Int) {
+    /// Up to `cores` threads compress `jobs`, then run `tasks` (each once, on some thread). A tensor
+    /// whose byte planes reach `Codec.multithreadThreshold` is split across zstd's own threads
+    /// instead: when there is one, a single worker compresses, so that memory stays at about three
+    /// times the largest tensor (its byte planes and two outputs), as when big tensors were
+    /// compressed one at a time.
+    init(jobs: [Job], level: Int, cores: Int, then tasks: [@Sendable () -> Void] = []) {
         self.jobs = jobs
+        self.tasks = tasks
         self.level = level
         let big = jobs.contains { Codec.usesThreads(byteCount: $0.bytes.count, dtype: $0.dtype) }
-        workers = big ? 1 : max(1, cores)
+        workers = min(big ? 1 : max(1, cores), jobs.count)
+        threads = max(workers, min(max(1, cores), tasks.count))
         slots = Array(repeating: Slot(), count: jobs.count)
         outputs = BufferPool(count: big ? 2 : workers + 2)
     }
 
     /// Calls `body` with each job's index, codec and stored bytes, in job order, on the calling thread.
     /// The bytes are valid during the call only. Stops at the first error (of a worker or of `body`).
+    /// Returns once every task has run too.
     func forEachInOrder(_ body: (Int, Codec, UnsafeRawBufferPointer) throws -> Void) throws {
-        for _ in 0..<min(workers, jobs.count) {
-            DispatchQueue.global(qos: .userInitiated).async(group: finished) { self.work() }
+        // Threads of their own: blocked workers must not hold back a shared pool's other work.
+        for index in 0..<threads {
+            finished.enter()
+            let thread = Thread { [self] in
+                if index < workers { compress() }
+                while let task = takeTask() { task() }
+                finished.leave()
+            }
+            thread.start()
         }
         defer {
             // Stop the workers: results not taken go back to the pool (a worker waiting for an output
-            // buffer then gets one, sees the stop and ends).
+            // buffer then gets one, sees the stop and ends). Tasks still run: they are awaited below.
             condition.lock()
             stopped = true
             let unused = slots.indices.compactMap { k -> ReusableBuffer? in
@@ -80,11 +98,26 @@ final class CompressionPipeline: @unchecked Sendable {
         }
     }
 
-    private func work() {
+    private func takeTask() -> (@Sendable () -> Void)? {
+        condition.lock()
+        defer { condition.unlock() }
+        guard nextTask < tasks.count else { return nil }
+        nextTask += 1
+        return tasks[nextTask - 1]
+    }
+
+    private func compress() {
         let scratch = ReusableBuffer()
         let cores = ProcessInfo.processInfo.activeProcessorCount
         while true {
-            let output = outputs.take()
+            // Every output in use (the consumer is behind): run a task rather than wait, if one is left.
+            var taken = outputs.tryTake()
+            if taken == nil, let task = takeTask() {
+                task()
+                continue
+            }
+            let output = taken ?? outputs.take()
+            taken = nil
             condition.lock()
             guard !failed && !stopped && next < jobs.count else {
                 condition.unlock()
