@@ -162,7 +162,7 @@ public enum AdapterReader {
     }
 
     static func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String {
-        SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: bytes).hex
     }
 }
 

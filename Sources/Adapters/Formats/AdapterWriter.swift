@@ -117,7 +117,7 @@ public enum AdapterWriter {
             let bytes = try tensorBytes(planned, info, adapter, &cache)
             hasher.update(data: bytes)
         }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hasher.finalize().hex
     }
 
     static func plan(_ adapter: Adapter, format: OutputFormat, options: WriteOptions) throws -> [Planned] {

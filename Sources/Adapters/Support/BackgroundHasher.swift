@@ -1,5 +1,5 @@
 import Crypto
-import Foundation
+import Dispatch
 
 /// SHA-256 of a byte stream computed on its own thread, so hashing overlaps with writing the same
 /// bytes. At most `pending` buffers wait to be hashed; `update` blocks beyond that, bounding memory.
@@ -20,6 +20,6 @@ final class BackgroundHasher: @unchecked Sendable {
 
     /// Waits for every buffer given so far and returns the digest in lowercase hex.
     func finalize() -> String {
-        queue.sync { hasher.finalize().map { String(format: "%02x", $0) }.joined() }
+        queue.sync { hasher.finalize().hex }
     }
 }
