@@ -52,7 +52,7 @@ from fixturegen.configs import TE1_CONFIG, UNET_CONFIG, VAE_CONFIG  # noqa: E402
 
 # ----------------------------------------------------------------------------- SDXL base configs
 # The fixture configs carry every key of the published configs; only the sizes differ
-# (docs: formats.md §2.1 for the UNet; CLIP ViT-L and OpenCLIP ViT-bigG for the text encoders).
+# (docs/formats.md, "Architecture", for the UNet; CLIP ViT-L and OpenCLIP ViT-bigG for the text encoders).
 
 SDXL_UNET = dict(
     UNET_CONFIG,
@@ -84,7 +84,8 @@ CHECKPOINT_METADATA = {
 EXPECTED_CHECKPOINT_TENSORS = 1680 + 248 + 196 + 390
 EXPECTED_UNET_PARAMS = 2_567_463_684
 
-# docs: method.md §2.1 (T-LoRA, 560 adapted linears, 6 tensors each) and formats.md §3.1 (kohya).
+# docs/method.md, "Official checkpoint layout" (T-LoRA, 560 adapted linears, 6 tensors each) and
+# docs/formats.md, "kohya" (722 UNet + 264 text-encoder modules, parameters per unit of rank).
 TLORA_PARAMS_PER_RANK = 185_866_240 // 64
 KOHYA_UNET_MODULES, KOHYA_TE_MODULES = 722, 264
 KOHYA_PARAMS_PER_RANK = 2_659_840 + 903_168

@@ -17,7 +17,7 @@ SPLIT_PATTERN = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\
 
 CALL = 'CLIPTokenizer.from_pretrained(dir)(prompts, padding="max_length", max_length=77, truncation=True)'
 
-# The paper's evaluation prompts (method.md, appendix), V* -> "sks dog" (live set) / "sks backpack" (objects).
+# The paper's evaluation prompts (its appendix D), V* -> "sks dog" (live set) / "sks backpack" (objects).
 _LIVE = [
     "a chocolate-colored V*", "a red V*", "a purple V*", "a brightly lit V*", "a snowy V*",
     "a V* in a purple wizard outfit", "a V* in a doctor outfit", "a V* in a superhero suit",

@@ -1,4 +1,4 @@
-"""Group `training`: the training recipe's numbers from PyTorch (method.md §1.5).
+"""Group `training`: the training recipe's numbers from PyTorch (docs/method.md, "Training recipe").
 
 Writes reference/training.safetensors:
   alphas_cumprod            [1000]   DDPMScheduler (from the pipeline's scheduler config) ᾱ_t, float32

@@ -1,4 +1,4 @@
-/// The factors of one adapted Linear (design §3). R is the stored rank.
+/// The factors of one adapted Linear (docs/method.md, "Parametrisations"). R is the stored rank.
 public enum AdapterFactors<T: Scalar> {
     /// ΔW = scale · up · diag(m) · down; down [R, in], up [out, R].
     case lowRank(down: Tensor<T>, up: Tensor<T>, scale: T)
@@ -29,7 +29,7 @@ public enum AdapterGradients<T: Scalar> {
 /// The per-call adapter hook on a Linear: y [N, out] (the base output) += ΔW(m) · x,
 /// x [N, in] (extra leading dimensions are flattened into N, as in `Linear`).
 ///
-/// The mask m is a prefix: its first `active` entries are 1 (design §3: c·r(t)),
+/// The mask m is a prefix: its first `active` entries are 1 (c·r(t), docs/method.md, "Rank schedule"),
 /// so masked components are simply left out of two thin GEMMs — ΔW is never formed.
 /// Low-rank: h = x · down[:a]ᵀ [N, a]; y += scale · h · up[:, :a]ᵀ.
 /// Ortho: y += ((x · q[:a]ᵀ) ⊙ λ[:a]) · p[:, :a]ᵀ − ((x · q0[:a]ᵀ) ⊙ λ0[:a]) · p0[:, :a]ᵀ.

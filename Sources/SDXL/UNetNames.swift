@@ -1,4 +1,5 @@
-/// UNet module names: SGM single-file ↔ diffusers (formats.md §2.4), generated from the block structure.
+/// UNet module names: SGM single-file ↔ diffusers (docs/formats.md, "Block mapping"), generated from the
+/// block structure.
 public enum UNetNames {
     /// Resnet internals: SGM leaf module → diffusers leaf module.
     static let resnetLeaves: [(String, String)] = [

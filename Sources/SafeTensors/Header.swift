@@ -1,4 +1,4 @@
-/// A parsed and fully validated safetensors header (formats.md §1, all seven reader checks).
+/// A parsed and fully validated safetensors header (all seven checks of docs/formats.md, "The reader's checks").
 public struct Header: Sendable {
     /// Largest header accepted, as the reference implementation: 100,000,000 bytes.
     public static let maxLength = 100_000_000

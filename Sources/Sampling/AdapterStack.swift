@@ -2,8 +2,8 @@ import Adapters
 import TextEncoders
 import UNet
 
-/// Adapters applied to a UNet (and the text encoders) for sampling (design.md §10, "Applying standard
-/// LoRAs"): modules of unmasked adapters are merged once into the weights they adapt (the models' own
+/// Adapters applied to a UNet (and the text encoders) for sampling (docs/contract.md, "Applying
+/// adapters"): modules of unmasked adapters are merged once into the weights they adapt (the models' own
 /// Float32 copies of the checkpoint);
 /// masked (T-LoRA) modules are hooked per call with the mask of that call's timestep.
 public struct AdapterStack {

@@ -2,7 +2,7 @@ import CBLAS
 import Engine
 import Foundation
 
-/// Initial factors of one adapted Linear W [out, in] (method.md §1.3, §5.3).
+/// Initial factors of one adapted Linear W [out, in] (docs/method.md, "Initialisation").
 ///
 /// Ortho: Q [R, in] with orthonormal rows and P [out, R] with orthonormal columns from QR factorisations of
 /// Gaussian matrices, λ [R] from the singular values of an in × out N(0, 1/R²) matrix (the official

@@ -1,9 +1,10 @@
 import Engine
 import UNet
 
-/// The step loop of design.md §5 / method.md §1.5: per step, image k mod n, a uniform integer t, a fresh
-/// posterior sample and fresh noise (all drawn from counter-based streams keyed on (seed, step), so any
-/// step can be replayed), the ε-prediction MSE, backward into the adapter, one AdamW update.
+/// The step loop of the training recipe (docs/method.md, "Training recipe"): per step, image k mod n, a
+/// uniform integer t, a fresh posterior sample and fresh noise (all drawn from counter-based streams keyed
+/// on (seed, step), so any step can be replayed), the ε-prediction MSE, backward into the adapter, one
+/// AdamW update.
 public final class Trainer {
     public let unet: SDXLUNet
     public let adapter: TrainableAdapter

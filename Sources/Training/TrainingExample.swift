@@ -1,7 +1,7 @@
 import Engine
 
 /// One training image as the step loop needs it: its VAE posterior (encoded once; each step draws
-/// mean + σ·ε, design.md §10) and its SDXL micro-conditioning.
+/// mean + σ·ε, docs/contract.md, "Training") and its SDXL micro-conditioning.
 public struct TrainingExample: Sendable {
     /// Posterior mean and standard deviation [1, 4, h, w], before the VAE scaling factor.
     public let mean: Tensor<Float>

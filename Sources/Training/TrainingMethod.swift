@@ -1,5 +1,5 @@
-/// The four adapters of the paper's comparison (design.md §5): ortho or plain low-rank factors, with or
-/// without the timestep rank mask.
+/// The four adapters of the paper's comparison (docs/method.md, "Parametrisations"): ortho or plain
+/// low-rank factors, with or without the timestep rank mask.
 public enum TrainingMethod: String, CaseIterable, Codable, Sendable {
     case tlora
     case vanillaTlora = "vanilla-tlora"

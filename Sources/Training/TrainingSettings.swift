@@ -68,7 +68,7 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
 }
 
 extension TrainingSettings {
-    /// The training facts recorded in every checkpoint's metadata (design.md §3 `tlora.*` keys).
+    /// The training facts recorded in every checkpoint's metadata (the `tlora.*` keys of docs/formats.md, "Metadata").
     public func metadata(steps done: Int) -> [String: String] {
         let facts: [String: String] = [
             "tlora.token": token, "tlora.class": className, "tlora.prompt": renderedPrompt,

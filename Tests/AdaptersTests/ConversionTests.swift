@@ -4,7 +4,8 @@ import SafeTensors
 import Testing
 @testable import Adapters
 
-/// Conversions reproduce ΔW(t) (design.md §4): round trips, baking, compression, LoRA → T-LoRA.
+/// Conversions reproduce ΔW(t) (docs/contract.md, "Conversion, diff and ranks"): round trips, baking,
+/// compression, LoRA → T-LoRA.
 struct ConversionTests {
     static let timesteps: [Double] = [0, 1, 250, 500, 750, 999]
 

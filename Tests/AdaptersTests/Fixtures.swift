@@ -26,7 +26,7 @@ enum Fixtures {
     }
 }
 
-/// design.md §10: max|a − b| ≤ tol · max|b|.
+/// docs/contract.md, "Tolerances": max|a − b| ≤ tol · max|b|.
 func scaleRelativeError(_ a: [Float], _ b: [Float]) -> Double {
     precondition(a.count == b.count)
     let scale = b.map { Double(abs($0)) }.max() ?? 0

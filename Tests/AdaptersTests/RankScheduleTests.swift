@@ -2,14 +2,14 @@ import Testing
 @testable import Adapters
 
 struct RankScheduleTests {
-    /// method.md §1.2: R = 64, r_min = 32, α = 1.
+    /// docs/method.md, "Rank schedule": R = 64, r_min = 32, α = 1.
     @Test func paperTable() {
         let s = RankSchedule(maxRank: 64, minRank: 32)
         let table: [(Double, Int)] = [(0, 64), (1, 63), (250, 56), (500, 48), (750, 40), (968, 33), (969, 32), (999, 32), (1000, 32)]
         for (t, r) in table { #expect(s.rank(at: t) == r, "r(\(t))") }
     }
 
-    /// The 25-step Euler inference timesteps of method.md §1.2.
+    /// The 25-step Euler inference timesteps of docs/method.md, "Rank schedule".
     @Test func inferenceTimesteps() {
         let s = RankSchedule(maxRank: 64, minRank: 32)
         let expected = [33, 34, 35, 37, 38, 39, 40, 42, 43, 44, 46, 47, 48, 49, 51, 52, 53, 55, 56, 57, 58, 60, 61, 62, 63]

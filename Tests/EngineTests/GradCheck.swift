@@ -25,7 +25,7 @@ struct TestRandom {
     }
 }
 
-/// Scale-relative error max|a − b| / max|b| (design §10 tolerances).
+/// Scale-relative error max|a − b| / max|b| (docs/contract.md, "Tolerances").
 func relativeError<T: Scalar>(_ a: Tensor<T>, _ b: Tensor<T>) -> Double {
     precondition(a.count == b.count)
     var diff = 0.0, ref = 0.0

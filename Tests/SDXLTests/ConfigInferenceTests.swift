@@ -24,7 +24,7 @@ struct ConfigInferenceTests {
     }
 
     @Test func sdxlBaseShapesGiveSDXLConfig() throws {
-        // Shapes of the real SDXL base UNet (formats.md §2.1), without any weights.
+        // Shapes of the real SDXL base UNet (docs/formats.md, "Architecture"), without any weights.
         let structure = UNetStructure(levels: 3, layersPerBlock: 2, downDepths: [0, 2, 10], midDepth: 10, upDepths: [10, 2, 0])
         let shapes: [String: [Int]] = [
             "down_blocks.0.resnets.0.conv1.weight": [320, 320, 3, 3],

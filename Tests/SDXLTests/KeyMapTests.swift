@@ -37,7 +37,7 @@ struct KeyMapTests {
     }
 
     @Test func sdxlBaseBlockMapping() {
-        // formats.md §2.4 for the real SDXL structure.
+        // docs/formats.md, "Block mapping", for the real SDXL structure.
         let sdxl = UNetStructure(levels: 3, layersPerBlock: 2, downDepths: [0, 2, 10], midDepth: 10, upDepths: [10, 2, 0])
         let cases = [
             ("input_blocks.4.1.transformer_blocks.0.attn1.to_q.weight", "down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.weight"),

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import SafeTensors
 
-/// Every rule of formats.md §1, each violation as its own case.
+/// Every rule of docs/formats.md, "The reader's checks", each violation as its own case.
 struct ReaderValidationTests {
     let eightBytes = [UInt8](repeating: 1, count: 8)
 

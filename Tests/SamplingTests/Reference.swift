@@ -24,7 +24,7 @@ enum Reference {
         return out
     }
 
-    /// max|a − b| / max|b| (design.md §10).
+    /// max|a − b| / max|b| (docs/contract.md, "Tolerances").
     static func scaleRelative(_ a: [Float], _ b: [Float]) -> Double {
         precondition(a.count == b.count, "\(a.count) vs \(b.count) values")
         var diff = 0.0, scale = 0.0

@@ -2,8 +2,9 @@ import Engine
 import Testing
 @testable import Training
 
-/// The ortho initialisation's properties (method.md §1.3): orthonormal Q rows and P columns, λ the selected
-/// singular values of an N(0, 1/R²) matrix, frozen copies equal to the trainable factors (ΔW = 0).
+/// The ortho initialisation's properties (docs/method.md, "Initialisation"): orthonormal Q rows and P
+/// columns, λ the selected singular values of an N(0, 1/R²) matrix, frozen copies equal to the trainable
+/// factors (ΔW = 0).
 @Suite struct InitializerTests {
     static func orthonormalityError(_ a: Tensor<Float>, rowsAreVectors: Bool) -> Double {
         let (rows, cols) = (a.shape[0], a.shape[1])

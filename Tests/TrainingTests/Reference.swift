@@ -44,7 +44,7 @@ enum Reference {
             scalingFactor: 1, seed: 0)
     }
 
-    /// max|a − b| / max|b| (design §10).
+    /// max|a − b| / max|b| (docs/contract.md, "Tolerances").
     static func scaleRelative(_ a: Tensor<Float>, _ b: Tensor<Float>) -> Double {
         precondition(a.count == b.count, "\(a.shape) vs \(b.shape)")
         var diff = 0.0, scale = 0.0

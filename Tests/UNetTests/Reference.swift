@@ -43,7 +43,7 @@ enum Reference {
         try SDXLUNet(model: try SDXLModel.open(path(layouts[layout]!)))
     }
 
-    /// max|a − b| / max|b| (design §10).
+    /// max|a − b| / max|b| (docs/contract.md, "Tolerances").
     static func scaleRelative(_ a: Tensor<Float>, _ b: Tensor<Float>) -> Double {
         precondition(a.shape == b.shape, "\(a.shape) vs \(b.shape)")
         var diff = 0.0, scale = 0.0

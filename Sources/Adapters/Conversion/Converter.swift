@@ -1,7 +1,7 @@
 import Foundation
 import SafeTensors
 
-/// What `tlkit convert` was asked for (design.md §4, §10).
+/// What `tlkit convert` was asked for (docs/contract.md, "Conversion, diff and ranks").
 public struct ConvertRequest: Sendable {
     public var to: OutputFormat
     public var atTimestep: Double?

@@ -7,7 +7,8 @@ public struct ModuleKeys: Sendable {
     public var tensors: [FactorRole: String]
 }
 
-/// A file's tensors grouped into adapted modules, by the suffix conventions of each format (formats.md §3).
+/// A file's tensors grouped into adapted modules, by the suffix conventions of each format
+/// (docs/formats.md, "Adapter formats").
 public struct AdapterKeys: Sendable {
     public let format: AdapterFormat
     public let modules: [ModuleKeys]

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The `__metadata__` each output format carries (design.md §4, §10; formats.md §3.4).
+/// The `__metadata__` each output format carries (docs/formats.md, "Metadata").
 enum AdapterMetadata {
     static let trainingFacts = ["tlora.token", "tlora.class", "tlora.prompt", "tlora.steps", "tlora.seed", "tlora.init",
                                 "tlora.base_model_sha256", "tlora.baked_at_timestep", "tlora.merged_from"]

@@ -27,7 +27,8 @@ public struct ModuleInfo: Sendable, Equatable {
     public var component: String { String(name.prefix { $0 != "." }) }
 }
 
-/// An adapter = method + optional timestep schedule + modules + metadata (design.md §3).
+/// An adapter = method + optional timestep schedule + modules + metadata (docs/method.md,
+/// "Parametrisations"; docs/formats.md, "Metadata").
 /// Factors are loaded module by module from their source, so large adapters stream.
 public struct Adapter: Sendable {
     public var format: AdapterFormat

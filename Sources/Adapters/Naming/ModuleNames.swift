@@ -2,7 +2,8 @@ import Foundation
 import SDXL
 
 /// All adapter module-name conversion, in one place, by lookup tables built from the module list of the
-/// SDXL architecture (design.md §3): canonical names are `<component>.<diffusers module path>`.
+/// SDXL architecture (docs/formats.md, "Adapter module names"): canonical names are
+/// `<component>.<diffusers module path>`.
 public enum ModuleNames {
     /// A structure that contains SDXL base and the smaller fixtures: block indices map the same way
     /// whatever the depth, so one table serves both (deeper blocks are simply unused by small models).

@@ -4,7 +4,7 @@ import Foundation
 
 /// An adapter on the command line: a path, `-`, an adapter folder, or a catalog reference (`NAME`,
 /// `NAME@VERSION`, `catalog:NAME`), optionally followed by `:WEIGHT`. The whole argument is tried as a
-/// path first, so paths containing ':' still work (design.md §10).
+/// path first, so paths containing ':' still work (docs/contract.md, "Adapter arguments").
 struct AdapterArgument {
     let reference: String
     let weight: Double?

@@ -7,8 +7,8 @@ import SafeTensors
 import Glibc
 #endif
 
-/// Runs tlkit with design.md's exit codes: usage errors exit 2 (ArgumentParser's default is 64),
-/// runtime failures 1, each with a one-line message naming what was wrong.
+/// Runs tlkit with the exit codes of docs/contract.md ("Exit codes"): usage errors exit 2 (ArgumentParser's
+/// default is 64), runtime failures 1, each with a one-line message naming what was wrong.
 public func runTLKit(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
     Interruption.install()
     configureProcess()
@@ -92,7 +92,7 @@ enum Interruption {
     }
 }
 
-/// A failure a command has already described; `exitCode` follows design.md §10.
+/// A failure a command has already described; `exitCode` follows docs/contract.md, "Exit codes".
 public struct CommandFailure: Error, CustomStringConvertible {
     public let message: String
     public let exitCode: Int32

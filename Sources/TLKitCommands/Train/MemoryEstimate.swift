@@ -3,9 +3,10 @@ import SDXL
 import Training
 import UNet
 
-/// The memory estimate printed before the first step (design.md §10): the Float32 UNet weights, the adapter
-/// with its gradients and AdamW moments, and the activations kept for backward, a rough figure proportional
-/// to the latent area and the first level's width. The measured peak is printed after the first step.
+/// The memory estimate printed before the first step (docs/contract.md, "Training"): the Float32 UNet
+/// weights, the adapter with its gradients and AdamW moments, and the activations kept for backward, a
+/// rough figure proportional to the latent area and the first level's width. The measured peak is printed
+/// after the first step.
 struct MemoryEstimate {
     let weights: Int
     let adapter: Int
