@@ -16,6 +16,7 @@ public enum Parallel {
             let n = max(1, newValue)
             lock.withLock { current = n }
             openblas_set_num_threads(Int32(n))
+            setOpenMPThreads(n)
         }
     }
 
@@ -57,6 +58,14 @@ public enum Parallel {
             }
         }
     }
+}
+
+/// oneDNN's threads are OpenMP's: its runtime (libgomp, loaded with oneDNN) is told the same count.
+/// Looked up at run time because OpenMP has no module of its own here.
+private func setOpenMPThreads(_ n: Int) {
+    typealias SetThreads = @convention(c) (Int32) -> Void
+    guard let symbol = dlsym(nil, "omp_set_num_threads") else { return }  // nil: RTLD_DEFAULT, every loaded library
+    unsafeBitCast(symbol, to: SetThreads.self)(Int32(n))
 }
 
 @usableFromInline

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Reusable work buffers (im2col columns, attention scores).
+/// Reusable work buffers (im2col columns, attention scores, bf16 copies of activations).
 ///
 /// A fresh 16 MB allocation per convolution costs thousands of page faults
 /// and a memset — 10–20 % of a 640-channel 3×3 convolution at 32×32. Buffers
@@ -16,6 +16,13 @@ enum Scratch {
         let buffer = take(bytes)
         defer { give(buffer) }
         return body(buffer.pointer.bindMemory(to: T.self, capacity: max(count, 1)))
+    }
+
+    /// The same for untyped bytes (bf16 staging buffers, oneDNN layouts).
+    static func withBytes<R>(_ bytes: Int, _ body: (UnsafeMutableRawPointer) -> R) -> R {
+        let buffer = take(max(bytes, 1))
+        defer { give(buffer) }
+        return body(buffer.pointer)
     }
 
     /// The smallest cached buffer that fits, else a new 64-byte aligned one.

@@ -1,3 +1,5 @@
+import Engine
+
 /// Every setting of a run, as written to `train.json` and compared on `--resume`.
 public struct TrainingSettings: Codable, Equatable, Sendable {
     public var model: String
@@ -19,11 +21,13 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
     public var resolution: Int
     public var seed: UInt64
     public var checkpointEvery: Int
+    /// The arithmetic of the frozen UNet (nil in runs recorded before bf16 existed: fp32).
+    public var precision: Precision?
 
     public init(model: String, vae: String? = nil, images: [String], token: String, className: String, prompt: String,
                 method: TrainingMethod = .tlora, rank: Int = 64, minRank: Int = 32, rankAlpha: Double = 1,
                 initialization: InitSpectrum = .last, steps: Int = 800, optimizer: AdamW.Settings = AdamW.Settings(),
-                resolution: Int = 1024, seed: UInt64 = 0, checkpointEvery: Int = 100) {
+                resolution: Int = 1024, seed: UInt64 = 0, checkpointEvery: Int = 100, precision: Precision? = nil) {
         self.model = model
         self.vae = vae
         self.images = images
@@ -40,6 +44,7 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
         self.resolution = resolution
         self.seed = seed
         self.checkpointEvery = checkpointEvery
+        self.precision = precision
     }
 
     /// The prompt with `{token}` and `{class}` filled in (the official "a photo of sks dog").

@@ -34,7 +34,9 @@ extension DenseLayer {
         let x = recorded(savedInput, path)
         savedInput = nil
         let dx = needInput ? Tensor<Float>(zeros: x.shape) : nil
-        if let dx { Linear.backward(dy: dy, x: x, weight: weight, dx: dx, dWeight: nil, dBias: nil) }
+        if let dx {
+            if let bf16 { bf16.backwardData(dy: dy, dx: dx) } else { Linear.backward(dy: dy, x: x, weight: weight, dx: dx, dWeight: nil, dBias: nil) }
+        }
         if let b = pass.bindings[path]?.first, let g = grads.factors[path] {
             LowRankAdapter.backward(dy: dy, x: x, factors: b.factors, active: b.active, dx: dx, gradients: g)
         }
@@ -47,7 +49,11 @@ extension ConvLayer {
         let x = recorded(savedInput, "conv input")
         savedInput = nil
         let dx = Tensor<Float>(zeros: x.shape)
-        Conv2d.backward(dy: dy, x: x, weight: weight, stride: stride, padding: padding, dx: dx, dWeight: nil, dBias: nil)
+        if let bf16 {
+            bf16.backwardData(dy: dy, dx: dx)
+        } else {
+            Conv2d.backward(dy: dy, x: x, weight: weight, stride: stride, padding: padding, dx: dx, dWeight: nil, dBias: nil)
+        }
         return dx
     }
 }

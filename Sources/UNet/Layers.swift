@@ -34,24 +34,32 @@ final class UNetPass {
 
 /// A frozen Linear, optionally hooked by adapters (two thin GEMMs each, ΔW never formed).
 /// x [N…, in] → y [N…, out]. Unmasked adapters may be merged into `weight` (the layer's own copy).
+/// In bf16 (`use(.bf16)`) the weight lives rounded in `bf16` and `weight` is released.
 final class DenseLayer {
     let path: String
     var weight: Tensor<Float>
+    private(set) var bf16: BF16Linear?
     let bias: Tensor<Float>?
+    let inFeatures: Int, outFeatures: Int
     var savedInput: Tensor<Float>?
 
     init(_ source: UNetWeightSource, _ path: String, bias: Bool = true) throws {
         self.path = path
         weight = try source.tensor(path + ".weight")
         guard weight.rank == 2 else { throw UNetError.badShape(path + ".weight", expected: [-1, -1], got: weight.shape) }
+        (outFeatures, inFeatures) = (weight.shape[0], weight.shape[1])
         self.bias = bias && source.has(path + ".bias") ? try source.tensor(path + ".bias", shape: [weight.shape[0]]) : nil
     }
 
-    var inFeatures: Int { weight.shape[1] }
-    var outFeatures: Int { weight.shape[0] }
+    /// Rounds the weight to bf16 for oneDNN's products and releases the Float32 copy (once; fp32 is a no-op).
+    func use(_ precision: Precision) {
+        guard precision == .bf16, bf16 == nil else { return }
+        bf16 = BF16Linear(weight: weight)
+        weight = Tensor<Float>(zeros: [0, inFeatures])
+    }
 
     func forward(_ x: Tensor<Float>, _ pass: UNetPass) -> Tensor<Float> {
-        let y = Linear.forward(x: x, weight: weight, bias: bias)
+        let y = bf16?.forward(x: x, bias: bias) ?? Linear.forward(x: x, weight: weight, bias: bias)
         for b in pass.bindings[path] ?? [] {
             LowRankAdapter.forward(x: x, factors: b.factors, active: b.active, y: y)
         }
@@ -61,11 +69,13 @@ final class DenseLayer {
 }
 
 /// A frozen 2-D convolution (3×3 with padding 1, or 1×1). x [B, Cin, H, W] → y [B, Cout, Ho, Wo].
+/// In bf16 (`use(.bf16)`) the weight lives in `bf16` and `weight` is released.
 final class ConvLayer {
-    let weight: Tensor<Float>
+    private(set) var weight: Tensor<Float>
+    private(set) var bf16: BF16Conv2d?
     let bias: Tensor<Float>?
     let stride: Int
-    var padding: Int { weight.shape[2] / 2 }
+    let inChannels: Int, outChannels: Int, padding: Int
     var savedInput: Tensor<Float>?
 
     init(_ source: UNetWeightSource, _ path: String, stride: Int = 1) throws {
@@ -75,13 +85,19 @@ final class ConvLayer {
         }
         bias = source.has(path + ".bias") ? try source.tensor(path + ".bias", shape: [weight.shape[0]]) : nil
         self.stride = stride
+        (outChannels, inChannels, padding) = (weight.shape[0], weight.shape[1], weight.shape[2] / 2)
     }
 
-    var outChannels: Int { weight.shape[0] }
+    /// Rounds the weight to bf16 for oneDNN's convolutions and releases the Float32 copy (once; fp32 is a no-op).
+    func use(_ precision: Precision) {
+        guard precision == .bf16, bf16 == nil else { return }
+        bf16 = BF16Conv2d(weight: weight, stride: stride, padding: padding)
+        weight = Tensor<Float>(zeros: [outChannels, inChannels, 0, 0])
+    }
 
     func forward(_ x: Tensor<Float>, _ pass: UNetPass) -> Tensor<Float> {
         savedInput = pass.recording ? x : nil
-        return Conv2d.forward(x: x, weight: weight, bias: bias, stride: stride, padding: padding)
+        return bf16?.forward(x: x, bias: bias) ?? Conv2d.forward(x: x, weight: weight, bias: bias, stride: stride, padding: padding)
     }
 }
 

@@ -40,6 +40,8 @@ public final class SDXLUNet {
     let linears: [String: DenseLayer]
     /// The loaded weights of layers whose weight now holds merged adapters (see `mergeIntoWeights(restorable:)`).
     var unmergedWeights: [String: Tensor<Float>] = [:]
+    /// The arithmetic of the frozen products (see `use(_:)`).
+    public internal(set) var precision: Precision = .fp32
     /// What the recording forward pass kept for backward beyond the layers' own inputs.
     var recorded: (pass: UNetPass, concatShapes: [[[Int]]], normOut: Tensor<Float>)?
 
@@ -175,9 +177,9 @@ public final class SDXLUNet {
 
     func validate(latents: Tensor<Float>, context: Tensor<Float>, textEmbeds: Tensor<Float>, timeIds: Tensor<Float>) throws {
         let factor = 1 << (config.structure.levels - 1)
-        guard latents.rank == 4, latents.shape[1] == convIn.weight.shape[1],
+        guard latents.rank == 4, latents.shape[1] == convIn.inChannels,
               latents.shape[2] % factor == 0, latents.shape[3] % factor == 0 else {
-            throw UNetError.badInput("latents \(latents.shape): want [B, \(convIn.weight.shape[1]), H, W] with H, W multiples of \(factor)")
+            throw UNetError.badInput("latents \(latents.shape): want [B, \(convIn.inChannels), H, W] with H, W multiples of \(factor)")
         }
         let b = latents.shape[0]
         guard context.rank == 3, context.shape[0] == b, context.shape[2] == config.contextDim else {

@@ -44,6 +44,9 @@ extension SDXLUNet {
     /// goes into a new one, for `restoreWeights` (twice the memory of the adapted layers). Throws when a
     /// module does not fit (use `fit` first).
     public func mergeIntoWeights(_ adapter: UNetAdapter, restorable: Bool = false) throws {
+        guard precision == .fp32 else {
+            throw UNetError.adapterMismatch("adapters are merged into the Float32 weights before the UNet switches to bf16")
+        }
         for (path, module) in adapter.modules {
             guard let layer = linears[path] else { continue }
             if let why = Self.mismatch(module, layer) { throw UNetError.adapterMismatch("\(path) \(why)") }

@@ -27,7 +27,7 @@ import TextEncoders
 
     /// Samples with the adapters applied first; `conditioning` runs after them, so text-encoder modules
     /// merged into `encoders` act on the prompt.
-    func run(_ adapterFiles: [(String, Float)], encoders: SDXLTextEncoders? = nil,
+    func run(_ adapterFiles: [(String, Float)], encoders: SDXLTextEncoders? = nil, precision: Precision = .fp32,
              conditioning: () throws -> Conditioning) throws -> (Tensor<Float>, AdapterStack) {
         let model = try SDXLModel.open(Reference.model)
         let unet = try SDXLUNet(model: model)
@@ -35,6 +35,7 @@ import TextEncoders
             AdapterStack.Entry(adapter: try AdapterReader.read(Reference.path(file)), scale: scale, label: file)
         }
         let stack = try AdapterStack(entries, unet: unet, textEncoders: encoders)
+        unet.use(precision)
         let conditioning = try conditioning()
         let scheduler = try EulerDiscreteScheduler(config: .sdxl, steps: Reference.steps)
         let sampler = SDXLSampler(unet: unet, scheduler: scheduler, guidance: Reference.guidance)
@@ -61,6 +62,18 @@ import TextEncoders
             #expect((report.schedule != nil) == report.label.contains("official"))
             #expect(report.scheduleFromMetadata == false)
         }
+    }
+
+    /// bf16 against the Float32 path on the same inputs: final latents within 5e-2 of their scale, with a
+    /// merged LoRA and a masked T-LoRA hooked per step.
+    @Test(.enabled(if: Precision.hardwareHasBF16, "needs native bf16 (AVX-512 BF16 or AMX); skipped on this CPU"),
+          arguments: ["base", "peft0.5+official-ortho"])
+    func bf16FinalLatentsFollowFloat32(run name: String) throws {
+        let (fp32, _) = try run(Self.adapters[name]!) { try Conditioning(file: Reference.inputs) }
+        let (bf16, _) = try run(Self.adapters[name]!, precision: .bf16) { try Conditioning(file: Reference.inputs) }
+        let err = Reference.scaleRelative(bf16.array, fp32.array)
+        print("sampling \(name) bf16 vs fp32: \(err)")
+        #expect(err <= 5e-2)
     }
 
     @Test func finalLatentsFromThePromptEqualDiffusers() throws {

@@ -83,6 +83,7 @@ struct Sample: ParsableCommand {
     @OptionGroup var schedule: ScheduleOptions
 
     @OptionGroup var threads: ThreadsOption
+    @OptionGroup var precision: PrecisionOption
 
     @OptionGroup var catalog: CatalogOption
 
@@ -125,6 +126,9 @@ struct Sample: ParsableCommand {
             }
             let (stack, conditioning) = try applyAndEncode(entries, unet: unet, modelFile: modelFile)
             for report in stack.reports { progress.adapter(report) }
+            // After the merges: unmasked adapters are summed into the Float32 weights, then rounded once.
+            unet.use(precision.resolved)
+            progress.note(precision.summary, json: .object([("event", .string("precision")), ("precision", .string(precision.resolved.rawValue))]))
             let scheduler = try EulerDiscreteScheduler(config: try schedulerConfig(), steps: steps)
             let sampler = SDXLSampler(unet: unet, scheduler: scheduler, guidance: Float(guidance))
             OperationProfile.reset()

@@ -3,17 +3,20 @@ import SDXL
 import Training
 import UNet
 
-/// The memory estimate printed before the first step (docs/contract.md, "Training"): the Float32 UNet
-/// weights, the adapter with its gradients and AdamW moments, and the activations kept for backward, a
+/// The memory estimate printed before the first step (docs/contract.md, "Training"): the UNet's frozen
+/// weights as held (Float32 or bf16), the adapter with its gradients and AdamW moments, and the activations kept for backward, a
 /// rough figure proportional to the latent area and the first level's width. The measured peak is printed
 /// after the first step.
 struct MemoryEstimate {
     let weights: Int
     let adapter: Int
     let activations: Int
+    /// Memory this process can still take (MemAvailable, bounded by a cgroup limit), measured with the
+    /// UNet already loaded, so it is what activations and the optimizer state have left.
+    let available: Int?
 
-    init(unet: SDXLUNet, adapter: TrainableAdapter, settings: TrainingSettings, model: SDXLModel) {
-        weights = model.tensorNames(.unet).reduce(0) { $0 + 4 * (model.shape(.unet, $1)?.reduce(1, *) ?? 0) }
+    init(unet: SDXLUNet, adapter: TrainableAdapter, settings: TrainingSettings, available: Int? = AvailableMemory.bytes()) {
+        weights = unet.frozenWeightBytes
         // Trainable and frozen factors, gradients, two moments.
         let trainable = adapter.parameters.reduce(0) { $0 + $1.tensor.count }
         self.adapter = 4 * trainable * (adapter.method.isOrtho ? 5 : 4)
@@ -21,16 +24,27 @@ struct MemoryEstimate {
         let latentPixels = (settings.resolution / 8) * (settings.resolution / 8)
         // Kept activations per latent pixel per first-level channel (order of magnitude, from the layer list).
         activations = latentPixels * c * 2_100
+        self.available = available
     }
 
-    /// `--recompute auto` turns recomputation on when keeping every activation would take more than half
-    /// of the machine's memory (with it, activations shrink to block inputs plus one block's worth).
-    func recompute(_ mode: RecomputeMode) -> Bool {
+    /// Room kept free beside the estimate: scratch buffers, attention blocks, allocator slack, and the
+    /// estimate's own roughness (a quarter of it).
+    var margin: Int { (1 << 30) + activations / 4 }
+
+    /// `--recompute auto` recomputes only when keeping every activation would not fit in the memory still
+    /// available (with recomputation, activations shrink to block inputs plus one block's worth).
+    /// (SDXL fp32 at 1024 px: 23 GB estimated without recomputation; 14.6 GB measured peak with it.)
+    func recompute(_ mode: RecomputeMode) -> (on: Bool, why: String) {
         switch mode {
-        case .on: return true
-        case .off: return false
-        case .auto: return weights + adapter + activations > Int(ProcessInfo.processInfo.physicalMemory / 2)
-        // (SDXL at 1024 px: 23 GB estimated without recomputation; 14.6 GB measured peak with it.)
+        case .on: return (true, "activation recomputation on (--recompute on)")
+        case .off: return (false, "activation recomputation off (--recompute off)")
+        case .auto:
+            let need = activations + adapter + margin
+            guard let available else {
+                return (false, "activation recomputation off (available memory unknown; --recompute on if memory runs out)")
+            }
+            let facts = "about \(Self.bytes(need)) needed with a margin, \(Self.bytes(available)) available"
+            return need > available ? (true, "activation recomputation on: \(facts)") : (false, "activation recomputation off: \(facts)")
         }
     }
 
@@ -44,6 +58,35 @@ struct MemoryEstimate {
         if v >= 1e9 { return String(format: "%.1f GB", v / 1e9) }
         if v >= 1e6 { return String(format: "%.0f MB", v / 1e6) }
         return String(format: "%.0f KB", v / 1e3)
+    }
+}
+
+/// Memory a process may still take: MemAvailable from /proc/meminfo, bounded by the cgroup's limit less its
+/// usage when the process runs in a limited cgroup (containers, systemd slices). nil where neither is readable.
+enum AvailableMemory {
+    static func bytes() -> Int? {
+        let system = meminfo("MemAvailable")
+        guard let limit = cgroupFile("memory.max"), let used = cgroupFile("memory.current") else { return system }
+        return min(system ?? Int.max, max(0, limit - used))
+    }
+
+    /// A "Key:   123 kB" line of /proc/meminfo, in bytes.
+    static func meminfo(_ key: String) -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix(key + ":") {
+            let fields = line.split(separator: " ")
+            if fields.count >= 2, let kb = Int(fields[1]) { return kb * 1024 }
+        }
+        return nil
+    }
+
+    /// A number from this process's cgroup v2 folder ("max" and unreadable files give nil).
+    static func cgroupFile(_ name: String) -> Int? {
+        guard let membership = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8),
+              let line = membership.split(separator: "\n").first(where: { $0.hasPrefix("0::") }) else { return nil }
+        let path = "/sys/fs/cgroup" + line.dropFirst(3) + "/" + name
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        return Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }
 

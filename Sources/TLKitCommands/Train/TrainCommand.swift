@@ -85,6 +85,7 @@ struct Train: ParsableCommand {
 
     @OptionGroup var catalog: CatalogOption
     @OptionGroup var threads: ThreadsOption
+    @OptionGroup var precision: PrecisionOption
 
     func validate() throws {
         if images.isEmpty && !resume { throw ValidationError("give at least one --image") }
@@ -98,7 +99,7 @@ struct Train: ParsableCommand {
             model: model, vae: vae, images: images, token: token, className: className ?? "", prompt: prompt, method: method,
             rank: rank, minRank: minRank, rankAlpha: rankAlpha, initialization: initialization, steps: steps,
             optimizer: AdamW.Settings(learningRate: lr, weightDecay: weightDecay), resolution: resolution, seed: seed,
-            checkpointEvery: checkpointEvery)
+            checkpointEvery: checkpointEvery, precision: precision.resolved)
     }
 
     func run() throws {

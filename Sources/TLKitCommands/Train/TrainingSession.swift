@@ -74,6 +74,9 @@ struct TrainingSession {
             return (try TrainingImages.examples(settings: settings, vae: vae, log: note), vae.scalingFactor)
         }()
         let unet = try SDXLUNet(model: model)
+        let precision = settings.precision ?? .fp32
+        unet.use(precision)
+        note("precision \(precision.rawValue)" + (resume ? " (the run's own)" : ""))
 
         let adapter: TrainableAdapter, optimizer: AdamW
         if resume {
@@ -90,9 +93,11 @@ struct TrainingSession {
         let trainer = Trainer(unet: unet, adapter: adapter, optimizer: optimizer, examples: examples,
                               conditioning: conditioning, scalingFactor: scalingFactor, seed: settings.seed)
         trainer.shouldStop = { Interruption.requested != nil }
-        let estimate = MemoryEstimate(unet: unet, adapter: adapter, settings: settings, model: model)
-        trainer.recompute = estimate.recompute(recompute)
-        note(estimate.summary + (trainer.recompute ? "; activation recomputation on" : ""))
+        let estimate = MemoryEstimate(unet: unet, adapter: adapter, settings: settings)
+        let decision = estimate.recompute(recompute)
+        trainer.recompute = decision.on
+        note(estimate.summary)
+        note(decision.why)
 
         let progress = TrainingProgress(total: settings.steps, start: start, json: json)
         var record = RunFolder.Record(settings: settings, losses: losses, secondsPerStep: nil, finished: false)

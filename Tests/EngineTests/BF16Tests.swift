@@ -1,0 +1,103 @@
+import Engine
+import Testing
+
+/// The bf16 kernels against Float32 arithmetic on the same bf16-rounded operands: rounding the inputs is
+/// the only approximation bf16 makes here (oneDNN accumulates in Float32), so what remains is summation
+/// order, within 1e-5 of the output's scale. A second check bounds the whole bf16 error against the
+/// unrounded Float32 product (≤ 1e-2, about 2⁻⁸ · √k for random operands of size k).
+@Suite(.enabled(if: Precision.hardwareHasBF16, "needs native bf16 (AVX-512 BF16 or AMX); skipped on this CPU"))
+struct BF16Tests {
+    @Test func roundsToNearestEvenAsPyTorch() {
+        #expect(BFloat16.bits(1) == 0x3F80)
+        #expect(BFloat16.bits(-2) == 0xC000)
+        // 1 + 2⁻⁸ lies halfway between 1 and 1 + 2⁻⁷: ties go to the even mantissa (1).
+        #expect(BFloat16.bits(1 + 0x1p-8) == 0x3F80)
+        // 1 + 3·2⁻⁸ lies halfway between 1 + 2⁻⁷ and 1 + 2⁻⁶: even is 1 + 2⁻⁶.
+        #expect(BFloat16.bits(1 + 3 * 0x1p-8) == 0x3F82)
+        #expect(BFloat16.bits(1 + 0x1p-8 + 0x1p-20) == 0x3F81)
+        #expect(BFloat16.bits(.infinity) == 0x7F80 && BFloat16.bits(-.infinity) == 0xFF80)
+        #expect(BFloat16.float(BFloat16.bits(.nan)).isNaN)
+        // The largest Float32 rounds up past bf16's largest finite value: infinity, as torch's conversion.
+        #expect(BFloat16.bits(.greatestFiniteMagnitude) == 0x7F80)
+        #expect(BFloat16.rounded(3.140625) == 3.140625)
+    }
+
+    @Test(arguments: [(1, 7, 5), (37, 64, 48), (300, 96, 160)])
+    func linearMatchesRoundedFloat32(n: Int, inF: Int, outF: Int) {
+        var rng = TestRandom(seed: UInt64(n * 1000 + inF))
+        let x = rng.floats([n, inF]), w = rng.floats([outF, inF]), b = rng.floats([outF])
+        let layer = BF16Linear(weight: w)
+        let y = layer.forward(x: x, bias: b)
+        let exact = Linear.forward(x: rounded(x), weight: rounded(w), bias: b)
+        let err = scaleRelative(y, exact), whole = scaleRelative(y, Linear.forward(x: x, weight: w, bias: b))
+        print("BF16Linear \(n)×\(inF)×\(outF): vs rounded operands \(err), vs Float32 \(whole)")
+        #expect(err <= 1e-5)
+        #expect(whole <= 1e-2)
+
+        // Backward data accumulates into dx like Linear.backward.
+        let dy = rng.floats([n, outF]), dx = rng.floats([n, inF]), dxRef = dx.clone()
+        layer.backwardData(dy: dy, dx: dx)
+        Linear.backward(dy: rounded(dy), x: x, weight: rounded(w), dx: dxRef, dWeight: nil, dBias: nil)
+        let backErr = scaleRelative(dx, dxRef)
+        print("BF16Linear \(n)×\(inF)×\(outF) backward: \(backErr)")
+        #expect(backErr <= 1e-5)
+    }
+
+    @Test func linearRunsOnNativeBF16Kernels() {
+        var rng = TestRandom(seed: 3)
+        let layer = BF16Linear(weight: rng.floats([64, 64]))
+        let impl = layer.forwardImplementation(rows: 128)
+        print("BF16Linear implementation: \(impl)")
+        #expect(impl.contains("bf16") && !impl.contains("ref"), "\(impl)")
+    }
+
+    /// (kernel, stride, padding, trailing padding): SDXL's 3×3, its stride-2 downsampler, 1×1 shortcuts,
+    /// and the VAE encoder's (0, 1) padded downsampler.
+    static let convCases = [(3, 1, 1, 1), (3, 2, 1, 1), (1, 1, 0, 0), (3, 2, 0, 1)]
+
+    @Test(arguments: convCases)
+    func convolutionMatchesRoundedFloat32(kernel: Int, stride: Int, padding: Int, trailing: Int) {
+        var rng = TestRandom(seed: UInt64(kernel * 10 + stride))
+        let x = rng.floats([2, 24, 10, 12]), w = rng.floats([40, 24, kernel, kernel]), b = rng.floats([40])
+        let layer = BF16Conv2d(weight: w, stride: stride, padding: padding, trailingPadding: trailing)
+        let y = layer.forward(x: x, bias: b)
+        let exact = Conv2d.forward(x: rounded(x), weight: rounded(w), bias: b, stride: stride, padding: padding, trailingPadding: trailing)
+        let err = scaleRelative(y, exact)
+        let whole = scaleRelative(y, Conv2d.forward(x: x, weight: w, bias: b, stride: stride, padding: padding, trailingPadding: trailing))
+        print("BF16Conv2d \(kernel)×\(kernel)/\(stride) pad (\(padding), \(trailing)): vs rounded operands \(err), vs Float32 \(whole)")
+        #expect(err <= 1e-5)
+        #expect(whole <= 1e-2)
+
+        let dy = rng.floats(y.shape), dx = rng.floats(x.shape), dxRef = dx.clone()
+        layer.backwardData(dy: dy, dx: dx)
+        Conv2d.backward(dy: rounded(dy), x: x, weight: rounded(w), stride: stride, padding: padding, trailingPadding: trailing,
+                        dx: dxRef, dWeight: nil, dBias: nil)
+        let backErr = scaleRelative(dx, dxRef)
+        print("BF16Conv2d \(kernel)×\(kernel)/\(stride) backward: \(backErr)")
+        #expect(backErr <= 1e-5)
+        // Another input size gets its own primitive (and, if it asks for one, its own weight layout).
+        let small = rng.floats([1, 24, 6, 8])
+        let smallErr = scaleRelative(layer.forward(x: small, bias: nil), Conv2d.forward(
+            x: rounded(small), weight: rounded(w), bias: nil, stride: stride, padding: padding, trailingPadding: trailing))
+        #expect(smallErr <= 1e-5)
+    }
+
+    @Test func convolutionRunsOnNativeBF16Kernels() {
+        var rng = TestRandom(seed: 4)
+        let layer = BF16Conv2d(weight: rng.floats([64, 64, 3, 3]), padding: 1)
+        let impl = layer.forwardImplementation(batch: 1, height: 16, width: 16)
+        print("BF16Conv2d implementation: \(impl)")
+        #expect(impl.contains("bf16") && !impl.contains("ref"), "\(impl)")
+    }
+
+    // MARK: Helpers
+
+    func rounded(_ t: Tensor<Float>) -> Tensor<Float> { Tensor(shape: t.shape) { BFloat16.rounded(t[$0]) } }
+
+    func scaleRelative(_ a: Tensor<Float>, _ b: Tensor<Float>) -> Double { relativeError(a, b) }
+}
+
+extension TestRandom {
+    mutating func floats(_ shape: [Int]) -> Tensor<Float> { tensor(shape).converted(to: Float.self) }
+}
+
