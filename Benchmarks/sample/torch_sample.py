@@ -56,7 +56,10 @@ def main() -> int:
     ap.add_argument("latents")
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--autocast", choices=["off", "bf16"], default="off",
+                    help="bf16: run under torch.autocast('cpu', dtype=torch.bfloat16), what a CPU user picks")
     args = ap.parse_args()
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.autocast == "bf16")
     torch.set_num_threads(args.threads)
     from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
 
@@ -72,7 +75,7 @@ def main() -> int:
     latents = load_file(args.latents)["latents"]
     h, w = latents.shape[2] * 8, latents.shape[3] * 8
     print(f"setup {time.time() - t0:.1f} s", flush=True)
-    with torch.no_grad():
+    with torch.no_grad(), autocast:
         t1 = time.time()
         out = pipe(prompt_embeds=emb["prompt_embeds"], pooled_prompt_embeds=emb["pooled_prompt_embeds"],
                    negative_prompt_embeds=emb["negative_prompt_embeds"],
@@ -80,10 +83,10 @@ def main() -> int:
                    latents=latents, num_inference_steps=args.steps, guidance_scale=5.0, height=h, width=w,
                    output_type="latent").images
         t2 = time.time()
-        image = vae.decode(out / vae.config.scaling_factor).sample
+        image = vae.decode(out / vae.config.scaling_factor).sample.float()
         t3 = time.time()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(f"diffusers {h}px: {(t2 - t1) / args.steps:.2f} s/step over {args.steps} steps, decode {t3 - t2:.2f} s, "
+    print(f"diffusers {'bf16 autocast' if args.autocast == 'bf16' else 'fp32'} {h}px: {(t2 - t1) / args.steps:.2f} s/step over {args.steps} steps, decode {t3 - t2:.2f} s, "
           f"peak RSS {peak / 1e9:.2f} GB, finite {bool(torch.isfinite(image).all())}")
     return 0
 

@@ -69,6 +69,8 @@ def main() -> int:
     ap.add_argument("--min-rank", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--checkpointing", action="store_true")
+    ap.add_argument("--autocast", choices=["off", "bf16"], default="off",
+                    help="bf16: forward under torch.autocast('cpu', dtype=torch.bfloat16), what a CPU user picks")
     ap.add_argument("--profile", action="store_true",
                     help="print torch.profiler's per-operator table for the steps after the warm-up one")
     args = ap.parse_args()
@@ -104,9 +106,10 @@ def main() -> int:
         t = torch.randint(0, 1000, (1,))
         noisy = sched.add_noise(z0, noise, t)
         mask = official.sigma_mask(t[0], args.rank, args.min_rank, 1.0)
-        pred = unet(noisy, t, encoder_hidden_states=context,
-                    added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids},
-                    cross_attention_kwargs={"sigma_mask": mask}).sample
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.autocast == "bf16"):
+            pred = unet(noisy, t, encoder_hidden_states=context,
+                        added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids},
+                        cross_attention_kwargs={"sigma_mask": mask}).sample
         loss = F.mse_loss(pred.float(), noise.float(), reduction="mean")
         loss.backward()
         opt.step()
@@ -119,7 +122,7 @@ def main() -> int:
         profiler.__exit__(None, None, None)
         print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=30))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(f"pytorch {args.resolution}px: {sum(times) / len(times):.2f} s/step over {len(times)} steps, peak RSS {peak / 1e9:.2f} GB")
+    print(f"pytorch {'bf16 autocast' if args.autocast == 'bf16' else 'fp32'} {args.resolution}px: {sum(times) / len(times):.2f} s/step over {len(times)} steps, peak RSS {peak / 1e9:.2f} GB")
     return 0
 
 

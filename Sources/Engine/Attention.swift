@@ -84,15 +84,7 @@ public enum Attention {
                 transA: false, transB: true, m: nq, n: g.lk, k: g.d,
                 alpha: 1, a: dO, lda: g.width, b: v.data + g.row(b, 0, h, g.lk), ldb: g.width,
                 beta: 0, c: dp, ldc: g.lk)
-            // Softmax backward in place: dp ← P ⊙ (dP − Σ_j dP·P) · scale.
-            let lk = g.lk
-            g.rows(nq, serial: serial) { rows in
-                for r in rows {
-                    let pr = p + r * lk, dr = dp + r * lk
-                    let dot = dotOf(dr, pr, lk)
-                    for j in 0..<lk { dr[j] = pr[j] * (dr[j] - dot) * scale }
-                }
-            }
+            g.softmaxBackwardRows(p: p, dp: dp, nq: nq, scale: scale, serial: serial)
             if let dq {
                 T.gemm(
                     transA: false, transB: false, m: nq, n: g.d, k: g.lk,
@@ -176,6 +168,11 @@ struct AttentionGeometry {
             transA: false, transB: true, m: nq, n: lk, k: d,
             alpha: scale, a: q + row(b, q0, h, lq), lda: width, b: k + row(b, 0, h, lk), ldb: width,
             beta: 0, c: s, ldc: lk)
+        softmaxRows(s, q0: q0, nq: nq, serial: serial)
+    }
+
+    /// Scores [nq, lk] of query rows q0..<q0+nq → probabilities, in place (max-subtracted, Float32).
+    func softmaxRows<T: Scalar>(_ s: UnsafeMutablePointer<T>, q0: Int, nq: Int, serial: Bool) {
         let lk = self.lk, causal = self.causal
         rows(nq, serial: serial) { rows in
             for r in rows {
@@ -187,6 +184,18 @@ struct AttentionGeometry {
                 let inv = 1 / sumOf(sr, valid)
                 for j in 0..<valid { sr[j] *= inv }
                 for j in valid..<lk { sr[j] = 0 }
+            }
+        }
+    }
+
+    /// Softmax backward in place: dp ← P ⊙ (dP − Σ_j dP·P) · scale, for [nq, lk] blocks.
+    func softmaxBackwardRows<T: Scalar>(p: UnsafeMutablePointer<T>, dp: UnsafeMutablePointer<T>, nq: Int, scale: T, serial: Bool) {
+        let lk = self.lk
+        rows(nq, serial: serial) { rows in
+            for r in rows {
+                let pr = p + r * lk, dr = dp + r * lk
+                let dot = dotOf(dr, pr, lk)
+                for j in 0..<lk { dr[j] = pr[j] * (dr[j] - dot) * scale }
             }
         }
     }

@@ -93,7 +93,11 @@ extension AttentionBlock {
         saved = nil
         let dO = toOut.backward(dOut, pass, grads)!
         let dq = Tensor<Float>(zeros: q.shape), dk = Tensor<Float>(zeros: k.shape), dv = Tensor<Float>(zeros: v.shape)
-        Attention.backward(dOut: dO, q: q, k: k, v: v, heads: heads, dq: dq, dk: dk, dv: dv)
+        if precision == .bf16 {
+            BF16Attention.backward(dOut: dO, q: q, k: k, v: v, heads: heads, dq: dq, dk: dk, dv: dv)
+        } else {
+            Attention.backward(dOut: dO, q: q, k: k, v: v, heads: heads, dq: dq, dk: dk, dv: dv)
+        }
         let dx = toQ.backward(dq, pass, grads)!
         let dkx = toK.backward(dk, pass, grads, needInput: isSelf)
         let dvx = toV.backward(dv, pass, grads, needInput: isSelf)

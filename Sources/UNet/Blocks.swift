@@ -5,6 +5,8 @@ import Engine
 final class AttentionBlock {
     let toQ, toK, toV, toOut: DenseLayer
     let heads: Int
+    /// bf16: the score and mixing products run in bf16 (`BF16Attention`), softmax stays Float32.
+    var precision = Precision.fp32
     var saved: (q: Tensor<Float>, k: Tensor<Float>, v: Tensor<Float>)?
 
     init(_ source: UNetWeightSource, _ path: String, heads: Int) throws {
@@ -23,7 +25,8 @@ final class AttentionBlock {
     func forward(_ x: Tensor<Float>, context: Tensor<Float>?, _ pass: UNetPass) -> Tensor<Float> {
         let kv = context ?? x
         let q = toQ.forward(x, pass), k = toK.forward(kv, pass), v = toV.forward(kv, pass)
-        let o = Attention.forward(q: q, k: k, v: v, heads: heads)
+        let o = precision == .bf16 ? BF16Attention.forward(q: q, k: k, v: v, heads: heads)
+                                   : Attention.forward(q: q, k: k, v: v, heads: heads)
         saved = pass.recording ? (q, k, v) : nil
         return toOut.forward(o, pass)
     }

@@ -20,6 +20,7 @@ extension SDXLUNet {
         guard precision == .bf16 else { return }
         for layer in transformerLinears { layer.use(.bf16) }
         for layer in convLayers where layer !== convIn && layer !== convOut { layer.use(.bf16) }
+        for block in transformers.flatMap(\.attentions) { block.precision = .bf16 }
         self.precision = .bf16
     }
 
@@ -28,9 +29,10 @@ extension SDXLUNet {
     /// per image and stay Float32, as do conv_in and conv_out (4 channels in or out): their cost is
     /// negligible, and keeping them exact keeps bf16 noise out of the time embedding every resnet reads
     /// and out of the last layer before the output.
+    var transformers: [SpatialTransformer] { down.flatMap(\.attentions) + [midAttention].compactMap { $0 } + up.flatMap(\.attentions) }
+
     var transformerLinears: [DenseLayer] {
-        let transformers = down.flatMap(\.attentions) + [midAttention].compactMap { $0 } + up.flatMap(\.attentions)
-        return transformers.flatMap { t in [t.projIn, t.projOut] + t.blocks.flatMap { [$0.ffIn, $0.ffOut] + $0.attn1.projections + $0.attn2.projections } }
+        transformers.flatMap { t in [t.projIn, t.projOut] + t.blocks.flatMap { [$0.ffIn, $0.ffOut] + $0.attn1.projections + $0.attn2.projections } }
     }
 
     /// Bytes of the frozen Linear and convolution weights as held now (Float32 or bf16 copies).

@@ -90,6 +90,31 @@ struct BF16Tests {
         #expect(impl.contains("bf16") && !impl.contains("ref"), "\(impl)")
     }
 
+    /// Attention with bf16 products: besides the operands, P is rounded before P·V (and dS before its
+    /// products), so the bound is bf16's relative step over Float32 attention, not summation order.
+    @Test func attentionFollowsFloat32() {
+        var rng = TestRandom(seed: 7)
+        let (b, lq, lk, heads, d) = (2, 40, 24, 3, 16)
+        let q = rng.floats([b, lq, heads * d]), k = rng.floats([b, lk, heads * d]), v = rng.floats([b, lk, heads * d])
+        let saved = Attention.blockBudget
+        Attention.blockBudget = 16 * lk  // several query blocks per head
+        defer { Attention.blockBudget = saved }
+        let out = BF16Attention.forward(q: q, k: k, v: v, heads: heads)
+        let ref = Attention.forward(q: q, k: k, v: v, heads: heads)
+        let err = scaleRelative(out, ref)
+        print("BF16Attention forward vs Float32: \(err)")
+        #expect(err <= 1e-2)
+
+        let dOut = rng.floats(out.shape)
+        let (dq, dk, dv) = (Tensor<Float>(zeros: q.shape), Tensor<Float>(zeros: k.shape), Tensor<Float>(zeros: v.shape))
+        let (rq, rk, rv) = (Tensor<Float>(zeros: q.shape), Tensor<Float>(zeros: k.shape), Tensor<Float>(zeros: v.shape))
+        BF16Attention.backward(dOut: dOut, q: q, k: k, v: v, heads: heads, dq: dq, dk: dk, dv: dv)
+        Attention.backward(dOut: dOut, q: q, k: k, v: v, heads: heads, dq: rq, dk: rk, dv: rv)
+        let errs = [scaleRelative(dq, rq), scaleRelative(dk, rk), scaleRelative(dv, rv)]
+        print("BF16Attention backward vs Float32 (dq, dk, dv): \(errs)")
+        #expect(errs.allSatisfy { $0 <= 2e-2 })
+    }
+
     // MARK: Helpers
 
     func rounded(_ t: Tensor<Float>) -> Tensor<Float> { Tensor(shape: t.shape) { BFloat16.rounded(t[$0]) } }
