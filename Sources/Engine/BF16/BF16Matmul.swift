@@ -1,14 +1,22 @@
 import CDNNL
 import Foundation
 
-/// C [m, n] (Float32) = alpha · op(A) · op(B) (+ C when `accumulate`), A and B bf16 matrices given by row
-/// stride like BLAS (op = transpose when asked), on oneDNN's bf16 matmul. For the per-head products of
-/// attention, whose operands are column slices of [L, H·D] tensors: strided views, nothing is copied.
-/// Primitives are kept per shape, stride and flags (a UNet has a handful), shared by all callers.
+/// Batched C[i] = alpha · A[i] · B[i] (+ C[i] when `accumulate`) for i < batch: A [m, k] and B [k, n] bf16,
+/// C [m, n] Float32, each given by its strides (batch, row, column) so transposes and head slices are
+/// views, on oneDNN's bf16 matmul. Attention's per-head products run as one call per block of query rows.
+/// Primitives are kept per shape, strides and flags (a UNet has a handful), shared by all callers.
 enum BF16Matmul {
+    /// Element strides of a batched matrix: between batch items, rows, columns.
+    struct Strides: Hashable {
+        let batch, row, column: Int
+        init(_ batch: Int, _ row: Int, _ column: Int) { (self.batch, self.row, self.column) = (batch, row, column) }
+        var array: [Int] { [batch, row, column] }
+    }
+
     struct Shape: Hashable {
-        let m, n, k, lda, ldb, ldc: Int
-        let transA, transB, accumulate: Bool
+        let batch, m, n, k: Int
+        let a, b, c: Strides
+        let accumulate: Bool
         let alphaBits: UInt32
     }
 
@@ -16,11 +24,11 @@ enum BF16Matmul {
     nonisolated(unsafe) private static var plans: [Shape: OneDNNPrimitive] = [:]
 
     static func run(
-        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
-        a: UnsafeRawPointer, lda: Int, b: UnsafeRawPointer, ldb: Int,
-        c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool = false
+        batch: Int, m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafeRawPointer, _ aStrides: Strides, b: UnsafeRawPointer, _ bStrides: Strides,
+        c: UnsafeMutablePointer<Float>, _ cStrides: Strides, accumulate: Bool = false
     ) {
-        let shape = Shape(m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, transA: transA, transB: transB,
+        let shape = Shape(batch: batch, m: m, n: n, k: k, a: aStrides, b: bStrides, c: cStrides,
                           accumulate: accumulate, alphaBits: alpha.bitPattern)
         let plan = lock.withLock { plans[shape] } ?? make(shape, alpha: alpha)
         plan.run([
@@ -31,15 +39,10 @@ enum BF16Matmul {
     }
 
     private static func make(_ s: Shape, alpha: Float) -> OneDNNPrimitive {
-        // op(A) [m, k]: stored [m, k] (strides lda, 1) or [k, m] (strides 1, lda); likewise op(B) [k, n].
-        var src = OneDNN.descriptor([s.m, s.k], dnnl_bf16, strides: s.transA ? [1, s.lda] : [s.lda, 1])
-        var wei = OneDNN.descriptor([s.k, s.n], dnnl_bf16, strides: s.transB ? [1, s.ldb] : [s.ldb, 1])
-        var dst = OneDNN.descriptor([s.m, s.n], dnnl_f32, strides: [s.ldc, 1])
-        let attr = s.accumulate ? OneDNN.accumulating() : {
-            var attr: dnnl_primitive_attr_t?
-            OneDNN.check(dnnl_primitive_attr_create(&attr), "creating attributes")
-            return attr!
-        }()
+        var src = OneDNN.descriptor([s.batch, s.m, s.k], dnnl_bf16, strides: s.a.array)
+        var wei = OneDNN.descriptor([s.batch, s.k, s.n], dnnl_bf16, strides: s.b.array)
+        var dst = OneDNN.descriptor([s.batch, s.m, s.n], dnnl_f32, strides: s.c.array)
+        let attr = s.accumulate ? OneDNN.accumulating() : OneDNN.attributes()
         defer { dnnl_primitive_attr_destroy(attr) }
         if alpha != 1 {
             var scale = alpha

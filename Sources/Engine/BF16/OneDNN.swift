@@ -55,15 +55,22 @@ enum OneDNN {
         return dnnl_memory_desc_equal(&a, &b) != 0
     }
 
+    /// Default attributes (the caller destroys them).
+    static func attributes() -> dnnl_primitive_attr_t {
+        var attr: dnnl_primitive_attr_t?
+        check(dnnl_primitive_attr_create(&attr), "creating attributes")
+        return attr!
+    }
+
     /// Attributes that make a primitive add into its destination (dst = result + dst).
     static func accumulating() -> dnnl_primitive_attr_t {
-        var attr: dnnl_primitive_attr_t?, ops: dnnl_post_ops_t?
-        check(dnnl_primitive_attr_create(&attr), "creating attributes")
+        let attr = attributes()
+        var ops: dnnl_post_ops_t?
         check(dnnl_post_ops_create(&ops), "creating post-ops")
         check(dnnl_post_ops_append_sum(ops, 1), "appending a sum")
         check(dnnl_primitive_attr_set_post_ops(attr, ops), "setting post-ops")
         dnnl_post_ops_destroy(ops)
-        return attr!
+        return attr
     }
 }
 
