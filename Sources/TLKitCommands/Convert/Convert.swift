@@ -42,8 +42,8 @@ struct Convert: ParsableCommand {
     @Option(help: "modelspec.trigger_phrase of the output.")
     var trigger: String?
 
-    @Flag(help: "Fail when the input has tensors that are not understood, instead of skipping them with a warning.")
-    var strict = false
+    @Flag(help: "Drop the modules the output format cannot hold (and tensors that are not understood), listing them in the report, instead of failing.")
+    var skipUnsupported = false
 
     @Flag(help: "Print the report as JSON.")
     var json = false
@@ -57,9 +57,6 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         let adapter = try AdapterArgument(input).read(flags: schedule.flags, catalog: catalog)
-        if strict, !adapter.unknownKeys.isEmpty {
-            throw CommandFailure("\(input): \(adapter.unknownKeys.count) tensors not understood (--strict): \(adapter.unknownKeys.prefix(5).joined(separator: ", "))")
-        }
         let destination = output ?? defaultOutput()
         if adapter.format == to.adapterFormat, atTimestep == nil, rank == nil, dtype == nil, input != "-",
            FileManager.default.fileExists(atPath: input), let file = AdapterLocation.resolve(input) {
@@ -69,17 +66,18 @@ struct Convert: ParsableCommand {
         }
         let converted: Adapter, report: ConversionReport
         do {
-            (converted, report) = try Converter.convert(adapter, ConvertRequest(to: to, atTimestep: atTimestep, rank: rank, flags: schedule.flags))
+            (converted, report) = try Converter.convert(adapter, ConvertRequest(to: to, atTimestep: atTimestep, rank: rank, flags: schedule.flags,
+                                                                                skipUnsupported: skipUnsupported))
             try AdapterWriter.write(converted, format: to, to: destination,
                                     options: WriteOptions(dtype: dtype?.dtype, title: title, trigger: trigger))
         } catch let error as ConversionUsageError {
             throw CommandFailure(error.message, exitCode: 2)
+        } catch let error as UncarriedModules {
+            throw CommandFailure("\(input): \(error) (--to \(to.rawValue))")
         } catch {
             throw CommandFailure("\(error)")
         }
         for warning in adapter.warnings { Console.error("warning: \(warning)") }
-        for key in adapter.unknownKeys.prefix(20) { Console.error("warning: skipped \(key): not an SDXL module tlkit knows") }
-        if adapter.unknownKeys.count > 20 { Console.error("warning: … and \(adapter.unknownKeys.count - 20) more skipped tensors") }
         let text = json ? ConvertReport.json(report, input: input, output: destination, from: adapter, to: converted).serialized()
                         : ConvertReport.human(report, input: input, output: destination, from: adapter, to: converted)
         if json, destination != "-" { Console.out(text) } else { Console.error(text) }
