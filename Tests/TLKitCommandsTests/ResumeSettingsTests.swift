@@ -11,7 +11,7 @@ import Testing
         let otherImage = folder.appendingPathComponent("other.jpg").path
         try FileManager.default.copyItem(atPath: TrainTests.image, toPath: otherImage)
 
-        let refused = try CLI.run(["train", "--model", TrainTests.model, "--output", out, "--resume", "--steps", "4",
+        let refused = try CLI.run(["train", "--model", TrainTests.model, "-o", out, "--resume", "--steps", "4",
                                    "--rank", "8", "--min-rank", "1", "--resolution", "128", "--seed", "5", "--lr", "0.001",
                                    "--method", "lora", "--image", otherImage])
         #expect(refused.status == 2)
@@ -23,7 +23,7 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: "\(out)/checkpoint-4"), "nothing is trained after a refusal")
 
         // The run's own values, given again, and a larger --steps are accepted.
-        let resumed = try CLI.run(["train", "--model", TrainTests.model, "--output", out, "--resume", "--steps", "3",
+        let resumed = try CLI.run(["train", "--model", TrainTests.model, "-o", out, "--resume", "--steps", "3",
                                    "--rank", "4", "--min-rank", "2", "--resolution", "64", "--image", TrainTests.image])
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect(FileManager.default.fileExists(atPath: "\(out)/adapter.safetensors"))
@@ -33,7 +33,7 @@ import Testing
         let folder = CLI.temporaryFolder()
         for model in ["/nonexistent/sdxl.safetensors", CLI.fixture("adapters/peft/pytorch_lora_weights.safetensors")] {
             let out = folder.appendingPathComponent("run").path
-            let result = try CLI.run(["train", "--model", model, "--image", TrainTests.image, "--class", "mug", "--output", out,
+            let result = try CLI.run(["train", "--model", model, "--image", TrainTests.image, "--class", "mug", "-o", out,
                                       "--rank", "4", "--min-rank", "2", "--steps", "1", "--resolution", "64"])
             #expect(result.status == 1, "\(result.stderr)")
             #expect(!FileManager.default.fileExists(atPath: out), "\(model) left \(out) behind")

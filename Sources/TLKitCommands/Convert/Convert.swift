@@ -16,6 +16,12 @@ struct Convert: ParsableCommand {
         The report goes to stderr (--json: stdout, or stderr with -o -).
         """)
 
+    static let examples: [Example] = [
+        ("A trained T-LoRA as a kohya LoRA any SDXL tool loads", "tlkit convert runs/sks-dog --to kohya -o sks-dog.safetensors"),
+        ("A standard LoRA as a T-LoRA with min rank 4", "tlkit convert lora.safetensors --to tlora --min-rank 4 -o lora.tlora.safetensors"),
+        ("From the catalog to PEFT, in a pipeline", "tlkit get sks-dog -o - | tlkit convert - --to peft -o sks-dog.peft.safetensors"),
+    ]
+
     @Argument(help: "The adapter: a file, an adapter folder, or '-' for standard input.")
     var input: String
 
@@ -25,10 +31,10 @@ struct Convert: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output file ('-' for standard output); for tlora-official a folder gets checkpoint-N/ and logs/hparams.yml. Default: beside the input, named after the format.")
     var output: String?
 
-    @Option(help: "Bake the adapter as it acts at this DDPM timestep (0–1000, decimals allowed).")
+    @Option(parsing: .unconditional, help: "Bake the adapter as it acts at this DDPM timestep (0 to 1000, decimals allowed).")
     var atTimestep: Double?
 
-    @Option(help: "Compress every module to this rank by SVD (lossy; the error is reported).")
+    @Option(parsing: .unconditional, help: "Compress every module to this rank by SVD (lossy; the error is reported).")
     var rank: Int?
 
     @OptionGroup var schedule: ScheduleOptions
@@ -53,11 +59,13 @@ struct Convert: ParsableCommand {
     func validate() throws {
         if let r = rank, r < 1 { throw ValidationError("--rank must be at least 1") }
         if let t = atTimestep, !(0...1000).contains(t) { throw ValidationError("--at-timestep must be between 0 and 1000") }
+        // There is no file to name the output after.
+        if input == "-", output == nil { throw ValidationError("give -o FILE (or -o - for standard output) when the input is '-'") }
     }
 
     func run() throws {
         let adapter = try AdapterArgument(input).read(flags: schedule.flags, catalog: catalog)
-        let destination = output ?? defaultOutput()
+        let destination = try output ?? defaultOutput()
         if adapter.format == to.adapterFormat, atTimestep == nil, rank == nil, dtype == nil, input != "-",
            FileManager.default.fileExists(atPath: input), let file = AdapterLocation.resolve(input) {
             try copy(file, to: destination)
@@ -83,9 +91,9 @@ struct Convert: ParsableCommand {
         if json, destination != "-" { Console.out(text) } else { Console.error(text) }
     }
 
-    func defaultOutput() -> String {
+    func defaultOutput() throws -> String {
         let isFile = FileManager.default.fileExists(atPath: input)
-        let base = !isFile ? AdapterArgument(input).label.replacingOccurrences(of: "catalog:", with: "").replacingOccurrences(of: "@", with: "-")
+        let base = !isFile ? try AdapterArgument(input).label.replacingOccurrences(of: "catalog:", with: "").replacingOccurrences(of: "@", with: "-")
             : ((input as NSString).lastPathComponent as NSString).deletingPathExtension
         let folder = !isFile ? "." : (AdapterLocation.resolve(input).map { ($0 as NSString).deletingLastPathComponent } ?? ".")
         let name = to == .tloraOfficial ? "\(base)-official" : "\(base).\(to.rawValue).safetensors"

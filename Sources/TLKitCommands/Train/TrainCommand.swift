@@ -17,6 +17,12 @@ struct Train: ParsableCommand {
         resized with Lanczos; EXIF orientation is honoured (the official trainer ignores it).
         """)
 
+    static let examples: [Example] = [
+        ("Fine-tune on one photo at 512 px (the paper: 1024 px, 800 steps, rank 64)", "tlkit train --model sd_xl_base_1.0.safetensors --image dog.jpg --class dog -o runs/sks-dog --resolution 512"),
+        ("Continue an interrupted run and make it longer", "tlkit train --model sd_xl_base_1.0.safetensors -o runs/sks-dog --resume --steps 1000"),
+        ("Train and keep every checkpoint in the catalog", "tlkit train --model sdxl/ --image photos/ --class mug -o runs/mug --add-to-catalog sks-mug"),
+    ]
+
     @Option(help: "SDXL checkpoint: a single .safetensors file or a diffusers folder.")
     var model: String
 
@@ -32,7 +38,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("class"), help: "The subject's class noun, e.g. dog.")
     var className: String?
 
-    @Option(help: "Output folder.")
+    @Option(name: .shortAndLong, help: "Output folder.")
     var output: String
 
     @Option(help: "Prompt template; {token} and {class} are filled in (default: \(Train.defaults.prompt)).")
@@ -41,35 +47,39 @@ struct Train: ParsableCommand {
     @Option(help: "tlora (ortho + timestep mask), vanilla-tlora, ortho-lora or lora (default: \(Train.defaults.method.rawValue)).")
     var method: TrainingMethod?
 
-    @Option(help: "Adapter rank R (default: \(Train.defaults.rank)).")
+    @Option(parsing: .unconditional, help: "Adapter rank R (default: \(Train.defaults.rank)).")
     var rank: Int?
 
-    @Option(help: "Rank kept at t = T, T-LoRA methods (default: \(Train.defaults.minRank)).")
+    @Option(parsing: .unconditional, help: "Rank kept at t = T, T-LoRA methods (default: \(Train.defaults.minRank)).")
     var minRank: Int?
 
-    @Option(help: "Exponent alpha of the rank schedule r(t) (default: \(Train.defaults.rankAlpha)).")
+    @Option(parsing: .unconditional, help: "Exponent alpha of the rank schedule r(t) (default: \(Train.defaults.rankAlpha)).")
     var rankAlpha: Double?
 
     @Option(name: .customLong("init"), help: "Singular values that become lambda: last (the paper), principal or middle (default: \(Train.defaults.initialization.rawValue)).")
     var initialization: InitSpectrum?
 
-    @Option(help: "Optimizer steps.")
-    var steps: Int = 800
+    // Optional, so that the man page can state the default too (its generator shows none).
+    @Option(name: .customLong("steps"), parsing: .unconditional, help: ArgumentHelp("Optimizer steps (default: \(Train.defaults.steps)).", valueName: "steps"))
+    var stepsGiven: Int?
+    var steps: Int { stepsGiven ?? Train.defaults.steps }
 
-    @Option(help: "AdamW learning rate, constant (default: \(Train.defaults.optimizer.learningRate)).")
+    @Option(parsing: .unconditional, help: "AdamW learning rate, constant (default: \(Train.defaults.optimizer.learningRate)).")
     var lr: Double?
 
-    @Option(help: "AdamW decoupled weight decay (default: \(Train.defaults.optimizer.weightDecay)).")
+    @Option(parsing: .unconditional, help: "AdamW decoupled weight decay (default: \(Train.defaults.optimizer.weightDecay)).")
     var weightDecay: Double?
 
-    @Option(help: "Training resolution in pixels (default: \(Train.defaults.resolution), the paper's; 512 is much faster on a CPU).")
+    @Option(parsing: .unconditional, help: "Training resolution in pixels (default: \(Train.defaults.resolution), the paper's; 512 is much faster on a CPU).")
     var resolution: Int?
 
-    @Option(help: "Random seed: initialisation, timesteps, noise (default: \(Train.defaults.seed)).")
+    @Option(parsing: .unconditional, help: "Random seed: initialisation, timesteps, noise (default: \(Train.defaults.seed)).")
     var seed: UInt64?
 
-    @Option(help: "Write a checkpoint every N steps.")
-    var checkpointEvery: Int = 100
+    @Option(name: .customLong("checkpoint-every"), parsing: .unconditional,
+            help: ArgumentHelp("Write a checkpoint every N steps (default: \(Train.defaults.checkpointEvery)).", valueName: "checkpoint-every"))
+    var checkpointEveryGiven: Int?
+    var checkpointEvery: Int { checkpointEveryGiven ?? Train.defaults.checkpointEvery }
 
     @Flag(help: "Continue the run in --output from its newest checkpoint with its own settings (--steps may be raised; other settings must be left out or equal the run's).")
     var resume = false
@@ -77,8 +87,8 @@ struct Train: ParsableCommand {
     @Option(help: "Add each checkpoint to the catalog as a version of NAME.")
     var addToCatalog: String?
 
-    @Option(help: "Activation recomputation: auto, on or off (on trades time for memory).")
-    var recompute: RecomputeMode = .auto
+    @Option(help: "Activation recomputation: auto (the default), on or off (on trades time for memory).")
+    var recompute: RecomputeMode?
 
     @Flag(help: "JSON lines of progress on standard output.")
     var json = false
@@ -118,7 +128,7 @@ struct Train: ParsableCommand {
             }
         }
         do {
-            try TrainingSession(settings: settings, output: output, resume: resume, recompute: recompute,
+            try TrainingSession(settings: settings, output: output, resume: resume, recompute: recompute ?? .auto,
                                 json: json, catalogName: addToCatalog, catalog: catalog).run()
         } catch let error as TrainingError {
             throw CommandFailure("\(error)")
