@@ -9,7 +9,7 @@ import Darwin
 /// Opening reads only the header; tensor bytes are touched when asked for, so inspecting a 7 GB
 /// checkpoint costs a few megabytes. Aligned views are zero-copy; conversions produce new arrays.
 public final class SafeTensorsFile: @unchecked Sendable {
-    /// The name used in messages: the path, or `<stdin>`.
+    /// The name used in messages: the path, or `-` for standard input, as on the command line.
     public let path: String
     public let header: Header
     private let base: UnsafeRawPointer?
@@ -73,12 +73,12 @@ public final class SafeTensorsFile: @unchecked Sendable {
             let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw SafeTensorsError(file: "<stdin>", reason: .cannotOpen(errnoText()))
+                throw SafeTensorsError(file: "-", reason: .cannotOpen(errnoText()))
             }
             if n == 0 { break }
             bytes.append(contentsOf: chunk[0..<n])
         }
-        return try parse(bytes: bytes, name: "<stdin>")
+        return try parse(bytes: bytes, name: "-")
     }
 
     // MARK: Access

@@ -43,8 +43,11 @@ enum CLI {
         process.standardInput = stdin == nil ? FileHandle.nullDevice : input
         try process.run()
         if let stdin {
-            try input.fileHandleForWriting.write(contentsOf: stdin)
-            try input.fileHandleForWriting.close()
+            // A command may exit before reading all of its input (a usage error): that is its answer, not
+            // a failure of the test.
+            signal(SIGPIPE, SIG_IGN)
+            try? input.fileHandleForWriting.write(contentsOf: stdin)
+            try? input.fileHandleForWriting.close()
         }
         process.waitUntilExit()
         return Result(status: process.terminationStatus, stdoutData: try Data(contentsOf: outURL),

@@ -3,7 +3,8 @@ import Imaging
 import SafeTensors
 import Testing
 
-/// `tlkit sample` end to end on the fixture model, against diffusers' final latents (group `sampling`).
+/// `tlkit sample` end to end on the fixture model, against diffusers' final latents (group `sampling`),
+/// at --precision fp32: the references are Float32, and auto picks bf16 on processors with AVX-512 BF16.
 struct SampleTests {
     static let inputs = CLI.fixture("reference/sampling_inputs.safetensors")
 
@@ -26,7 +27,7 @@ struct SampleTests {
         let out = CLI.temporaryFolder().appendingPathComponent("final.safetensors").path
         let result = try CLI.run(["sample", "--model", CLI.fixture("models/tiny-sdxl"), "--embeddings", Self.inputs,
                                   "--latents", Self.inputs, "--steps", "5", "--guidance", "5", "--output-latents", out,
-                                  "--json", "--threads", "2"] + extra)
+                                  "--json", "--threads", "2", "--precision", "fp32"] + extra)
         return (result, result.status == 0 ? try Self.floats(out, "latents") : [])
     }
 
@@ -69,7 +70,7 @@ struct SampleTests {
     @Test func promptWithAnAdapterOnTheTextEncoders() throws {
         let out = CLI.temporaryFolder().appendingPathComponent("final.safetensors").path
         let result = try CLI.run(["sample", "--model", CLI.fixture("models/tiny-sdxl"), "--prompt", "a photo of sks dog riding a bike",
-                                  "--latents", Self.inputs, "--steps", "5", "--output-latents", out, "--json",
+                                  "--latents", Self.inputs, "--steps", "5", "--output-latents", out, "--json", "--precision", "fp32",
                                   "--adapter", CLI.fixture("adapters/peft/pytorch_lora_weights.safetensors")])
         #expect(result.status == 0, "\(result.stderr)")
         let adapter = result.stdoutLines.map(CLI.json).first { $0["event"] as? String == "adapter" }

@@ -34,8 +34,8 @@ public enum CheckpointBake {
                     report.skipped.append((module.name, "the checkpoint has no such weight"))
                     continue
                 }
-                guard model.shape(component, path + ".weight") == [module.outFeatures, module.inFeatures] else {
-                    throw AdapterError("\(module.name): adapter shape [\(module.outFeatures), \(module.inFeatures)] does not match the checkpoint's \(model.shape(component, path + ".weight") ?? [])")
+                guard model.shape(component, path + ".weight") == module.weightShape else {
+                    throw AdapterError("\(module.name): adapter shape \(module.weightShape) does not match the checkpoint's \(model.shape(component, path + ".weight") ?? [])")
                 }
                 plan[located.info.name, default: []].append(Contribution(input: k, module: i, rows: located.mapping?.transform ?? .identity))
                 report.applied.append(module.name)

@@ -47,11 +47,13 @@ public enum AdapterMerge {
         var names: [String] = []
         var shapes: [String: (Int, Int)] = [:]
         var dtypes: [String: DType] = [:]
+        var kernels: [String: [Int]] = [:]
         for a in adapters {
             for m in a.modules where shapes[m.name] == nil {
                 names.append(m.name)
                 shapes[m.name] = (m.outFeatures, m.inFeatures)
                 dtypes[m.name] = m.dtype
+                kernels[m.name] = m.kernel
             }
             for m in a.modules where shapes[m.name]!.0 != m.outFeatures || shapes[m.name]!.1 != m.inFeatures {
                 throw AdapterError("\(m.name): incompatible shapes across inputs ([\(m.outFeatures), \(m.inFeatures)] vs [\(shapes[m.name]!.0), \(shapes[m.name]!.1)]): adapters for different base architectures?")
@@ -79,7 +81,8 @@ public enum AdapterMerge {
                 merged = Converter.padded(Converter.lowRank(from: svd, keep: keep), to: target)
             }
             factors.append(.lowRank(merged))
-            modules.append(ModuleInfo(name: name, isOrtho: false, rank: merged.rank, inFeatures: width, outFeatures: out, dtype: dtypes[name]!))
+            modules.append(ModuleInfo(name: name, isOrtho: false, rank: merged.rank, inFeatures: width, outFeatures: out, dtype: dtypes[name]!,
+                                      kernel: kernels[name]!))
         }
         var result = Adapter(format: adapters[0].format, method: method == .svd ? nil : adapters[0].method,
                              schedule: method == .svd ? nil : schedules.first ?? nil,

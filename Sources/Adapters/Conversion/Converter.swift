@@ -7,11 +7,15 @@ public struct ConvertRequest: Sendable {
     public var atTimestep: Double?
     public var rank: Int?
     public var flags: ScheduleFlags
-    public init(to: OutputFormat, atTimestep: Double? = nil, rank: Int? = nil, flags: ScheduleFlags = ScheduleFlags()) {
+    /// Drop (and report) modules the target cannot carry instead of failing.
+    public var skipUnsupported: Bool
+    public init(to: OutputFormat, atTimestep: Double? = nil, rank: Int? = nil, flags: ScheduleFlags = ScheduleFlags(),
+                skipUnsupported: Bool = false) {
         self.to = to
         self.atTimestep = atTimestep
         self.rank = rank
         self.flags = flags
+        self.skipUnsupported = skipUnsupported
     }
 }
 
@@ -25,7 +29,8 @@ public struct ConversionReport: Sendable {
         public let relativeError: Double?
     }
     public var modules: [Module] = []
-    public var skipped: [(key: String, reason: String)] = []
+    /// Modules left out (`skipUnsupported`), with why.
+    public var dropped: [(module: String, reason: String)] = []
     public var overallError: Double?
     public var notes: [String] = []
 }
@@ -37,11 +42,20 @@ public struct ConversionUsageError: Error, CustomStringConvertible {
 }
 
 public enum Converter {
-    /// Turns `adapter` into one the target format can hold, lossless unless a lossy option was given.
-    public static func convert(_ adapter: Adapter, _ request: ConvertRequest) throws -> (Adapter, ConversionReport) {
+    /// Turns `input` into an adapter the target format can hold, lossless unless a lossy option was given.
+    public static func convert(_ input: Adapter, _ request: ConvertRequest) throws -> (Adapter, ConversionReport) {
         var report = ConversionReport()
-        report.skipped = adapter.unknownKeys.map { ($0, "not an SDXL module tlkit knows") }
-        report.notes += adapter.warnings
+        report.notes += input.warnings
+        let lost = uncarried(input, to: request.to)
+        if !lost.isEmpty, !request.skipUnsupported {
+            throw UncarriedModules(modules: lost.map { ($0.module, $0.reason) })
+        }
+        report.dropped = lost.map { ($0.module, $0.reason) }
+        let adapter = lost.isEmpty ? input : dropping(Set(lost.compactMap(\.index)), from: input)
+        guard !adapter.modules.isEmpty else { throw AdapterError("no module left to write: \(UncarriedModules(modules: report.dropped))") }
+        if request.to == .peft, adapter.modules.contains(where: { $0.component == "unet" }) {
+            report.notes.append("ComfyUI and A1111 do not load PEFT-named UNet LoRAs (they map kohya and attn-procs names only; ComfyUI also ignores PEFT's alpha): --to kohya is the portable choice")
+        }
         var current = adapter
 
         if let t = request.atTimestep {

@@ -123,8 +123,10 @@ public enum AdapterReader {
         }
         let isOrtho = module.tensors[.q] != nil
         let down = try shape(isOrtho ? .q : .down), up = try shape(isOrtho ? .p : .up)
-        guard down.count == 2, up.count == 2 else {
-            throw AdapterError("\(path): module \(module.fileName) is a convolution LoRA (LoCon); only linear layers are supported")
+        // A convolution module (LoCon): down [r, Cin, kh, kw], up [Cout, r, 1, 1].
+        let isConvolution = !isOrtho && down.count == 4 && up.count == 4 && up[2] == 1 && up[3] == 1
+        guard (down.count == 2 && up.count == 2) || isConvolution else {
+            throw AdapterError("\(path): module \(module.fileName) has factors of shapes \(down) and \(up), neither a linear nor a convolution LoRA")
         }
         guard down[0] == up[1] else {
             throw AdapterError("\(path): module \(module.fileName): down has rank \(down[0]) but up has rank \(up[1])")
@@ -138,7 +140,8 @@ public enum AdapterReader {
             }
         }
         let dtype = file.header.tensor(named: module.tensors[isOrtho ? .q : .down]!)!.dtype
-        var info = ModuleInfo(name: canonical, isOrtho: isOrtho, rank: down[0], inFeatures: down[1], outFeatures: up[0], dtype: dtype)
+        var info = ModuleInfo(name: canonical, isOrtho: isOrtho, rank: down[0], inFeatures: down.dropFirst().reduce(1, *),
+                              outFeatures: up[0], dtype: dtype, kernel: isConvolution ? Array(down.suffix(2)) : [])
         if !isOrtho { info.alpha = try FileFactors.alpha(keys: module, rank: down[0], file: file, format: format).map(Float.init) }
         return info
     }

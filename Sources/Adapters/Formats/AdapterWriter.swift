@@ -139,11 +139,11 @@ public enum AdapterWriter {
                     base = ModuleNames.peftName(module.name)
                 }
                 let (downKey, upKey) = format == .kohya ? (".lora_down.weight", ".lora_up.weight") : (".lora_A.weight", ".lora_B.weight")
-                plan.append(Planned(spec: TensorSpec(name: base + downKey, dtype: dtype, shape: [module.rank, module.inFeatures]), module: index) { f in
+                plan.append(Planned(spec: TensorSpec(name: base + downKey, dtype: dtype, shape: module.downShape(rank: module.rank)), module: index) { f in
                     guard case let .lowRank(l) = f else { return [] }
                     return l.down
                 })
-                plan.append(Planned(spec: TensorSpec(name: base + upKey, dtype: dtype, shape: [module.outFeatures, module.rank]), module: index) { f in
+                plan.append(Planned(spec: TensorSpec(name: base + upKey, dtype: dtype, shape: module.upShape(rank: module.rank)), module: index) { f in
                     guard case let .lowRank(l) = f else { return [] }
                     return l.up
                 })
@@ -172,11 +172,11 @@ public enum AdapterWriter {
             }
         }
         return [
-            Planned(spec: TensorSpec(name: base + "down", dtype: dtype, shape: [r, module.inFeatures]), module: index) { f in
+            Planned(spec: TensorSpec(name: base + "down", dtype: dtype, shape: module.downShape(rank: r)), module: index) { f in
                 guard case let .lowRank(l) = f else { return [] }
                 return l.down
             },
-            Planned(spec: TensorSpec(name: base + "up", dtype: dtype, shape: [module.outFeatures, r]), module: index) { f in
+            Planned(spec: TensorSpec(name: base + "up", dtype: dtype, shape: module.upShape(rank: r)), module: index) { f in
                 guard case let .lowRank(l) = f else { return [] }
                 return l.up
             },

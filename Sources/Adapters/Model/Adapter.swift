@@ -13,8 +13,13 @@ public struct ModuleInfo: Sendable, Equatable {
     /// A low-rank module's alpha (scale = alpha / rank); nil means alpha = rank, and ortho modules have
     /// none. Kept here so writers can describe an adapter without loading its factors.
     public var alpha: Float? = nil
+    /// The kernel [kh, kw] of a convolution module (empty for a linear one). A convolution's factors are
+    /// those of a linear layer on the flattened kernel window (in = Cin·kh·kw), so all algebra treats both
+    /// alike; only files and checkpoints see the 4-D shapes.
+    public var kernel: [Int] = []
 
-    public init(name: String, isOrtho: Bool, rank: Int, inFeatures: Int, outFeatures: Int, dtype: DType, alpha: Float? = nil) {
+    public init(name: String, isOrtho: Bool, rank: Int, inFeatures: Int, outFeatures: Int, dtype: DType, alpha: Float? = nil,
+                kernel: [Int] = []) {
         self.name = name
         self.isOrtho = isOrtho
         self.rank = rank
@@ -22,9 +27,28 @@ public struct ModuleInfo: Sendable, Equatable {
         self.outFeatures = outFeatures
         self.dtype = dtype
         self.alpha = alpha
+        self.kernel = kernel
     }
 
     public var component: String { String(name.prefix { $0 != "." }) }
+
+    public var isConvolution: Bool { !kernel.isEmpty }
+
+    /// Shape of the adapted layer's weight: [out, in] or [Cout, Cin, kh, kw].
+    public var weightShape: [Int] {
+        isConvolution ? [outFeatures, inFeatures / kernel.reduce(1, *)] + kernel : [outFeatures, inFeatures]
+    }
+
+    /// File shape of the down factor of rank `r`: [r, in], or [r, Cin, kh, kw] (kohya's LoCon and PEFT's
+    /// conv LoRA, whose lora_A is a Conv2d(Cin, r, kernel)).
+    public func downShape(rank r: Int) -> [Int] {
+        isConvolution ? [r, inFeatures / kernel.reduce(1, *)] + kernel : [r, inFeatures]
+    }
+
+    /// File shape of the up factor of rank `r`: [out, r], or [Cout, r, 1, 1] (a 1×1 convolution).
+    public func upShape(rank r: Int) -> [Int] {
+        isConvolution ? [outFeatures, r, 1, 1] : [outFeatures, r]
+    }
 }
 
 /// An adapter = method + optional timestep schedule + modules + metadata (docs/method.md,

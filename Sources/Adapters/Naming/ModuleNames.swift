@@ -32,10 +32,25 @@ public enum ModuleNames {
         return names
     }()
 
+    /// The UNet modules outside the attention blocks that LoCon-style LoRAs adapt (kohya's conv_dim, PEFT
+    /// conv targets): each resnet's convolutions and time-embedding projection, and the down/upsamplers.
+    public static let resnetModules: [String] = {
+        var names: [String] = []
+        for pair in UNetNames.modulePairs(superset) {
+            let block = String(pair.diffusers.dropLast())
+            if pair.isResnet {
+                names += ["conv1", "conv2", "conv_shortcut", "time_emb_proj"].map { "unet.\(block).\($0)" }
+            } else if block.hasSuffix("samplers.0.conv") {
+                names.append("unet.\(block)")
+            }
+        }
+        return names
+    }()
+
     /// kohya underscored spellings (SGM and diffusers block names) → canonical.
     static let kohyaTable: [String: String] = {
         var table: [String: String] = [:]
-        for name in canonicalModules {
+        for name in canonicalModules + resnetModules {
             for spelling in kohyaSpellings(name) { table[spelling] = name }
         }
         return table
@@ -112,7 +127,7 @@ public enum ModuleNames {
         return knownModules.contains(canonical) ? canonical : nil
     }
 
-    static let knownModules = Set(canonicalModules)
+    static let knownModules = Set(canonicalModules + resnetModules)
 
     /// PEFT/diffusers naming: the canonical name itself.
     public static func peftName(_ canonical: String) -> String { canonical }

@@ -6,11 +6,16 @@ struct Diff: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Compare two adapters module by module.",
         discussion: """
-        Per module: the norms of both deltas, the relative difference ‖ΔA − ΔB‖ / max(‖ΔA‖, ‖ΔB‖) and the cosine \
+        Per module: the norms of both deltas, the relative difference |dA - dB| / max(|dA|, |dB|) (Frobenius norms) and the cosine \
         similarity, computed from the low-rank factors in Float64. Without --timesteps, adapters are compared \
         as they act at t = 0. Exit status like diff(1): 0 when every module is equal within the tolerance and \
         both adapters have the same modules, 1 when they differ, 2 on error.
         """)
+
+    static let examples: [Example] = [
+        ("Check a conversion at three timesteps", "tlkit diff runs/sks-dog sks-dog.kohya.safetensors --timesteps 999,500,0"),
+        ("Compare with a conversion that never touches the disk", "tlkit convert lora.safetensors --to peft -o - | tlkit diff lora.safetensors - && echo same"),
+    ]
 
     @Argument(help: "First adapter.") var a: String
     @Argument(help: "Second adapter.") var b: String
@@ -18,8 +23,9 @@ struct Diff: ParsableCommand {
     @Option(help: "Comma-separated DDPM timesteps to compare at (T-LoRA masks applied), e.g. 999,500,0.")
     var timesteps: String?
 
-    @Option(help: "Largest relative difference counted as equal.")
-    var tolerance: Double = 1e-6
+    @Option(parsing: .unconditional, help: "Largest relative difference counted as equal (default: \(Diff.defaultTolerance)).")
+    var tolerance: Double?
+    static let defaultTolerance = 1e-6
 
     @Flag(help: "Print a JSON document with `summary` and `modules`.")
     var json = false
@@ -49,7 +55,7 @@ struct Diff: ParsableCommand {
         }
         let adapterA = try AdapterArgument(a).read(catalog: catalog), adapterB = try AdapterArgument(b).read(catalog: catalog)
         let (results, summary) = try AdapterDiff.compare(adapterA, adapterB, timesteps: ts)
-        let equal = results.allSatisfy { $0.relativeDifference <= tolerance } && summary.onlyInA.isEmpty && summary.onlyInB.isEmpty
+        let equal = results.allSatisfy { $0.relativeDifference <= tolerance ?? Diff.defaultTolerance } && summary.onlyInA.isEmpty && summary.onlyInB.isEmpty
         if json {
             Console.out(document(results, summary, equal: equal).serialized())
         } else {
@@ -86,7 +92,7 @@ struct Diff: ParsableCommand {
     }
 
     func human(_ results: [AdapterDiff.ModuleResult], _ s: AdapterDiff.Summary, equal: Bool) -> String {
-        var lines = ["\(equal ? "equal" : "different") within \(tolerance): \(Set(results.map(\.module)).count) modules compared, mean relative difference \(String(format: "%.3g", s.relativeDifference)), cosine \(s.cosine.map { String(format: "%.6f", $0) } ?? "n/a")"]
+        var lines = ["\(equal ? "equal" : "different") within \(tolerance ?? Diff.defaultTolerance): \(Set(results.map(\.module)).count) modules compared, mean relative difference \(String(format: "%.3g", s.relativeDifference)), cosine \(s.cosine.map { String(format: "%.6f", $0) } ?? "n/a")"]
         if !s.onlyInA.isEmpty { lines.append("only in A: \(s.onlyInA.count) (e.g. \(s.onlyInA[0]))") }
         if !s.onlyInB.isEmpty { lines.append("only in B: \(s.onlyInB.count) (e.g. \(s.onlyInB[0]))") }
         for r in top(results) where r.relativeDifference > 0 {

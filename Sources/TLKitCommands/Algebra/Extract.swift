@@ -14,14 +14,19 @@ struct Extract: ParsableCommand {
         unless --to says otherwise.
         """)
 
+    static let examples: [Example] = [
+        ("A rank-32 LoRA from a fine-tuned checkpoint", "tlkit extract sd_xl_base_1.0.safetensors finetuned.safetensors --rank 32 -o extracted.safetensors"),
+        ("Every module, 90 % of the energy, inspected on the fly", "tlkit extract base.safetensors tuned.safetensors --energy 0.9 --modules all -o - | tlkit inspect -"),
+    ]
+
     @Argument(help: "The original checkpoint.") var base: String
     @Argument(help: "The fine-tuned checkpoint.") var tuned: String
-    @Option(help: "Rank of every extracted module.") var rank: Int?
-    @Option(help: "Smallest rank retaining this fraction of each difference's energy.") var energy: Double?
-    @Option(help: "attention (to_q, to_k, to_v, to_out.0 of every attention) or all (also feed-forward, projections, text encoders).")
-    var modules: Selection = .attention
+    @Option(parsing: .unconditional, help: "Rank of every extracted module.") var rank: Int?
+    @Option(parsing: .unconditional, help: "Smallest rank retaining this fraction of each difference's energy.") var energy: Double?
+    @Option(help: "attention (to_q, to_k, to_v, to_out.0 of every attention) or all (also feed-forward, projections, text encoders); default: attention.")
+    var modules: Selection?
     @Option(name: .shortAndLong, help: "Output file ('-' for standard output).") var output: String
-    @Option(help: "Output format (default kohya).") var to: OutputFormat = .kohya
+    @Option(help: "Output format (default: kohya).") var to: OutputFormat?
     @Flag(help: "Print the report as JSON.") var json = false
 
     enum Selection: String, ExpressibleByArgument { case attention, all }
@@ -38,8 +43,8 @@ struct Extract: ParsableCommand {
             let (adapter, results, unchanged) = try AdapterExtract.extract(
                 base: baseModel, tuned: tunedModel, target: rank.map { .rank($0) } ?? .energy(energy!),
                 modules: modules == .all ? .all : .attention)
-            let (converted, _) = try Converter.convert(adapter, ConvertRequest(to: to))
-            try AdapterWriter.write(converted, format: to, to: output)
+            let (converted, _) = try Converter.convert(adapter, ConvertRequest(to: to ?? .kohya))
+            try AdapterWriter.write(converted, format: to ?? .kohya, to: output)
             let energyKept = results.map(\.retainedEnergy)
             let text = json
                 ? JSONValue.object([("output", .string(output)), ("modules", .array(results.map {

@@ -5,7 +5,7 @@ import SafeTensors
 
 struct Merge: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Merge adapters (ΔW = Σ wᵢ ΔWᵢ), or bake them into a checkpoint with --into.",
+        abstract: "Merge adapters (dW = w1*dW1 + w2*dW2 + ...), or bake them into a checkpoint with --into.",
         discussion: """
         concat (default) is exact: the factors are concatenated, ranks add up, and T-LoRA inputs with one \
         schedule keep it (components of equal mask index grouped). svd compresses the sum to --rank and \
@@ -14,16 +14,21 @@ struct Merge: ParsableCommand {
         untouched tensors are copied byte for byte; a T-LoRA is baked as it acts at --at-timestep (default 0).
         """)
 
-    @Argument(help: "Adapters as PATH[:WEIGHT] (default weight 1).")
+    static let examples: [Example] = [
+        ("Two LoRAs in one file, the style at weight 0.7", "tlkit merge style.safetensors:0.7 sks-dog:1 -o both.safetensors"),
+        ("Bake an adapter into a checkpoint", "tlkit merge sks-dog --into sd_xl_base_1.0.safetensors -o sdxl-dog.safetensors"),
+    ]
+
+    @Argument(help: ArgumentHelp("Adapters, each a path, adapter folder, '-' or catalog reference, with an optional weight that multiplies its delta (default 1).", valueName: AdapterArgument.syntax))
     var adapters: [String]
 
-    @Option(help: "concat (exact) or svd (compressed to --rank).")
-    var method: MergeMethod = .concat
+    @Option(help: "concat (exact; the default) or svd (compressed to --rank).")
+    var method: MergeMethod?
 
-    @Option(help: "Rank of an svd merge.")
+    @Option(parsing: .unconditional, help: "Rank of an svd merge.")
     var rank: Int?
 
-    @Option(help: "Bake T-LoRA inputs as they act at this DDPM timestep first.")
+    @Option(parsing: .unconditional, help: "Bake T-LoRA inputs as they act at this DDPM timestep first.")
     var atTimestep: Double?
 
     @Option(help: "A checkpoint file to bake the adapters into (single-file or diffusers UNet).")
@@ -47,10 +52,11 @@ struct Merge: ParsableCommand {
         if let rank, rank < 1 { throw ValidationError("--rank must be at least 1") }
         if let t = atTimestep, !(0...1000).contains(t) { throw ValidationError("--at-timestep must be between 0 and 1000") }
         if into != nil, to != nil { throw ValidationError("--to does not apply to --into (the output is a checkpoint)") }
+        for argument in adapters { _ = try AdapterArgument(argument) }
     }
 
     func run() throws {
-        let arguments = adapters.map(AdapterArgument.init)
+        let arguments = try adapters.map(AdapterArgument.init)
         let inputs = try arguments.map { arg in
             AdapterMerge.Input(adapter: try arg.read(catalog: catalog), weight: arg.weight ?? 1, label: arg.label)
         }
@@ -61,7 +67,7 @@ struct Merge: ParsableCommand {
                     Console.error("warning: T-LoRA baked as it acts at t = \(Converter.number(t)); the timestep schedule is lost in the checkpoint")
                 }
                 let report = try CheckpointBake.bake(inputs, into: into, output: output, atTimestep: t)
-                let text = "baked \(report.applied.count) modules into \(into) → \(output); \(report.untouchedTensors) tensors copied unchanged; \(report.skipped.count) modules skipped"
+                let text = "baked \(counted(report.applied.count, "module")) into \(into) → \(output); \(counted(report.untouchedTensors, "tensor")) copied unchanged; \(counted(report.skipped.count, "module")) skipped"
                 emit(json ? JSONValue.object([("output", .string(output)), ("applied", .int(report.applied.count)),
                                               ("untouched_tensors", .int(report.untouchedTensors)),
                                               ("skipped", .array(report.skipped.map { .object([("module", .string($0.0)), ("reason", .string($0.1))]) }))]).serialized() : text)
@@ -71,7 +77,7 @@ struct Merge: ParsableCommand {
             let format = to ?? (result.adapter.schedule != nil ? .tlora : .kohya)
             let (converted, _) = try Converter.convert(result.adapter, ConvertRequest(to: format))
             try AdapterWriter.write(converted, format: format, to: output, options: WriteOptions())
-            var text = "merged \(inputs.count) adapters (\(converted.modules.count) modules) → \(output) (\(format.rawValue))"
+            var text = "merged \(counted(inputs.count, "adapter")) (\(counted(converted.modules.count, "module"))) → \(output) (\(format.rawValue))"
             if let e = result.overallError { text += ", svd relative error \(String(format: "%.3g", e))" }
             emit(json ? JSONValue.object([
                 ("output", .string(output)), ("format", .string(format.rawValue)), ("modules", .int(converted.modules.count)),

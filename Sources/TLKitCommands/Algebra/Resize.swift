@@ -7,15 +7,20 @@ struct Resize: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Lower an adapter's rank by SVD, to a rank or to a retained share of its energy.",
         discussion: """
-        Each module's ΔW is decomposed from its factors; the kept components carry the scale, so the effect \
+        Each module's delta (dW) is decomposed from its factors; the kept components carry the scale, so the effect \
         is preserved up to what is dropped. The report gives the retained Frobenius energy per module and \
         overall. T-LoRA adapters are refused (an SVD mixes the components the timestep mask keeps apart): \
         bake them first with convert --at-timestep.
         """)
 
+    static let examples: [Example] = [
+        ("Lower every module to rank 8", "tlkit resize lora.safetensors --rank 8 -o lora-r8.safetensors"),
+        ("Keep 99 % of the energy and store the result in the catalog", "tlkit resize lora.safetensors --energy 0.99 -o - | tlkit add - --name lora-small"),
+    ]
+
     @Argument(help: "The adapter.") var input: String
-    @Option(help: "The new rank.") var rank: Int?
-    @Option(help: "Keep the smallest rank retaining this fraction of the Frobenius energy, per module.") var energy: Double?
+    @Option(parsing: .unconditional, help: "The new rank.") var rank: Int?
+    @Option(parsing: .unconditional, help: "Keep the smallest rank retaining this fraction of the Frobenius energy, per module.") var energy: Double?
     @Option(name: .shortAndLong, help: "Output file ('-' for standard output).") var output: String
     @Option(help: "Output format (default: the input's standard format, kohya or peft).") var to: OutputFormat?
     @Flag(help: "Print the report as JSON.") var json = false

@@ -9,6 +9,11 @@ struct AddCommand: ParsableCommand {
         abstract: "Store safetensors files in the catalog (deduplicated, compressed); prints the REF created.",
         discussion: "Adding under an existing name makes its next version. Adding bytes identical to a stored version adds nothing and prints that version's REF.")
 
+    static let examples: [Example] = [
+        ("Store a LoRA with a tag", "tlkit add lora.safetensors --name style --tag anime"),
+        ("Store a conversion straight from a pipe", "tlkit convert runs/sks-dog --to kohya -o - | tlkit add - --name sks-dog-kohya"),
+    ]
+
     @Argument(help: ArgumentHelp("Files to add; - reads standard input (needs --name).", valueName: "FILE"))
     var files: [String]
 
@@ -21,7 +26,7 @@ struct AddCommand: ParsableCommand {
     @Option(help: "A free-text note.")
     var note: String?
 
-    @Option(help: "zstd level, -7…22 (default \(Codec.defaultLevel)).")
+    @Option(parsing: .unconditional, help: "zstd level, -7 to 22 (default \(Codec.defaultLevel)).")
     var level: Int?
 
     @OptionGroup var catalog: CatalogOption

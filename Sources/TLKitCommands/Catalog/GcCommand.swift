@@ -5,6 +5,11 @@ struct GcCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gc", abstract: "Delete tensors no entry uses and compact the catalog file.")
 
+    static let examples: [Example] = [
+        ("Free the tensors of removed entries", "tlkit gc"),
+        ("The same for another catalog", "tlkit gc --catalog /srv/loras/catalog.sqlite"),
+    ]
+
     @OptionGroup var catalog: CatalogOption
 
     func run() throws {

@@ -8,10 +8,15 @@ struct GetCommand: ParsableCommand {
         abstract: "Write an entry's original file, byte for byte.",
         discussion: "The rebuilt file is checked against the SHA-256 recorded when it was added before it is moved into place.")
 
+    static let examples: [Example] = [
+        ("Write an entry to a file", "tlkit get sks-dog@2 -o sks-dog.safetensors"),
+        ("Check the bytes against a published hash", "tlkit get sks-dog -o - | sha256sum"),
+    ]
+
     @Argument(help: ArgumentHelp("NAME (latest) or NAME@VERSION.", valueName: "REF"))
     var ref: String
 
-    @Option(name: .short, help: ArgumentHelp("Output file, or - for standard output (default: NAME.safetensors here).", valueName: "FILE"))
+    @Option(name: .shortAndLong, help: ArgumentHelp("Output file, or - for standard output (default: NAME.safetensors here).", valueName: "FILE"))
     var output: String?
 
     @OptionGroup var catalog: CatalogOption

@@ -6,6 +6,11 @@ struct ListCommand: ParsableCommand {
         commandName: "list",
         abstract: "List catalog entries (every version), optionally filtered.")
 
+    static let examples: [Example] = [
+        ("Everything in the catalog", "tlkit list"),
+        ("The names of the SDXL T-LoRAs, as JSON lines", "tlkit list --method tlora --json | jq -r .name"),
+    ]
+
     @Flag(help: "One JSON object per line.")
     var json = false
 

@@ -6,6 +6,11 @@ struct RmCommand: ParsableCommand {
         commandName: "rm",
         abstract: "Remove an entry (or every version of a name); 'tlkit gc' then frees unused tensors.")
 
+    static let examples: [Example] = [
+        ("Remove one version", "tlkit rm sks-dog@1"),
+        ("Remove every version, then free the space", "tlkit rm sks-dog --all-versions && tlkit gc"),
+    ]
+
     @Argument(help: ArgumentHelp("NAME (latest) or NAME@VERSION.", valueName: "REF"))
     var ref: String
 

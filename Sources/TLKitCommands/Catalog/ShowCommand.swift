@@ -7,6 +7,11 @@ struct ShowCommand: ParsableCommand {
         commandName: "show",
         abstract: "Show one entry: facts, hashes (AutoV2, addnet), tensors and metadata.")
 
+    static let examples: [Example] = [
+        ("The newest version of a name", "tlkit show sks-dog"),
+        ("One version's metadata, as JSON", "tlkit show sks-dog@2 --json | jq .metadata"),
+    ]
+
     @Argument(help: ArgumentHelp("NAME (latest) or NAME@VERSION.", valueName: "REF"))
     var ref: String
 

@@ -4,6 +4,11 @@ import Catalog
 struct TagCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tag", abstract: "Add tags to an entry.")
 
+    static let examples: [Example] = [
+        ("Tag the newest version", "tlkit tag sks-dog favourite dogs"),
+        ("Then list what carries the tag", "tlkit list --tag favourite"),
+    ]
+
     @Argument(help: ArgumentHelp("NAME (latest) or NAME@VERSION.", valueName: "REF"))
     var ref: String
 

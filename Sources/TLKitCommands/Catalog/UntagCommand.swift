@@ -4,6 +4,11 @@ import Catalog
 struct UntagCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "untag", abstract: "Remove tags from an entry.")
 
+    static let examples: [Example] = [
+        ("Remove a tag", "tlkit untag sks-dog favourite"),
+        ("Remove two tags from one version", "tlkit untag sks-dog@2 dogs draft"),
+    ]
+
     @Argument(help: ArgumentHelp("NAME (latest) or NAME@VERSION.", valueName: "REF"))
     var ref: String
 

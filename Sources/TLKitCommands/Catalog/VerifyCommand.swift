@@ -7,6 +7,11 @@ struct VerifyCommand: ParsableCommand {
         abstract: "Re-hash stored tensors and rebuilt files (all entries, or one).",
         discussion: "Exit status: 0 intact, 1 corrupt, 2 any error (like cmp).")
 
+    static let examples: [Example] = [
+        ("Check every entry", "tlkit verify"),
+        ("Check one entry in a script", "tlkit verify sks-dog || echo 'sks-dog is corrupt' >&2"),
+    ]
+
     @Argument(help: ArgumentHelp("NAME (latest) or NAME@VERSION; all entries when omitted.", valueName: "REF"))
     var ref: String?
 

@@ -16,6 +16,12 @@ struct Convert: ParsableCommand {
         The report goes to stderr (--json: stdout, or stderr with -o -).
         """)
 
+    static let examples: [Example] = [
+        ("A trained T-LoRA as a kohya LoRA any SDXL tool loads", "tlkit convert runs/sks-dog --to kohya -o sks-dog.safetensors"),
+        ("A standard LoRA as a T-LoRA with min rank 4", "tlkit convert lora.safetensors --to tlora --min-rank 4 -o lora.tlora.safetensors"),
+        ("From the catalog to PEFT, in a pipeline", "tlkit get sks-dog -o - | tlkit convert - --to peft -o sks-dog.peft.safetensors"),
+    ]
+
     @Argument(help: "The adapter: a file, an adapter folder, or '-' for standard input.")
     var input: String
 
@@ -25,10 +31,10 @@ struct Convert: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output file ('-' for standard output); for tlora-official a folder gets checkpoint-N/ and logs/hparams.yml. Default: beside the input, named after the format.")
     var output: String?
 
-    @Option(help: "Bake the adapter as it acts at this DDPM timestep (0–1000, decimals allowed).")
+    @Option(parsing: .unconditional, help: "Bake the adapter as it acts at this DDPM timestep (0 to 1000, decimals allowed).")
     var atTimestep: Double?
 
-    @Option(help: "Compress every module to this rank by SVD (lossy; the error is reported).")
+    @Option(parsing: .unconditional, help: "Compress every module to this rank by SVD (lossy; the error is reported).")
     var rank: Int?
 
     @OptionGroup var schedule: ScheduleOptions
@@ -42,8 +48,8 @@ struct Convert: ParsableCommand {
     @Option(help: "modelspec.trigger_phrase of the output.")
     var trigger: String?
 
-    @Flag(help: "Fail when the input has tensors that are not understood, instead of skipping them with a warning.")
-    var strict = false
+    @Flag(help: "Drop the modules the output format cannot hold (and tensors that are not understood), listing them in the report, instead of failing.")
+    var skipUnsupported = false
 
     @Flag(help: "Print the report as JSON.")
     var json = false
@@ -53,14 +59,13 @@ struct Convert: ParsableCommand {
     func validate() throws {
         if let r = rank, r < 1 { throw ValidationError("--rank must be at least 1") }
         if let t = atTimestep, !(0...1000).contains(t) { throw ValidationError("--at-timestep must be between 0 and 1000") }
+        // There is no file to name the output after.
+        if input == "-", output == nil { throw ValidationError("give -o FILE (or -o - for standard output) when the input is '-'") }
     }
 
     func run() throws {
         let adapter = try AdapterArgument(input).read(flags: schedule.flags, catalog: catalog)
-        if strict, !adapter.unknownKeys.isEmpty {
-            throw CommandFailure("\(input): \(adapter.unknownKeys.count) tensors not understood (--strict): \(adapter.unknownKeys.prefix(5).joined(separator: ", "))")
-        }
-        let destination = output ?? defaultOutput()
+        let destination = try output ?? defaultOutput()
         if adapter.format == to.adapterFormat, atTimestep == nil, rank == nil, dtype == nil, input != "-",
            FileManager.default.fileExists(atPath: input), let file = AdapterLocation.resolve(input) {
             try copy(file, to: destination)
@@ -69,25 +74,26 @@ struct Convert: ParsableCommand {
         }
         let converted: Adapter, report: ConversionReport
         do {
-            (converted, report) = try Converter.convert(adapter, ConvertRequest(to: to, atTimestep: atTimestep, rank: rank, flags: schedule.flags))
+            (converted, report) = try Converter.convert(adapter, ConvertRequest(to: to, atTimestep: atTimestep, rank: rank, flags: schedule.flags,
+                                                                                skipUnsupported: skipUnsupported))
             try AdapterWriter.write(converted, format: to, to: destination,
                                     options: WriteOptions(dtype: dtype?.dtype, title: title, trigger: trigger))
         } catch let error as ConversionUsageError {
             throw CommandFailure(error.message, exitCode: 2)
+        } catch let error as UncarriedModules {
+            throw CommandFailure("\(input): \(error) (--to \(to.rawValue))")
         } catch {
             throw CommandFailure("\(error)")
         }
         for warning in adapter.warnings { Console.error("warning: \(warning)") }
-        for key in adapter.unknownKeys.prefix(20) { Console.error("warning: skipped \(key): not an SDXL module tlkit knows") }
-        if adapter.unknownKeys.count > 20 { Console.error("warning: … and \(adapter.unknownKeys.count - 20) more skipped tensors") }
         let text = json ? ConvertReport.json(report, input: input, output: destination, from: adapter, to: converted).serialized()
                         : ConvertReport.human(report, input: input, output: destination, from: adapter, to: converted)
         if json, destination != "-" { Console.out(text) } else { Console.error(text) }
     }
 
-    func defaultOutput() -> String {
+    func defaultOutput() throws -> String {
         let isFile = FileManager.default.fileExists(atPath: input)
-        let base = !isFile ? AdapterArgument(input).label.replacingOccurrences(of: "catalog:", with: "").replacingOccurrences(of: "@", with: "-")
+        let base = !isFile ? try AdapterArgument(input).label.replacingOccurrences(of: "catalog:", with: "").replacingOccurrences(of: "@", with: "-")
             : ((input as NSString).lastPathComponent as NSString).deletingPathExtension
         let folder = !isFile ? "." : (AdapterLocation.resolve(input).map { ($0 as NSString).deletingLastPathComponent } ?? ".")
         let name = to == .tloraOfficial ? "\(base)-official" : "\(base).\(to.rawValue).safetensors"

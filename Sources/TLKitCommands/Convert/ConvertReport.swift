@@ -1,7 +1,7 @@
 import Adapters
 import SafeTensors
 
-/// The conversion report: modules converted, skipped with the reason, ranks in/out, errors of lossy options.
+/// The conversion report: modules converted, dropped with the reason, ranks in/out, errors of lossy options.
 enum ConvertReport {
     static func json(_ r: ConversionReport, input: String, output: String, from: Adapter, to: Adapter) -> JSONValue {
         .object([
@@ -16,7 +16,7 @@ enum ConvertReport {
                 .object([("module", .string(m.name)), ("rank_in", .int(m.rankIn)), ("rank_out", .int(m.rankOut)),
                          ("relative_error", m.relativeError.map { .double($0) } ?? .null)])
             })),
-            ("skipped", .array(r.skipped.map { .object([("key", .string($0.key)), ("reason", .string($0.reason))]) })),
+            ("dropped", .array(r.dropped.map { .object([("module", .string($0.module)), ("reason", .string($0.reason))]) })),
             ("overall_relative_error", r.overallError.map { .double($0) } ?? .null),
             ("notes", .array(r.notes.map { .string($0) })),
         ])
@@ -25,7 +25,8 @@ enum ConvertReport {
     static func human(_ r: ConversionReport, input: String, output: String, from: Adapter, to: Adapter) -> String {
         var lines = ["\(input) (\(from.format.rawValue)) → \(output) (\(to.format.rawValue))"]
         let ranksIn = Set(r.modules.map(\.rankIn)).sorted(), ranksOut = Set(r.modules.map(\.rankOut)).sorted()
-        lines.append("  \(r.modules.count) modules converted, rank \(span(ranksIn)) → \(span(ranksOut)); \(r.skipped.count) skipped")
+        lines.append("  \(r.modules.count) modules converted, rank \(span(ranksIn)) → \(span(ranksOut)); \(r.dropped.count) dropped")
+        for d in r.dropped { lines.append("  dropped: \(d.module) (\(d.reason))") }
         if let s = to.schedule {
             lines.append("  schedule: rank \(s.minRank)…\(s.maxRank), alpha \(s.rankAlpha), \(to.componentsPerRank) component(s) per rank")
         }

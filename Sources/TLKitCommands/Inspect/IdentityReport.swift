@@ -107,9 +107,14 @@ enum IdentityReport {
 
     static func fmt(_ v: Double) -> String { v == v.rounded() ? String(Int(v)) : String(v) }
 
+    /// 1234 → "1.2K"; thousands up to T, so no count is ever written as 1000 of a smaller unit.
     static func formatCount(_ n: Int) -> String {
-        n >= 1_000_000_000 ? String(format1(Double(n) / 1e9)) + "B" : n >= 1_000_000 ? format1(Double(n) / 1e6) + "M"
-            : n >= 1_000 ? format1(Double(n) / 1e3) + "K" : String(n)
+        var value = Double(n), unit = ""
+        for next in ["K", "M", "B", "T"] where value >= 1000 {
+            value /= 1000
+            unit = next
+        }
+        return unit.isEmpty ? String(n) : format1(value) + unit
     }
 
     static func format1(_ v: Double) -> String { String(Double(Int(v * 10)) / 10) }

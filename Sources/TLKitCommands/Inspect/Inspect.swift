@@ -13,6 +13,11 @@ struct Inspect: ParsableCommand {
         object per input, one per line. Exits 1 when any input could not be read.
         """)
 
+    static let examples: [Example] = [
+        ("What a file is: format, rank, schedule, trigger", "tlkit inspect lora.safetensors"),
+        ("A catalog entry, as JSON, through a pipe", "tlkit get sks-dog -o - | tlkit inspect --json -"),
+    ]
+
     @Argument(help: "Files or folders to inspect ('-' reads standard input).")
     var inputs: [String]
 

@@ -29,6 +29,11 @@ struct Sample: ParsableCommand {
         prints one JSON object per line on stdout.
         """)
 
+    static let examples: [Example] = [
+        ("Four images with a trained T-LoRA, masked per step", "tlkit sample --model sd_xl_base_1.0.safetensors --prompt 'a photo of sks dog' --adapter runs/sks-dog --num 4 -o dog-{i}.png"),
+        ("Two adapters from the catalog, the second at weight 0.6, reproducible noise", "tlkit sample --model sdxl/ --prompt 'sks dog, watercolor' --adapter sks-dog --adapter watercolor@2:0.6 --seed 7 -o dog.png"),
+    ]
+
     @Option(help: "The SDXL checkpoint: a diffusers folder or a single .safetensors file.")
     var model: String
 
@@ -38,25 +43,28 @@ struct Sample: ParsableCommand {
     @Option(help: "The negative prompt (default: none, which gives zero negative embeddings).")
     var negative: String?
 
-    @Option(name: .customLong("adapter"), help: ArgumentHelp("An adapter as REF[:SCALE] (a path, adapter folder or catalog reference; default scale 1). Repeat for several.", valueName: "REF[:SCALE]"))
+    @Option(name: .customLong("adapter"), help: ArgumentHelp("An adapter: a path, adapter folder or catalog reference, with an optional weight that multiplies its delta (default 1). Repeat for several.", valueName: AdapterArgument.syntax))
     var adapters: [String] = []
 
-    @Option(help: "Denoising steps.")
-    var steps = 25
+    // Optional, so that the man page can state the default too (its generator shows none).
+    @Option(name: .customLong("steps"), parsing: .unconditional, help: ArgumentHelp("Denoising steps (default: 25).", valueName: "steps"))
+    var stepsGiven: Int?
+    var steps: Int { stepsGiven ?? 25 }
 
-    @Option(help: "Classifier-free guidance scale.")
-    var guidance: Double = 5.0
+    @Option(name: .customLong("guidance"), parsing: .unconditional, help: ArgumentHelp("Classifier-free guidance scale (default: 5).", valueName: "guidance"))
+    var guidanceGiven: Double?
+    var guidance: Double { guidanceGiven ?? 5 }
 
-    @Option(help: "Image width in pixels, a multiple of 8 (default 1024, or the --latents width × 8).")
+    @Option(parsing: .unconditional, help: "Image width in pixels, a multiple of 8 (default 1024, or the --latents width times 8).")
     var width: Int?
 
-    @Option(help: "Image height in pixels, a multiple of 8 (default 1024, or the --latents height × 8).")
+    @Option(parsing: .unconditional, help: "Image height in pixels, a multiple of 8 (default 1024, or the --latents height times 8).")
     var height: Int?
 
-    @Option(help: "Seed of the initial noise (torch's CPU generator).")
+    @Option(parsing: .unconditional, help: "Seed of the initial noise (torch's CPU generator).")
     var seed: UInt64?
 
-    @Option(help: "Number of images (default 1, or the --latents batch).")
+    @Option(parsing: .unconditional, help: "Number of images (default 1, or the --latents batch).")
     var num: Int?
 
     @Option(help: "Initial noise: a safetensors file with a tensor 'latents' [N, 4, h/8, w/8].")
@@ -94,6 +102,7 @@ struct Sample: ParsableCommand {
         if output == nil, outputLatents == nil { throw ValidationError("give -o OUT.png and/or --output-latents FILE") }
         if vae != nil, output == nil { throw ValidationError("--vae applies to -o (the images); latents need no VAE") }
         if steps < 1 { throw ValidationError("--steps must be at least 1") }
+        for argument in adapters { _ = try AdapterArgument(argument) }
         if let num, num < 1 { throw ValidationError("--num must be at least 1") }
         for (name, value) in [("--width", width), ("--height", height)] {
             if let value, value < 8 || value % 8 != 0 { throw ValidationError("\(name) must be a positive multiple of 8 (got \(value))") }
@@ -120,7 +129,7 @@ struct Sample: ParsableCommand {
                 throw CommandFailure("\(w)×\(h) px: this model needs width and height in multiples of \(multiple) px", exitCode: latents == nil ? 2 : 1)
             }
             let entries = try adapters.map { argument -> AdapterStack.Entry in
-                let parsed = AdapterArgument(argument)
+                let parsed = try AdapterArgument(argument)
                 return AdapterStack.Entry(adapter: try parsed.read(flags: schedule.flags, catalog: catalog),
                                           scale: Float(parsed.weight ?? 1), label: parsed.label)
             }

@@ -1,24 +1,32 @@
 import Adapters
+import ArgumentParser
 import Catalog
 import Foundation
 
 /// An adapter on the command line: a path, `-`, an adapter folder, or a catalog reference (`NAME`,
-/// `NAME@VERSION`, `catalog:NAME`), optionally followed by `:WEIGHT`. The whole argument is tried as a
-/// path first, so paths containing ':' still work (docs/contract.md, "Adapter arguments").
+/// `NAME@VERSION`, `catalog:NAME`), optionally followed by `:WEIGHT` (the factor its ΔW is multiplied
+/// by, in `merge` and `sample` alike). The whole argument is tried as a path first, so paths containing
+/// ':' still work (docs/contract.md, "Adapter arguments").
 struct AdapterArgument {
+    /// How every command's help spells an adapter argument.
+    static let syntax = "REF[:WEIGHT]"
+
     let reference: String
     let weight: Double?
 
-    init(_ argument: String) {
-        if argument == "-" || FileManager.default.fileExists(atPath: argument) {
-            reference = argument
-            weight = nil
-        } else if let colon = argument.lastIndex(of: ":"), let w = Double(argument[argument.index(after: colon)...]) {
-            reference = String(argument[..<colon])
-            weight = w
+    /// Throws a usage error when what follows the last ':' of something that names a file is not a number.
+    init(_ argument: String) throws {
+        guard argument != "-", !FileManager.default.fileExists(atPath: argument), let colon = argument.lastIndex(of: ":") else {
+            (reference, weight) = (argument, nil)
+            return
+        }
+        let head = String(argument[..<colon]), tail = String(argument[argument.index(after: colon)...])
+        if let w = Double(tail) {
+            (reference, weight) = (head, w)
+        } else if head == "-" || FileManager.default.fileExists(atPath: head) || AdapterArgument.looksLikePath(head) {
+            throw ValidationError("\(argument): the weight '\(tail)' is not a number (give \(AdapterArgument.syntax), e.g. \(head):0.5)")
         } else {
-            reference = argument
-            weight = nil
+            (reference, weight) = (argument, nil)
         }
     }
 

@@ -5,13 +5,13 @@ import SafeTensors
 /// `--max-rank/--min-rank/--rank-alpha`: the schedule of an official checkpoint without hparams, or the
 /// one attached when a standard LoRA becomes a T-LoRA.
 struct ScheduleOptions: ParsableArguments {
-    @Option(help: "Largest rank of the T-LoRA schedule (default: the adapter's rank).")
+    @Option(parsing: .unconditional, help: "Largest rank of the T-LoRA schedule (default: the adapter's rank).")
     var maxRank: Int?
 
-    @Option(help: "Smallest rank of the T-LoRA schedule (r at t = T).")
+    @Option(parsing: .unconditional, help: "Smallest rank of the T-LoRA schedule (r at t = T).")
     var minRank: Int?
 
-    @Option(help: "Exponent α of the schedule r(t) = floor(((T − t)/T)^α · (R − r_min)) + r_min (default 1).")
+    @Option(parsing: .unconditional, help: "Exponent alpha of the schedule r(t) = floor(((T - t)/T)^alpha * (R - r_min)) + r_min (default 1).")
     var rankAlpha: Double?
 
     var flags: ScheduleFlags { ScheduleFlags(maxRank: maxRank, minRank: minRank, rankAlpha: rankAlpha) }

@@ -13,6 +13,10 @@ public func runTLKit(_ arguments: [String] = Array(CommandLine.arguments.dropFir
     Interruption.install()
     configureProcess()
     do {
+        if let name = HelpRequest.unknownTopic(in: arguments) {
+            Console.error("tlkit: no command named '\(name)' (tlkit --help lists them)")
+            exit(2)
+        }
         var command = try TLKit.parseAsRoot(arguments)
         try command.run()
         exit(0)
@@ -25,6 +29,12 @@ public func runTLKit(_ arguments: [String] = Array(CommandLine.arguments.dropFir
         if let failure = error as? CommandFailure {
             Console.error("tlkit: \(failure.message)")
             exit(failure.exitCode)
+        }
+        if code == .success, let topic = HelpRequest.topic(of: arguments), let examples = HelpRequest.examples(of: topic) {
+            var help = TLKit.fullMessage(for: error)
+            while help.hasSuffix("\n") { help.removeLast() }
+            Console.out(help + "\n\n" + examples)
+            exit(0)
         }
         if code == .success || code.rawValue == 1 || error is ExitCode {
             // Help and version requests, and commands that already reported and chose their code.

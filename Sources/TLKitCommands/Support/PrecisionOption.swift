@@ -4,11 +4,11 @@ import Engine
 /// `--precision`: the arithmetic of the frozen model in the commands that run the UNet (train, sample).
 struct PrecisionOption: ParsableArguments {
     @Option(help: ArgumentHelp(
-        "fp32, bf16 or auto: bf16 where the processor multiplies bf16 natively (AVX-512 BF16 or AMX), else fp32.",
+        "fp32, bf16 or auto (the default): bf16 where the processor multiplies bf16 natively (AVX-512 BF16 or AMX), else fp32.",
         discussion: "bf16 rounds the frozen weights once and runs Linears and convolutions on oneDNN's bf16 kernels with "
             + "Float32 accumulation (about twice the speed, half the weight memory); norms, attention softmax, residuals, "
             + "the adapter and the optimizer stay Float32, as with torch.autocast. fp32 reproduces the reference outputs."))
-    var precision: PrecisionChoice = .auto
+    var precision: PrecisionChoice?
 
     func validate() throws {
         if precision == .bf16, !Precision.hardwareHasBF16 {
@@ -17,7 +17,7 @@ struct PrecisionOption: ParsableArguments {
     }
 
     var resolved: Precision {
-        switch precision {
+        switch precision ?? .auto {
         case .auto: return .automatic
         case .fp32: return .fp32
         case .bf16: return .bf16
@@ -26,7 +26,7 @@ struct PrecisionOption: ParsableArguments {
 
     /// The choice and, for auto, why (printed before the long part).
     var summary: String {
-        precision == .auto ? "precision \(resolved.rawValue) (auto: \(Precision.automaticReason))" : "precision \(resolved.rawValue)"
+        (precision ?? .auto) == .auto ? "precision \(resolved.rawValue) (auto: \(Precision.automaticReason))" : "precision \(resolved.rawValue)"
     }
 }
 

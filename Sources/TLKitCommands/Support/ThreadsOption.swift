@@ -3,7 +3,7 @@ import Engine
 
 /// `--threads N`: the engine's parallel loops and OpenBLAS (default: every core).
 struct ThreadsOption: ParsableArguments {
-    @Option(help: "Compute threads (default: all cores).")
+    @Option(parsing: .unconditional, help: "Compute threads (default: all cores).")
     var threads: Int?
 
     func validate() throws {

@@ -17,6 +17,12 @@ struct Train: ParsableCommand {
         resized with Lanczos; EXIF orientation is honoured (the official trainer ignores it).
         """)
 
+    static let examples: [Example] = [
+        ("Fine-tune on one photo at 512 px (the paper: 1024 px, 800 steps, rank 64)", "tlkit train --model sd_xl_base_1.0.safetensors --image dog.jpg --class dog -o runs/sks-dog --resolution 512"),
+        ("Continue an interrupted run and make it longer", "tlkit train --model sd_xl_base_1.0.safetensors -o runs/sks-dog --resume --steps 1000"),
+        ("Train and keep every checkpoint in the catalog", "tlkit train --model sdxl/ --image photos/ --class mug -o runs/mug --add-to-catalog sks-mug"),
+    ]
+
     @Option(help: "SDXL checkpoint: a single .safetensors file or a diffusers folder.")
     var model: String
 
@@ -26,59 +32,63 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("image"), help: "Training image (JPEG or PNG) or a folder of them (repeatable).")
     var images: [String] = []
 
-    @Option(help: "The placeholder token (the V* of the paper).")
-    var token: String = "sks"
+    @Option(help: "The placeholder token (the V* of the paper; default: \(Train.defaults.token)).")
+    var token: String?
 
     @Option(name: .customLong("class"), help: "The subject's class noun, e.g. dog.")
     var className: String?
 
-    @Option(help: "Output folder.")
+    @Option(name: .shortAndLong, help: "Output folder.")
     var output: String
 
-    @Option(help: "Prompt template; {token} and {class} are filled in.")
-    var prompt: String = "a photo of {token} {class}"
+    @Option(help: "Prompt template; {token} and {class} are filled in (default: \(Train.defaults.prompt)).")
+    var prompt: String?
 
-    @Option(help: "tlora (ortho + timestep mask), vanilla-tlora, ortho-lora or lora.")
-    var method: TrainingMethod = .tlora
+    @Option(help: "tlora (ortho + timestep mask), vanilla-tlora, ortho-lora or lora (default: \(Train.defaults.method.rawValue)).")
+    var method: TrainingMethod?
 
-    @Option(help: "Adapter rank R.")
-    var rank: Int = 64
+    @Option(parsing: .unconditional, help: "Adapter rank R (default: \(Train.defaults.rank)).")
+    var rank: Int?
 
-    @Option(help: "Rank kept at t = T (T-LoRA methods).")
-    var minRank: Int = 32
+    @Option(parsing: .unconditional, help: "Rank kept at t = T, T-LoRA methods (default: \(Train.defaults.minRank)).")
+    var minRank: Int?
 
-    @Option(help: "Exponent α of the rank schedule r(t).")
-    var rankAlpha: Double = 1
+    @Option(parsing: .unconditional, help: "Exponent alpha of the rank schedule r(t) (default: \(Train.defaults.rankAlpha)).")
+    var rankAlpha: Double?
 
-    @Option(name: .customLong("init"), help: "Singular values that become λ: last (the paper), principal or middle.")
-    var initialization: InitSpectrum = .last
+    @Option(name: .customLong("init"), help: "Singular values that become lambda: last (the paper), principal or middle (default: \(Train.defaults.initialization.rawValue)).")
+    var initialization: InitSpectrum?
 
-    @Option(help: "Optimizer steps.")
-    var steps: Int = 800
+    // Optional, so that the man page can state the default too (its generator shows none).
+    @Option(name: .customLong("steps"), parsing: .unconditional, help: ArgumentHelp("Optimizer steps (default: \(Train.defaults.steps)).", valueName: "steps"))
+    var stepsGiven: Int?
+    var steps: Int { stepsGiven ?? Train.defaults.steps }
 
-    @Option(help: "AdamW learning rate (constant).")
-    var lr: Double = 1e-4
+    @Option(parsing: .unconditional, help: "AdamW learning rate, constant (default: \(Train.defaults.optimizer.learningRate)).")
+    var lr: Double?
 
-    @Option(help: "AdamW decoupled weight decay.")
-    var weightDecay: Double = 1e-4
+    @Option(parsing: .unconditional, help: "AdamW decoupled weight decay (default: \(Train.defaults.optimizer.weightDecay)).")
+    var weightDecay: Double?
 
-    @Option(help: "Training resolution in pixels (the paper: 1024; 512 is much faster on a CPU).")
-    var resolution: Int = 1024
+    @Option(parsing: .unconditional, help: "Training resolution in pixels (default: \(Train.defaults.resolution), the paper's; 512 is much faster on a CPU).")
+    var resolution: Int?
 
-    @Option(help: "Random seed (initialisation, timesteps, noise).")
-    var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Random seed: initialisation, timesteps, noise (default: \(Train.defaults.seed)).")
+    var seed: UInt64?
 
-    @Option(help: "Write a checkpoint every N steps.")
-    var checkpointEvery: Int = 100
+    @Option(name: .customLong("checkpoint-every"), parsing: .unconditional,
+            help: ArgumentHelp("Write a checkpoint every N steps (default: \(Train.defaults.checkpointEvery)).", valueName: "checkpoint-every"))
+    var checkpointEveryGiven: Int?
+    var checkpointEvery: Int { checkpointEveryGiven ?? Train.defaults.checkpointEvery }
 
-    @Flag(help: "Continue the run in --output from its newest checkpoint (--steps may be raised).")
+    @Flag(help: "Continue the run in --output from its newest checkpoint with its own settings (--steps may be raised; other settings must be left out or equal the run's).")
     var resume = false
 
     @Option(help: "Add each checkpoint to the catalog as a version of NAME.")
     var addToCatalog: String?
 
-    @Option(help: "Activation recomputation: auto, on or off (on trades time for memory).")
-    var recompute: RecomputeMode = .auto
+    @Option(help: "Activation recomputation: auto (the default), on or off (on trades time for memory).")
+    var recompute: RecomputeMode?
 
     @Flag(help: "JSON lines of progress on standard output.")
     var json = false
@@ -94,22 +104,65 @@ struct Train: ParsableCommand {
         do { try settings.validateNumbers() } catch { throw ValidationError("\(error)") }
     }
 
+    /// The settings a new run starts with when a flag is left out.
+    static let defaults = TrainingSettings(model: "", images: [], token: "sks", className: "", prompt: "a photo of {token} {class}")
+
     var settings: TrainingSettings {
-        TrainingSettings(
-            model: model, vae: vae, images: images, token: token, className: className ?? "", prompt: prompt, method: method,
-            rank: rank, minRank: minRank, rankAlpha: rankAlpha, initialization: initialization, steps: steps,
-            optimizer: AdamW.Settings(learningRate: lr, weightDecay: weightDecay), resolution: resolution, seed: seed,
-            checkpointEvery: checkpointEvery, precision: precision.resolved)
+        let d = Train.defaults
+        return TrainingSettings(
+            model: model, vae: vae, images: images, token: token ?? d.token, className: className ?? "", prompt: prompt ?? d.prompt,
+            method: method ?? d.method, rank: rank ?? d.rank, minRank: minRank ?? d.minRank, rankAlpha: rankAlpha ?? d.rankAlpha,
+            initialization: initialization ?? d.initialization, steps: steps,
+            optimizer: AdamW.Settings(learningRate: lr ?? d.optimizer.learningRate, weightDecay: weightDecay ?? d.optimizer.weightDecay),
+            resolution: resolution ?? d.resolution, seed: seed ?? d.seed, checkpointEvery: checkpointEvery,
+            precision: precision.resolved)
     }
 
     func run() throws {
         threads.apply()
+        if resume, let stored = try? RunFolder(output).readRecord().settings {
+            let conflicts = try resumeConflicts(with: stored)
+            if !conflicts.isEmpty {
+                throw CommandFailure("--resume continues \(output) with its own settings; these differ from the run's: "
+                                     + conflicts.joined(separator: "; ") + " (leave them out, or start a new run in another --output)", exitCode: 2)
+            }
+        }
         do {
-            try TrainingSession(settings: settings, output: output, resume: resume, recompute: recompute,
+            try TrainingSession(settings: settings, output: output, resume: resume, recompute: recompute ?? .auto,
                                 json: json, catalogName: addToCatalog, catalog: catalog).run()
         } catch let error as TrainingError {
             throw CommandFailure("\(error)")
         }
+    }
+}
+
+extension Train {
+    /// Each setting given on the command line that differs from the run's, as "--rank 8 (the run has 4)".
+    /// Only the length (--steps) and the checkpoint spacing of a run may change when it is resumed.
+    func resumeConflicts(with run: TrainingSettings) throws -> [String] {
+        var found: [String] = []
+        func check<T: Equatable>(_ flag: String, _ given: T?, _ stored: T, _ show: (T) -> String = { "\($0)" }) {
+            if let given, given != stored { found.append("\(flag) \(show(given)) (the run has \(show(stored)))") }
+        }
+        check("--method", method, run.method) { $0.rawValue }
+        check("--rank", rank, run.rank)
+        check("--min-rank", minRank, run.minRank)
+        check("--rank-alpha", rankAlpha, run.rankAlpha)
+        check("--init", initialization, run.initialization) { $0.rawValue }
+        check("--lr", lr, run.optimizer.learningRate)
+        check("--weight-decay", weightDecay, run.optimizer.weightDecay)
+        check("--resolution", resolution, run.resolution)
+        check("--seed", seed, run.seed)
+        check("--token", token, run.token)
+        check("--class", className, run.className)
+        check("--prompt", prompt, run.prompt)
+        check("--vae", vae, run.vae ?? "none")
+        check("--precision", precision.precision == nil ? nil : precision.resolved, run.precision ?? .fp32) { $0.rawValue }
+        if !images.isEmpty {
+            let absolute = { (paths: [String]) in paths.map { URL(fileURLWithPath: $0).standardizedFileURL.path } }
+            check("--image", absolute(try TrainingImages.expand(images)), absolute(run.images)) { $0.joined(separator: ", ") }
+        }
+        return found
     }
 }
 

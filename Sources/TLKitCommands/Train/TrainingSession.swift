@@ -58,7 +58,6 @@ struct TrainingSession {
             }
             try settings.validate()
             settings.images = try TrainingImages.expand(settings.images)
-            try folder.create()
         }
 
         let model = try SDXLModel.open(settings.model)
@@ -101,7 +100,11 @@ struct TrainingSession {
 
         let progress = TrainingProgress(total: settings.steps, start: start, json: json)
         var record = RunFolder.Record(settings: settings, losses: losses, secondsPerStep: nil, finished: false)
-        if !resume { try folder.writeRecord(record) }
+        if !resume {
+            // Created only now, so a run that fails while loading (a bad --model) leaves no empty folder.
+            try folder.create()
+            try folder.writeRecord(record)
+        }
         Interruption.deferring = true
         defer { Interruption.deferring = false }
         var completed = start

@@ -1,0 +1,66 @@
+/// What an output format can hold. A conversion never drops a module without being told to: modules the
+/// target cannot carry make it fail, naming them, unless the caller asked to skip them.
+public struct UncarriedModules: Error, CustomStringConvertible {
+    public let modules: [(module: String, reason: String)]
+
+    public var description: String {
+        let shown = modules.prefix(10).map { "\($0.module) (\($0.reason))" }.joined(separator: ", ")
+        let more = modules.count > 10 ? " and \(modules.count - 10) more" : ""
+        return "\(modules.count) module(s) cannot be carried: \(shown)\(more); give --skip-unsupported to drop them"
+    }
+}
+
+extension Converter {
+    /// The modules `format` cannot hold, each with why, plus the groups of tensors the reader did not
+    /// understand; in the adapter's order.
+    static func uncarried(_ adapter: Adapter, to format: OutputFormat) -> [(index: Int?, module: String, reason: String)] {
+        var found: [(index: Int?, module: String, reason: String)] = []
+        var seen: Set<String> = []
+        for key in adapter.unknownKeys {
+            let module = AdapterKeys.moduleName(ofKey: key)
+            if seen.insert(module).inserted { found.append((nil, module, "not an SDXL module tlkit knows")) }
+        }
+        for (index, module) in adapter.modules.enumerated() {
+            if let reason = reasonUncarried(module, by: format) { found.append((index, module.name, reason)) }
+        }
+        return found
+    }
+
+    static func reasonUncarried(_ module: ModuleInfo, by format: OutputFormat) -> String? {
+        switch format {
+        case .kohya:
+            return ModuleNames.kohyaName(module.name) == nil ? "kohya has no name for this module" : nil
+        case .tloraOfficial:
+            return ModuleNames.officialName(module.name) == nil || module.isConvolution
+                ? "the official T-LoRA layout holds only UNet attention projections (to_q, to_k, to_v, to_out.0)" : nil
+        case .peft, .tlora:
+            return nil
+        }
+    }
+
+    /// The adapter without the modules at `indices` (and without its unrecognised tensors).
+    static func dropping(_ indices: Set<Int>, from adapter: Adapter) -> Adapter {
+        let kept = adapter.modules.indices.filter { !indices.contains($0) }
+        var result = adapter
+        result.modules = kept.map { adapter.modules[$0] }
+        result.unknownKeys = []
+        result.replaceSource(SelectedFactors(base: adapter, indices: kept))
+        return result
+    }
+}
+
+/// Some of another adapter's modules, by index.
+struct SelectedFactors: FactorSource {
+    let base: Adapter
+    let indices: [Int]
+    func factors(_ index: Int) throws -> Factors { try base.factors(indices[index]) }
+}
+
+extension AdapterKeys {
+    /// The module a tensor belongs to, by the suffix conventions of every format (the key itself when
+    /// no suffix matches).
+    static func moduleName(ofKey key: String) -> String {
+        guard let suffix = suffixes.first(where: { key.hasSuffix($0.1) })?.1 else { return key }
+        return String(key.dropLast(suffix.count))
+    }
+}
