@@ -5,4 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./Scripts/install-deps.sh
 swift build --build-tests -c release -Xswiftc -enable-testing
+# The bf16 tests run oneDNN in-process: its OpenMP threads must not busy-wait between products (Engine's
+# Parallel.restartWithPassiveOpenMPIfNeeded explains why; tlkit itself sets this for train and sample).
+export OMP_WAIT_POLICY=PASSIVE
 swift test --skip-build -c release -Xswiftc -enable-testing "$@"

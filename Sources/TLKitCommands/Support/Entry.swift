@@ -48,6 +48,10 @@ public func runTLKit(_ arguments: [String] = Array(CommandLine.arguments.dropFir
 /// The process-wide settings a tlkit process starts with (the catalog helper's too, so that its
 /// timings are tlkit's).
 public func configureProcess() {
+    // Only the commands that run oneDNN pay for the restart (see the function); the others start as fast as before.
+    if let command = CommandLine.arguments.dropFirst().first, ["train", "sample"].contains(command) {
+        Parallel.restartWithPassiveOpenMPIfNeeded()
+    }
     // Tensors are allocated and freed in the tens of megabytes; let malloc keep and reuse that memory
     // instead of mapping fresh (zero-filled, page-faulting) memory for every array.
     _ = mallopt(M_MMAP_THRESHOLD, 32 << 20)
