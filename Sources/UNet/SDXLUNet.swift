@@ -45,15 +45,16 @@ public final class SDXLUNet {
     /// What the recording forward pass kept for backward beyond the layers' own inputs.
     var recorded: (pass: UNetPass, concatShapes: [[[Int]]], normOut: Tensor<Float>)?
 
-    /// Opens the UNet of `model` (single file or diffusers folder), weights as Float32.
-    public convenience init(model: SDXLModel) throws {
+    /// Opens the UNet of `model` (single file or diffusers folder), weights as Float32, or switched to bf16
+    /// block by block as they load (see `use(_:)`; merge adapters into an fp32 UNet instead).
+    public convenience init(model: SDXLModel, precision: Precision = .fp32) throws {
         guard let config = model.unetConfig else {
             throw UNetError.noConfig(model.unetConfigError ?? "no UNet configuration in \(model.path)")
         }
-        try self.init(config: config, source: UNetWeightSource(model: model))
+        try self.init(config: config, source: UNetWeightSource(model: model), precision: precision)
     }
 
-    public init(config: UNetConfig, source: UNetWeightSource) throws {
+    public init(config: UNetConfig, source: UNetWeightSource, precision: Precision = .fp32) throws {
         self.config = config
         let s = config.structure, groups = config.normGroups
         guard config.useLinearProjection else {
@@ -70,26 +71,26 @@ public final class SDXLUNet {
         down = try (0..<s.levels).map { i in
             let path = "down_blocks.\(i)"
             return DownLevel(
-                resnets: try (0..<s.layersPerBlock).map { try ResnetBlock(source, "\(path).resnets.\($0)", groups: groups) },
+                resnets: try (0..<s.layersPerBlock).map { try ResnetBlock(source, "\(path).resnets.\($0)", groups: groups).using(precision) },
                 attentions: s.downDepths[i] == 0 ? [] : try (0..<s.layersPerBlock).map {
                     try SpatialTransformer(source, "\(path).attentions.\($0)", depth: s.downDepths[i],
-                                           heads: config.headCounts[i], groups: groups)
+                                           heads: config.headCounts[i], groups: groups).using(precision)
                 },
-                downsample: i == s.levels - 1 ? nil : try ConvLayer(source, "\(path).downsamplers.0.conv", stride: 2))
+                downsample: i == s.levels - 1 ? nil : try ConvLayer(source, "\(path).downsamplers.0.conv", stride: 2).using(precision))
         }
-        midResnets = try (0..<2).map { try ResnetBlock(source, "mid_block.resnets.\($0)", groups: groups) }
+        midResnets = try (0..<2).map { try ResnetBlock(source, "mid_block.resnets.\($0)", groups: groups).using(precision) }
         midAttention = s.midDepth == 0 ? nil : try SpatialTransformer(
-            source, "mid_block.attentions.0", depth: s.midDepth, heads: config.headCounts[s.levels - 1], groups: groups)
+            source, "mid_block.attentions.0", depth: s.midDepth, heads: config.headCounts[s.levels - 1], groups: groups).using(precision)
         guard s.upDepths.count == s.levels else { throw UNetError.noConfig("\(s.upDepths.count) up blocks for \(s.levels) levels") }
         up = try (0..<s.levels).map { i in
             let path = "up_blocks.\(i)", level = s.levels - 1 - i
             return UpLevel(
-                resnets: try (0...s.layersPerBlock).map { try ResnetBlock(source, "\(path).resnets.\($0)", groups: groups) },
+                resnets: try (0...s.layersPerBlock).map { try ResnetBlock(source, "\(path).resnets.\($0)", groups: groups).using(precision) },
                 attentions: s.upDepths[i] == 0 ? [] : try (0...s.layersPerBlock).map {
                     try SpatialTransformer(source, "\(path).attentions.\($0)", depth: s.upDepths[i],
-                                           heads: config.headCounts[level], groups: groups)
+                                           heads: config.headCounts[level], groups: groups).using(precision)
                 },
-                upsample: i == s.levels - 1 ? nil : try ConvLayer(source, "\(path).upsamplers.0.conv"))
+                upsample: i == s.levels - 1 ? nil : try ConvLayer(source, "\(path).upsamplers.0.conv").using(precision))
         }
         normOut = try GroupNormLayer(source, "conv_norm_out", groups: groups, eps: 1e-5)
         convOut = try ConvLayer(source, "conv_out")
@@ -106,6 +107,7 @@ public final class SDXLUNet {
         }
         self.projections = projections
         self.linears = linears.merging(projections) { a, _ in a }
+        self.precision = precision
     }
 
     /// Module paths that take an adapter (`to_q`, `to_k`, `to_v`, `to_out.0` of every attn1 and attn2).

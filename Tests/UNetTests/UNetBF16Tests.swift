@@ -1,5 +1,6 @@
 import Adapters
 import Engine
+import SDXL
 import Testing
 @testable import UNet
 
@@ -81,6 +82,18 @@ struct UNetBF16Tests {
         let bf16 = unet.frozenWeightBytes
         print("UNet frozen weights: fp32 \(fp32) B, bf16 \(bf16) B")
         #expect(Double(bf16) <= 0.55 * Double(fp32))
+    }
+
+    /// Loading straight into bf16 (block by block) gives the same UNet as switching after loading.
+    @Test func loadingInBF16EqualsSwitchingAfterwards() throws {
+        let switched = try Reference.unet("folder")
+        switched.use(.bf16)
+        let loaded = try SDXLUNet(model: try SDXLModel.open(Reference.path(Reference.layouts["folder"]!)), precision: .bf16)
+        #expect(loaded.precision == .bf16 && loaded.frozenWeightBytes == switched.frozenWeightBytes)
+        let x = try Reference.inputs()
+        let a = try switched.forward(latents: x.latents, timestep: 500, context: x.context, textEmbeds: x.textEmbeds, timeIds: x.timeIds)
+        let b = try loaded.forward(latents: x.latents, timestep: 500, context: x.context, textEmbeds: x.textEmbeds, timeIds: x.timeIds)
+        #expect(a.array == b.array)
     }
 
     /// Merging after the switch would round twice and needs the released Float32 weights: refused.

@@ -72,9 +72,9 @@ struct TrainingSession {
             let vae = try TrainingImages.autoencoder(settings: settings, model: model)
             return (try TrainingImages.examples(settings: settings, vae: vae, log: note), vae.scalingFactor)
         }()
-        let unet = try SDXLUNet(model: model)
+        // Training hooks the adapter instead of merging it, so the UNet can load straight into its precision.
         let precision = settings.precision ?? .fp32
-        unet.use(precision)
+        let unet = try SDXLUNet(model: model, precision: precision)
         note("precision \(precision.rawValue)" + (resume ? " (the run's own)" : ""))
 
         let adapter: TrainableAdapter, optimizer: AdamW
