@@ -24,7 +24,9 @@ var package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
 
-        .target(name: "SafeTensors"),
+        // The SIGBUS guard for mapped inputs (a signal handler, so C).
+        .target(name: "CMappedGuard", path: "Sources/CMappedGuard"),
+        .target(name: "SafeTensors", dependencies: ["CMappedGuard"]),
         .target(name: "Engine", dependencies: ["CBLAS", "CDNNL"]),
         .target(name: "Tokenizer", dependencies: ["CZlib"], resources: [.copy("Resources")]),
         .target(name: "SDXL", dependencies: ["SafeTensors"]),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages tlkit builds against (skipped when all are present already).
 set -euo pipefail
-PACKAGES=(libopenblas-dev liblapacke-dev libzstd-dev zlib1g-dev libsqlite3-dev libpng-dev libjpeg-dev libdnnl-dev zstd)
+PACKAGES=(libopenblas-dev liblapacke-dev libzstd-dev zlib1g-dev libsqlite3-dev libpng-dev libjpeg-dev libdnnl-dev zstd time)
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 [ ${#missing[@]} -eq 0 ] && exit 0

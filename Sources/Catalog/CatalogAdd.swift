@@ -83,6 +83,8 @@ extension Catalog {
                 }
             }
             let fileHash = fileHashes.file, dataHash = fileHashes.data
+            // Everything is read: a file truncated meanwhile had zeros read for its lost pages.
+            try file.checkUnchanged()
             // Another process may have added the same bytes since step 2 (its blobs made ours no-ops).
             if let same = try sameFile(db, fileHash) { return .alreadyStored(same) }
             let version = (try Int.fetchOne(db, sql: "SELECT max(version) FROM entries WHERE name = ?", arguments: [name]) ?? 0) + 1

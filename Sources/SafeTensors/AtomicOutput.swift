@@ -4,40 +4,50 @@ import Glibc
 import Darwin
 #endif
 
-/// An output written to a temporary file in the target folder and renamed into place on `commit()`,
-/// so an interrupted command never leaves a truncated file. `-` writes to standard output directly.
+/// An output written to a temporary file in the target's folder and renamed into place on `commit()`,
+/// so an interrupted command never leaves a truncated file. `-` writes to standard output directly, and
+/// so does a device or FIFO (see `OutputTarget`); a symlink's target is what gets replaced.
 public final class AtomicOutput {
     public let destination: String
     private let temporaryPath: String?
+    /// The file the temporary file is renamed to (the destination, symlinks resolved).
+    private let finalPath: String
+    private let ownsDescriptor: Bool
     private var fd: Int32
     private var done = false
     private var written = 0
     private var writebackStart = 0
+    private let inputsMark = MappedInputs.mark()
 
-    public var isStandardOutput: Bool { temporaryPath == nil }
+    /// Whether bytes already written can be rewritten (`overwrite`): only a file being replaced.
+    public var isRewritable: Bool { temporaryPath != nil }
 
     public init(_ destination: String) throws {
         self.destination = destination
-        if destination == "-" {
-            temporaryPath = nil
-            fd = 1
-            return
+        switch try OutputTarget.resolve(destination) {
+        case .standardOutput:
+            (temporaryPath, finalPath, fd, ownsDescriptor) = (nil, destination, 1, false)
+        case let .stream(path):
+            let opened = Glibc.open(path, O_WRONLY | O_CLOEXEC)
+            guard opened >= 0 else { throw SafeTensorsError(file: destination, reason: .writeFailed(errnoText())) }
+            (temporaryPath, finalPath, fd, ownsDescriptor) = (nil, path, opened, true)
+        case let .file(path):
+            let folder = AtomicOutput.folder(of: path)
+            var st = stat()
+            guard stat(folder, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+                throw SafeTensorsError(file: destination, reason: .writeFailed("folder '\(folder)' does not exist"))
+            }
+            let name = path.split(separator: "/").last.map(String.init) ?? path
+            var template = Array("\(folder)/.\(name).tmp-XXXXXX".utf8CString)
+            let opened = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+            guard opened >= 0 else {
+                throw SafeTensorsError(file: destination, reason: .writeFailed("cannot create a temporary file in '\(folder)': \(errnoText())"))
+            }
+            let temporary = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            (temporaryPath, finalPath, fd, ownsDescriptor) = (temporary, path, opened, true)
+            _ = fchmod(fd, 0o644)
+            AtomicOutput.register(temporary)
         }
-        let folder = AtomicOutput.folder(of: destination)
-        var st = stat()
-        guard stat(folder, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
-            throw SafeTensorsError(file: destination, reason: .writeFailed("folder '\(folder)' does not exist"))
-        }
-        let name = destination.split(separator: "/").last.map(String.init) ?? destination
-        var template = Array("\(folder)/.\(name).tmp-XXXXXX".utf8CString)
-        let opened = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard opened >= 0 else {
-            throw SafeTensorsError(file: destination, reason: .writeFailed("cannot create a temporary file in '\(folder)': \(errnoText())"))
-        }
-        fd = opened
-        temporaryPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        _ = fchmod(fd, 0o644)
-        AtomicOutput.register(temporaryPath!)
     }
 
     deinit { if !done { abandon() } }
@@ -75,8 +85,8 @@ public final class AtomicOutput {
 
     /// Overwrites bytes already written (a header whose final values were known only at the end).
     public func overwrite(_ bytes: [UInt8], at offset: Int) throws {
-        guard temporaryPath != nil else {
-            throw SafeTensorsError(file: destination, reason: .writerMisuse("cannot rewrite standard output"))
+        guard isRewritable else {
+            throw SafeTensorsError(file: destination, reason: .writerMisuse("cannot rewrite standard output, a device or a FIFO"))
         }
         var done = 0
         while done < bytes.count {
@@ -89,17 +99,23 @@ public final class AtomicOutput {
         }
     }
 
-    /// Flushes to disk and renames the temporary file over the destination.
+    /// Flushes to disk and renames the temporary file over the destination, unless an input changed
+    /// while it was read (its bytes may then be wrong).
     public func commit() throws {
         guard !done else { return }
-        guard let temporaryPath else { done = true; return }
+        do { try MappedInputs.check(since: inputsMark) } catch { abandon(); throw error }
+        guard let temporaryPath else {
+            done = true
+            if ownsDescriptor, close(fd) != 0 { throw SafeTensorsError(file: destination, reason: .writeFailed(errnoText())) }
+            return
+        }
         if fsync(fd) != 0 {
             let why = errnoText()
             abandon()
             throw SafeTensorsError(file: destination, reason: .writeFailed("fsync: \(why)"))
         }
         close(fd)
-        if rename(temporaryPath, destination) != 0 {
+        if rename(temporaryPath, finalPath) != 0 {
             let why = errnoText()
             unlink(temporaryPath)
             AtomicOutput.unregister(temporaryPath)
@@ -114,8 +130,8 @@ public final class AtomicOutput {
     public func abandon() {
         guard !done else { return }
         done = true
+        if ownsDescriptor { close(fd) }
         if let temporaryPath {
-            close(fd)
             unlink(temporaryPath)
             AtomicOutput.unregister(temporaryPath)
         }

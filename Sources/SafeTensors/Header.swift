@@ -31,11 +31,22 @@ public struct Header: Sendable {
         }
         var n: UInt64 = 0
         for i in (0..<8).reversed() { n = n << 8 | UInt64(prefix[i]) }
-        if n > UInt64(maxLength) { throw SafeTensorsError(file: file, reason: .headerTooLarge(Int(clamping: n))) }
+        if n > UInt64(maxLength) { throw SafeTensorsError(file: file, reason: .headerTooLarge(n)) }
         if Int(n) > fileSize - 8 {
             throw SafeTensorsError(file: file, reason: .headerPastEnd(headerLength: n, fileSize: fileSize))
         }
         return Int(n)
+    }
+
+    /// `headerLength(prefix:)` from the file's first bytes (up to `ForeignFormat.sniffLength`), naming a
+    /// file of another known format as such instead of reporting its first bytes as a length.
+    public static func headerLength(head: [UInt8], fileSize: Int, file: String) throws -> Int {
+        do {
+            return try headerLength(prefix: Array(head.prefix(8)), fileSize: fileSize, file: file)
+        } catch {
+            if let what = ForeignFormat.describe(head) { throw SafeTensorsError(file: file, reason: .foreignFormat(what)) }
+            throw error
+        }
     }
 
     /// Parses and validates the JSON header bytes of a file of `fileSize` bytes.

@@ -4,7 +4,7 @@ public struct SafeTensorsError: Error, CustomStringConvertible, Equatable, Senda
         case cannotOpen(String)
         case isDirectory
         case headerTooSmall(fileSize: Int)
-        case headerTooLarge(Int)
+        case headerTooLarge(UInt64)
         case headerPastEnd(headerLength: UInt64, fileSize: Int)
         case headerNotUTF8
         case headerNotJSON(String)
@@ -22,6 +22,10 @@ public struct SafeTensorsError: Error, CustomStringConvertible, Equatable, Senda
         case notConvertible(DType)
         case writeFailed(String)
         case writerMisuse(String)
+        /// Another known format (a pickle, an image, GGUF, zip), named; never parsed further.
+        case foreignFormat(String)
+        /// The file shrank (or a mapped page vanished) after it was opened.
+        case changedWhileReading
     }
 
     public let file: String
@@ -62,6 +66,8 @@ public struct SafeTensorsError: Error, CustomStringConvertible, Equatable, Senda
         case let .notConvertible(dtype): return "dtype \(dtype.rawValue) cannot be converted to Float32"
         case let .writeFailed(why): return "write failed: \(why)"
         case let .writerMisuse(why): return "writer: \(why)"
+        case let .foreignFormat(what): return "not a safetensors file: \(what)"
+        case .changedWhileReading: return "changed while being read (another program truncated or rewrote it)"
         }
     }
 }

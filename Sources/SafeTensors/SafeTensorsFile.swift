@@ -4,10 +4,11 @@ import Glibc
 import Darwin
 #endif
 
-/// A validated safetensors file whose data is memory-mapped (or, for stdin, held in memory).
+/// A validated safetensors file whose data is memory-mapped.
 ///
 /// Opening reads only the header; tensor bytes are touched when asked for, so inspecting a 7 GB
 /// checkpoint costs a few megabytes. Aligned views are zero-copy; conversions produce new arrays.
+/// Inputs that cannot be mapped (standard input, pipes, FIFOs) are first spooled to a temporary file.
 public final class SafeTensorsFile: @unchecked Sendable {
     /// The name used in messages: the path, or `-` for standard input, as on the command line.
     public let path: String
@@ -32,53 +33,59 @@ public final class SafeTensorsFile: @unchecked Sendable {
     deinit {
         guard let base else { return }
         if ownsMalloc { free(UnsafeMutableRawPointer(mutating: base)) } else {
+            MappedInputs.unregister(self)
             munmap(UnsafeMutableRawPointer(mutating: base), mappedLength)
         }
     }
 
     /// Opens `path` (`-` reads standard input) and validates it fully.
     public static func open(_ path: String) throws -> SafeTensorsFile {
-        if path == "-" { return try openStandardInput() }
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        var fd = path == "-" ? dup(0) : Glibc.open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw SafeTensorsError(file: path, reason: .cannotOpen(errnoText())) }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw SafeTensorsError(file: path, reason: .cannotOpen(errnoText())) }
-        if (st.st_mode & S_IFMT) == S_IFDIR { throw SafeTensorsError(file: path, reason: .isDirectory) }
-        let fileSize = Int(st.st_size)
-        let prefix = try preadExactly(fd: fd, count: min(8, fileSize), offset: 0, file: path)
-        let length = try Header.headerLength(prefix: prefix, fileSize: fileSize, file: path)
-        let json = try preadExactly(fd: fd, count: length, offset: 8, file: path)
-        let header = try Header.parse(json: json, fileSize: fileSize, file: path)
-        guard fileSize > 0 else { throw SafeTensorsError(file: path, reason: .headerTooSmall(fileSize: 0)) }
-        guard let mapped = mmap(nil, fileSize, PROT_READ, MAP_PRIVATE, fd, 0), mapped != MAP_FAILED else {
-            throw SafeTensorsError(file: path, reason: .cannotOpen("mmap: \(errnoText())"))
+        do {
+            var st = stat()
+            guard fstat(fd, &st) == 0 else { throw SafeTensorsError(file: path, reason: .cannotOpen(errnoText())) }
+            if (st.st_mode & S_IFMT) == S_IFDIR { throw SafeTensorsError(file: path, reason: .isDirectory) }
+            if (st.st_mode & S_IFMT) != S_IFREG {
+                let spooled = try InputSpool.spool(fd, name: path)
+                close(fd)
+                fd = spooled
+                guard fstat(fd, &st) == 0 else { throw SafeTensorsError(file: path, reason: .cannotOpen(errnoText())) }
+            }
+            return try map(fd: fd, size: Int(st.st_size), name: path)
+        } catch {
+            close(fd)
+            throw error
         }
-        return SafeTensorsFile(path: path, header: header, base: UnsafeRawPointer(mapped), mappedLength: fileSize, ownsMalloc: false)
     }
 
-    /// Parses an in-memory safetensors image (used for stdin and by tests and fuzzing).
+    /// Validates the header read from `fd` and maps the file; on success the file owns `fd`.
+    private static func map(fd: Int32, size fileSize: Int, name: String) throws -> SafeTensorsFile {
+        let head = try preadExactly(fd: fd, count: min(ForeignFormat.sniffLength, fileSize), offset: 0, file: name)
+        let length = try Header.headerLength(head: head, fileSize: fileSize, file: name)
+        let json = try preadExactly(fd: fd, count: length, offset: 8, file: name)
+        let header = try Header.parse(json: json, fileSize: fileSize, file: name)
+        guard let mapped = mmap(nil, fileSize, PROT_READ, MAP_PRIVATE, fd, 0), mapped != MAP_FAILED else {
+            throw SafeTensorsError(file: name, reason: .cannotOpen("mmap: \(errnoText())"))
+        }
+        let file = SafeTensorsFile(path: name, header: header, base: UnsafeRawPointer(mapped), mappedLength: fileSize, ownsMalloc: false)
+        MappedInputs.register(file, path: name, fd: fd, base: UnsafeRawPointer(mapped), length: fileSize)
+        return file
+    }
+
+    /// Parses an in-memory safetensors image (used by the catalog, tests and fuzzing).
     public static func parse(bytes: [UInt8], name: String) throws -> SafeTensorsFile {
-        let length = try Header.headerLength(prefix: Array(bytes.prefix(8)), fileSize: bytes.count, file: name)
+        let length = try Header.headerLength(head: Array(bytes.prefix(ForeignFormat.sniffLength)), fileSize: bytes.count, file: name)
         let header = try Header.parse(json: Array(bytes[8..<(8 + length)]), fileSize: bytes.count, file: name)
         let buffer = malloc(max(1, bytes.count))!
         bytes.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
         return SafeTensorsFile(path: name, header: header, base: UnsafeRawPointer(buffer), mappedLength: bytes.count, ownsMalloc: true)
     }
 
-    private static func openStandardInput() throws -> SafeTensorsFile {
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SafeTensorsError(file: "-", reason: .cannotOpen(errnoText()))
-            }
-            if n == 0 { break }
-            bytes.append(contentsOf: chunk[0..<n])
-        }
-        return try parse(bytes: bytes, name: "-")
+    /// Throws `changedWhileReading` when the file shrank or lost pages since it was opened, so a
+    /// consumer that stores what it read (the catalog) can refuse before committing.
+    public func checkUnchanged() throws {
+        if !ownsMalloc, !MappedInputs.isIntact(self) { throw SafeTensorsError(file: path, reason: .changedWhileReading) }
     }
 
     // MARK: Access

@@ -22,8 +22,8 @@ public final class SafeTensorsWriter {
     private let headerLength: Int
     private let specs: [TensorSpec]
 
-    /// Whether `replaceMetadata` can work (files can; standard output cannot be rewritten).
-    public var canReplaceMetadata: Bool { !output.isStandardOutput }
+    /// Whether `replaceMetadata` can work (files can; standard output, devices and FIFOs cannot).
+    public var canReplaceMetadata: Bool { output.isRewritable }
 
     public init(path: String, metadata: [String: String], tensors: [TensorSpec]) throws {
         let (header, layout) = try SafeTensorsWriter.header(metadata: metadata, tensors: tensors, file: path)
@@ -69,7 +69,7 @@ public final class SafeTensorsWriter {
         var bytes = Array(json.utf8)
         while bytes.count % 8 != 0 { bytes.append(0x20) }
         guard bytes.count <= Header.maxLength else {
-            throw SafeTensorsError(file: file, reason: .headerTooLarge(bytes.count))
+            throw SafeTensorsError(file: file, reason: .headerTooLarge(UInt64(bytes.count)))
         }
         var prefix = [UInt8](repeating: 0, count: 8)
         var n = UInt64(bytes.count)

@@ -30,7 +30,7 @@ struct ReaderValidationTests {
 
     @Test func hugeHeaderLengthDoesNotOverflow() {
         let bytes = TestFiles.image(header: "{}", declaredLength: UInt64.max)
-        #expect(TestFiles.reason(bytes) == .headerTooLarge(Int.max))
+        #expect(TestFiles.reason(bytes) == .headerTooLarge(UInt64.max))
     }
 
     @Test func nonUTF8Header() {

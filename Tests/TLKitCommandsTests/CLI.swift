@@ -25,9 +25,9 @@ enum CLI {
         var stdoutLines: [String] { stdout.split(separator: "\n").map(String.init) }
     }
 
-    static func run(_ arguments: [String], stdin: Data? = nil, environment: [String: String]? = nil) throws -> Result {
+    static func run(_ arguments: [String], stdin: Data? = nil, environment: [String: String]? = nil, program: URL? = nil) throws -> Result {
         let process = Process()
-        process.executableURL = executable
+        process.executableURL = program ?? executable
         process.arguments = arguments
         if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new } }
         // Streams go to files, so a large output can never block the child.
@@ -52,6 +52,12 @@ enum CLI {
         process.waitUntilExit()
         return Result(status: process.terminationStatus, stdoutData: try Data(contentsOf: outURL),
                       stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+    }
+
+    /// Runs a bash script with `$TLKIT` naming the binary, for what only a shell expresses: redirections
+    /// to devices, FIFOs, process substitution.
+    static func shell(_ script: String, stdin: Data? = nil) throws -> Result {
+        try run(["-c", script], stdin: stdin, environment: ["TLKIT": executable.path], program: URL(fileURLWithPath: "/bin/bash"))
     }
 
     static func temporaryFolder() -> URL {

@@ -119,6 +119,9 @@ public enum AdapterReader {
             guard info.dtype.isConvertibleToFloat || role == .alpha else {
                 throw AdapterError("\(path): tensor \(name) has dtype \(info.dtype.rawValue), not a float type")
             }
+            if let dimension = info.shape.first(where: { $0 > FactorLimits.maxDimension }) {
+                throw AdapterError("\(path): tensor \(name) has shape \(info.shape): dimension \(dimension) exceeds \(FactorLimits.maxDimension), larger than any layer of a supported model (refused before reading it)")
+            }
             return info.shape
         }
         let isOrtho = module.tensors[.q] != nil
@@ -167,6 +170,13 @@ public enum AdapterReader {
     static func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String {
         SHA256.hash(data: bytes).hex
     }
+}
+
+/// Bounds on adapter factor shapes, checked when the header is read so that a crafted (say sparse) file
+/// cannot make a command allocate and compute on terabytes. SDXL's widest layer has 10,240 features;
+/// the bound leaves room for larger models while refusing what no model has.
+enum FactorLimits {
+    static let maxDimension = 65_536
 }
 
 /// Loads one module's factors from the mapped file when asked.

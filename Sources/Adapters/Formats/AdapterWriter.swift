@@ -49,8 +49,8 @@ public enum AdapterWriter {
         }
         let specs = plan.map(\.spec)
         let byName = Dictionary(uniqueKeysWithValues: plan.map { ($0.spec.name, $0) })
-        if target == "-" {
-            // Standard output cannot be rewritten: hash the data in a first pass.
+        if try !OutputTarget.resolve(target).isRewritable {
+            // Standard output, a device or a FIFO cannot be rewritten: hash the data in a first pass.
             let metadata = AdapterMetadata.build(adapter, format: format, dataSHA256: try hashData(plan, adapter: adapter), options: options)
             var cache: (Int, Factors)?
             try SafeTensorsWriter.write(to: target, metadata: metadata, tensors: specs) { info in

@@ -39,7 +39,6 @@ public enum FileIdentifier {
         if path != "-", FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
             return try identifyFolder(path)
         }
-        if path != "-", let pickle = PickleSniffer.describe(path) { throw pickle }
         return try identify(file: SafeTensorsFile.open(path), path: path)
     }
 
@@ -95,19 +94,5 @@ public enum FileIdentifier {
         identity.configError = model.unetConfigError
         // SDXL: a text-time add embedding and cross-attention only below the first level.
         if let config = model.unetConfig, config.structure.downDepths.first == 0 { identity.base = "sdxl" }
-    }
-}
-
-/// Pickle checkpoints (`.pt`, `.ckpt`, `.bin`) are recognised and refused, never unpickled.
-enum PickleSniffer {
-    static func describe(_ path: String) -> SafeTensorsError? {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { try? handle.close() }
-        let head = [UInt8](handle.readData(ofLength: 4))
-        let isZip = head.starts(with: [0x50, 0x4B, 0x03, 0x04])
-        let isPickle = head.first == 0x80 && (head.count > 1 && head[1] <= 5)
-        guard isZip || isPickle else { return nil }
-        return SafeTensorsError(file: path, reason: .cannotOpen(
-            "a PyTorch pickle file; tlkit never unpickles (it can run code) — convert it to safetensors first"))
     }
 }

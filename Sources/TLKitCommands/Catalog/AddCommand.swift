@@ -51,10 +51,10 @@ struct AddCommand: ParsableCommand {
                                             note: note, facts: catalogFacts(for: file, path: path), level: level)
                 switch outcome {
                 case let .added(reference, stats):
-                    print(reference)
+                    Console.out(reference.description)
                     CatalogCLI.info("\(path): added as \(reference): \(stats.tensors) tensors (\(stats.newBlobs) new, \(stats.sharedBlobs) shared), \(CatalogCLI.bytes(stats.size)) → \(CatalogCLI.bytes(stats.addedBytes)) added to the catalog")
                 case let .alreadyStored(reference):
-                    print(reference)
+                    Console.out(reference.description)
                     CatalogCLI.info("\(path): identical bytes already stored as \(reference); nothing added")
                 }
             }

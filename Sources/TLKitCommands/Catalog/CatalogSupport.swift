@@ -1,6 +1,7 @@
 import ArgumentParser
 import Catalog
 import Foundation
+import SafeTensors
 
 /// `--catalog PATH`, accepted after every catalog subcommand's name.
 struct CatalogOption: ParsableArguments {
@@ -47,7 +48,7 @@ enum CatalogCLI {
         } catch let exit as ExitCode {
             throw exit
         } catch {
-            CatalogCLI.error("tlkit \(command): \(error)")
+            CatalogCLI.error("tlkit \(command): \(MappedInputs.explain(error))")
             throw ExitCode(failureCode)
         }
     }

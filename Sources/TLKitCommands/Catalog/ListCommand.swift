@@ -60,7 +60,7 @@ struct ListCommand: ParsableCommand {
                 while line.last == " " { line.removeLast() }
                 out += line + "\n"
             }
-            print(out, terminator: "")
+            Console.write(out)
         }
     }
 }

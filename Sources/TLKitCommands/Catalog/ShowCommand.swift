@@ -45,7 +45,7 @@ struct ShowCommand: ParsableCommand {
                 }.joined(separator: ",") + "]")
                 o.add("metadata", raw: "{" + detail.metadata.map { "\(JSONWriter.quote($0.key)):\(JSONWriter.quote($0.value))" }.joined(separator: ",") + "}")
                 o.endObject()
-                print(o.text)
+                Console.out(o.text)
                 return
             }
             var lines: [String] = []
@@ -73,7 +73,7 @@ struct ShowCommand: ParsableCommand {
                 let shown = value.count > 200 ? String(value.prefix(200)) + "… (\(value.count) characters)" : value
                 lines.append("  \(key) = \(shown)")
             }
-            print(lines.joined(separator: "\n"))
+            Console.out(lines.joined(separator: "\n"))
         }
     }
 }

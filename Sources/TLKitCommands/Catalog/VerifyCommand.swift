@@ -24,7 +24,7 @@ struct VerifyCommand: ParsableCommand {
         try CatalogCLI.run("verify", failureCode: 2) {
             problems = try catalog.open(create: false).verify(try ref.map(Reference.parse))
         }
-        for problem in problems { print(problem) }
+        for problem in problems { Console.out("\(problem)") }
         if problems.isEmpty {
             CatalogCLI.info("\(ref ?? "catalog"): intact")
         } else {

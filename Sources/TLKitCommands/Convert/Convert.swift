@@ -67,7 +67,7 @@ struct Convert: ParsableCommand {
         let adapter = try AdapterArgument(input).read(flags: schedule.flags, catalog: catalog)
         let destination = try output ?? defaultOutput()
         if adapter.format == to.adapterFormat, atTimestep == nil, rank == nil, dtype == nil, input != "-",
-           FileManager.default.fileExists(atPath: input), let file = AdapterLocation.resolve(input) {
+           FileManager.default.fileExists(atPath: input), let file = AdapterLocation.resolve(input), Convert.canReopen(file) {
             try copy(file, to: destination)
             Console.error("note: \(input) is already \(to.rawValue); copied unchanged to \(destination)")
             return
@@ -98,6 +98,13 @@ struct Convert: ParsableCommand {
         let folder = !isFile ? "." : (AdapterLocation.resolve(input).map { ($0 as NSString).deletingLastPathComponent } ?? ".")
         let name = to == .tloraOfficial ? "\(base)-official" : "\(base).\(to.rawValue).safetensors"
         return ((folder.isEmpty ? "." : folder) as NSString).appendingPathComponent(name)
+    }
+
+    /// Whether `path` can be read a second time: a pipe or FIFO (process substitution) was consumed
+    /// by the first read, so its adapter is written from what was read instead of copied.
+    static func canReopen(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
     }
 
     func copy(_ file: String, to destination: String) throws {

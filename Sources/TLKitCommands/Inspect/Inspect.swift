@@ -33,8 +33,8 @@ struct Inspect: ParsableCommand {
         var failed = false
         for input in inputs {
             do {
-                let identity = try identify(input)
-                let tensorList = tensors ? try tensorListing(input) : nil
+                let (identity, file) = try identify(input)
+                let tensorList = tensors ? file?.tensors ?? [] : nil
                 if json {
                     Console.out(IdentityReport.json(identity, tensors: tensorList).serialized())
                 } else {
@@ -52,20 +52,21 @@ struct Inspect: ParsableCommand {
         if failed { throw ExitCode(1) }
     }
 
-    /// A path (file, folder, `-`) or, when no such path exists, a catalog reference.
-    private func identify(_ input: String) throws -> FileIdentity {
+    /// A path (file, folder, `-`) or, when no such path exists, a catalog reference; with the file read,
+    /// for its tensor list (each input is opened once: a pipe or FIFO can be read only once).
+    private func identify(_ input: String) throws -> (FileIdentity, SafeTensorsFile?) {
         guard input != "-", !FileManager.default.fileExists(atPath: input), !AdapterArgument.looksLikePath(input),
               case let .catalog(ref)? = try? AdapterSource.resolve(input) else {
-            return try FileIdentifier.identify(input)
+            var isDirectory: ObjCBool = false
+            if input != "-", FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory), isDirectory.boolValue {
+                return (try FileIdentifier.identify(input), nil)
+            }
+            let file = try SafeTensorsFile.open(input)
+            return (try FileIdentifier.identify(file: file, path: input), file)
         }
         let file = try catalog.open(create: false).file(ref)
         var identity = try FileIdentifier.identify(file: file, path: "catalog:\(ref)")
         identity.path = input
-        return identity
-    }
-
-    private func tensorListing(_ input: String) throws -> [TensorInfo] {
-        guard input != "-" else { return [] }
-        return (try? SafeTensorsFile.open(input).tensors) ?? []
+        return (identity, file)
     }
 }

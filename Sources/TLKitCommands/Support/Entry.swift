@@ -12,6 +12,8 @@ import Glibc
 public func runTLKit(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
     Interruption.install()
     configureProcess()
+    // A closed pipe on stdout is then a write error (EPIPE) reported below, not a silent death.
+    signal(SIGPIPE, SIG_IGN)
     do {
         if let name = HelpRequest.unknownTopic(in: arguments) {
             Console.error("tlkit: no command named '\(name)' (tlkit --help lists them)")
@@ -19,8 +21,14 @@ public func runTLKit(_ arguments: [String] = Array(CommandLine.arguments.dropFir
         }
         var command = try TLKit.parseAsRoot(arguments)
         try command.run()
+        try finishRun()
         exit(0)
     } catch {
+        if !(error is CommandFailure), let why = Console.standardOutputFailure() {
+            Console.error("tlkit: standard output: \(why)")
+            exit(1)
+        }
+        let error = MappedInputs.explain(error)
         let code = TLKit.exitCode(for: error)
         if code == .validationFailure {
             Console.error(TLKit.fullMessage(for: error))
@@ -43,6 +51,13 @@ public func runTLKit(_ arguments: [String] = Array(CommandLine.arguments.dropFir
         Console.error("tlkit: \(error)")
         exit(1)
     }
+}
+
+/// What every successful command must still pass: standard output was written in full, and no input
+/// changed while it was read.
+private func finishRun() throws {
+    if let why = Console.standardOutputFailure() { throw CommandFailure("standard output: \(why)") }
+    try MappedInputs.check()
 }
 
 /// The process-wide settings a tlkit process starts with (the catalog helper's too, so that its
@@ -133,13 +148,36 @@ public enum Console {
         writeAll(1, line)
     }
 
+    /// `text` exactly as given (no newline added).
+    public static func write(_ text: String) { writeAll(1, text) }
+
     /// Unbuffered, so stdout and stderr interleave in the order written.
     static func writeAll(_ fd: Int32, _ text: String) {
         var bytes = Array(text.utf8)[...]
         while !bytes.isEmpty {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n < 0 { if errno == EINTR { continue } else { return } }
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if fd == 1 { recordOutputFailure() }
+                return
+            }
             bytes = bytes.dropFirst(n)
         }
     }
+
+    /// Why standard output could not be written (a full disk, a closed pipe), after flushing anything
+    /// buffered by the C library; nil when everything reached it. Commands write stdout through
+    /// `out`/`write`, never `print`, whose buffered errors would be lost.
+    static func standardOutputFailure() -> String? {
+        if fflush(nil) != 0 { recordOutputFailure() }
+        return lock.withLock { outputFailure }
+    }
+
+    private static func recordOutputFailure() {
+        let why = String(cString: strerror(errno))
+        lock.withLock { if outputFailure == nil { outputFailure = why } }
+    }
+
+    nonisolated(unsafe) private static var outputFailure: String?
+    private static let lock = Lock()
 }
