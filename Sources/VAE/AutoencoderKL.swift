@@ -1,7 +1,8 @@
 import Engine
 import SDXL
 
-/// SDXL's VAE (diffusers AutoencoderKL), inference only, Float32 throughout (the SDXL VAE overflows in fp16).
+/// SDXL's VAE (diffusers AutoencoderKL), inference only, Float32 (the SDXL VAE overflows in fp16), or with
+/// its wide convolutions in bf16 (same range as Float32) when the source asks for it.
 ///
 /// Scaling is the caller's side, as in diffusers pipelines: UNet latents = `encode(…).sample(noise:)` ·
 /// `scalingFactor`, and images = `decode(latents: unetLatents / scalingFactor)`.
@@ -20,14 +21,18 @@ public final class AutoencoderKL: @unchecked Sendable {
     }
 
     /// The VAE of an SDXL checkpoint (single file or diffusers folder).
-    public convenience init(model: SDXLModel, config: AutoencoderKLConfig? = nil) throws {
-        try self.init(source: VAEWeightSource(model: model), config: config)
+    public convenience init(model: SDXLModel, config: AutoencoderKLConfig? = nil, precision: Precision = .fp32) throws {
+        var source = VAEWeightSource(model: model)
+        source.precision = precision
+        try self.init(source: source, config: config)
     }
 
     /// A standalone VAE (`--vae PATH`): a diffusers `vae` folder, a pipeline folder, or a safetensors file
     /// in diffusers or LDM naming.
-    public convenience init(path: String, config: AutoencoderKLConfig? = nil) throws {
-        try self.init(source: VAEWeightSource(path: path), config: config)
+    public convenience init(path: String, config: AutoencoderKLConfig? = nil, precision: Precision = .fp32) throws {
+        var source = try VAEWeightSource(path: path)
+        source.precision = precision
+        try self.init(source: source, config: config)
     }
 
     /// Multiply the posterior sample by this for the UNet; divide UNet latents by it before `decode`.

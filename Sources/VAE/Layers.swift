@@ -2,17 +2,23 @@ import Engine
 
 /// A convolution with bias: 3×3 layers pad by 1 (same size), 1×1 layers do not.
 /// x [B, Cin, H, W] → y [B, Cout, H, W]; `downsampled` gives [B, Cout, ⌈H/2⌉, ⌈W/2⌉].
+/// With a bf16 source, convolutions between wide layers (64 channels or more on both sides: all but
+/// conv_in, conv_out and the quant convs) also keep a bf16 copy for oneDNN; the narrow ones, which
+/// touch the latents and the pixels, stay Float32, as does the encoder's downsampler.
 struct ConvLayer {
     let weight: Tensor<Float>  // [Cout, Cin, k, k]
     let bias: Tensor<Float>    // [Cout]
+    let bf16: BF16Conv2d?
 
     init(_ source: VAEWeightSource, _ path: String, in inChannels: Int, out outChannels: Int, kernel: Int) throws {
         weight = try source.tensor(path + ".weight", [outChannels, inChannels, kernel, kernel])
         bias = try source.tensor(path + ".bias", [outChannels])
+        let wide = inChannels >= 64 && outChannels >= 64
+        bf16 = source.precision == .bf16 && wide ? BF16Conv2d(weight: weight, padding: kernel / 2) : nil
     }
 
     func callAsFunction(_ x: Tensor<Float>) -> Tensor<Float> {
-        Conv2d.forward(x: x, weight: weight, bias: bias, padding: weight.shape[2] / 2)
+        bf16?.forward(x: x, bias: bias) ?? Conv2d.forward(x: x, weight: weight, bias: bias, padding: weight.shape[2] / 2)
     }
 
     /// Stride 2 after zero padding (0, 1, 0, 1) — only the bottom row and right column, as diffusers'

@@ -54,6 +54,14 @@ enum Reference {
         return diff / scale
     }
 
+    /// A module's factor gradients by the names the reference files use.
+    static func namedFactors(_ g: AdapterGradients<Float>) -> [(String, Tensor<Float>?)] {
+        switch g {
+        case let .lowRank(down, up): return [("down", down), ("up", up)]
+        case let .ortho(q, p, lambda): return [("q", q), ("p", p), ("lambda", lambda)]
+        }
+    }
+
     /// ‖a − b‖ / ‖b − base‖: the error relative to the adapter's effect.
     static func effectRelative(_ a: Tensor<Float>, _ b: Tensor<Float>, base: Tensor<Float>) -> Double {
         var num = 0.0, den = 0.0

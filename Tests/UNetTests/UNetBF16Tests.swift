@@ -54,12 +54,7 @@ struct UNetBF16Tests {
         #expect(latentCosine >= 0.999)
         var worst = (1.0, ""), cosines: [Double] = []
         for (path, g) in grads.factors {
-            let named: [(String, Tensor<Float>?)]
-            switch g {
-            case let .lowRank(down, up): named = [("down", down), ("up", up)]
-            case let .ortho(q, p, lambda): named = [("q", q), ("p", p), ("lambda", lambda)]
-            }
-            for (factor, value) in named {
+            for (factor, value) in Reference.namedFactors(g) {
                 let key = "grad/unet.\(path)/\(factor)"
                 let mine = try #require(value), ref = try #require(reference[key])
                 let c = cosine(mine, ref.reshaped(mine.shape))

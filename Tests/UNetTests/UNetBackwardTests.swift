@@ -38,12 +38,7 @@ import Testing
         #expect(grads.factors.count == 176)
         var worst = (0.0, ""), compared = 0
         for (path, g) in grads.factors {
-            let named: [(String, Tensor<Float>?)]
-            switch g {
-            case let .lowRank(down, up): named = [("down", down), ("up", up)]
-            case let .ortho(q, p, lambda): named = [("q", q), ("p", p), ("lambda", lambda)]
-            }
-            for (factor, value) in named {
+            for (factor, value) in Reference.namedFactors(g) {
                 let key = "grad/unet.\(path)/\(factor)"
                 let ref = try #require(reference[key], "no reference \(key)")
                 let mine = try #require(value)

@@ -36,6 +36,20 @@ import VAE
         Self.check("\(layout) decoder", [("decoded", Reference.scaleRelative(images, ref["decoded"]!))])
     }
 
+    /// bf16 wide convolutions: within 2e-2 of diffusers' Float32 decode (the bound the UNet's bf16 output
+    /// meets), and not bitwise the Float32 result (the bf16 kernels did run).
+    @Test(.enabled(if: Precision.hardwareHasBF16, "needs native bf16 (AVX-512 BF16 or AMX); skipped on this CPU"))
+    func bf16DecoderFollowsDiffusers() throws {
+        let model = try SDXLModel.open(Reference.path(Reference.layouts["folder"]!))
+        let ref = Reference.tensors
+        let bf16 = try AutoencoderKL(model: model, precision: .bf16).decode(latents: ref["latents"]!)
+        let fp32 = try AutoencoderKL(model: model).decode(latents: ref["latents"]!)
+        let err = Reference.scaleRelative(bf16, ref["decoded"]!)
+        print("VAE bf16 decoder vs diffusers: \(err)")
+        #expect(err <= 2e-2)
+        #expect(bf16.array != fp32.array)
+    }
+
     /// `--vae PATH`: a vae folder, a pipeline folder, a full single-file checkpoint, the bare diffusers file
     /// (no config.json: inferred), an LDM-named VAE file, and a diffusers file with pre-0.14 attention names.
     @Test func standaloneVAEsMatchDiffusers() throws {
