@@ -36,12 +36,13 @@ var package = Package(
         ]),
         .target(name: "UNet", dependencies: ["Engine", "SDXL", "Adapters"]),
         .target(name: "TextEncoders", dependencies: ["Engine", "SDXL", "Tokenizer"]),
-        .target(name: "Training", dependencies: [
-            "Engine", "UNet", "Adapters", "SafeTensors", "CBLAS", .product(name: "Crypto", package: "swift-crypto"),
-        ]),
         .target(name: "Imaging", dependencies: ["CPNG", "CJPEG", "SafeTensors"]),
         .target(name: "VAE", dependencies: ["Engine", "SDXL", "SafeTensors"]),
-        .target(name: "Sampling", dependencies: ["Engine", "SafeTensors", "Adapters", "UNet", "TextEncoders"]),
+        .target(name: "Training", dependencies: [
+            "Engine", "UNet", "Adapters", "SafeTensors", "SDXL", "TextEncoders", "VAE", "Imaging", "CBLAS",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .target(name: "Sampling", dependencies: ["Engine", "SafeTensors", "SDXL", "Adapters", "UNet", "TextEncoders", "VAE"]),
         .target(name: "Catalog", dependencies: [
             "SafeTensors", "CZstd",
             .product(name: "GRDB", package: "GRDB.swift"),

@@ -32,6 +32,28 @@ final class AttentionBlock {
     }
 }
 
+extension AttentionBlock {
+    /// dOut [B, L, C] → dx [B, L, C]. Cross-attention passes no gradient to the context (text embeddings are
+    /// inputs, not trained here), but its to_k / to_v adapters still get theirs.
+    func backward(_ dOut: Tensor<Float>, isSelf: Bool, _ pass: UNetPass, _ grads: UNetGradientStore) -> Tensor<Float> {
+        let (q, k, v) = recorded(saved, "attention q, k, v")
+        saved = nil
+        let dO = toOut.backward(dOut, pass, grads)!
+        let dq = Tensor<Float>(zeros: q.shape), dk = Tensor<Float>(zeros: k.shape), dv = Tensor<Float>(zeros: v.shape)
+        if precision == .bf16 {
+            BF16Attention.backward(dOut: dO, q: q, k: k, v: v, heads: heads, dq: dq, dk: dk, dv: dv)
+        } else {
+            Attention.backward(dOut: dO, q: q, k: k, v: v, heads: heads, dq: dq, dk: dk, dv: dv)
+        }
+        let dx = toQ.backward(dq, pass, grads)!
+        let dkx = toK.backward(dk, pass, grads, needInput: isSelf)
+        let dvx = toV.backward(dv, pass, grads, needInput: isSelf)
+        if let dkx { accumulate(dx, dkx) }
+        if let dvx { accumulate(dx, dvx) }
+        return dx
+    }
+}
+
 /// diffusers `BasicTransformerBlock` as SDXL uses it (pre-LayerNorm, self- then cross-attention, GEGLU
 /// feed-forward, residual after each). h [B, L, C] → [B, L, C].
 final class TransformerBlock {
@@ -61,6 +83,26 @@ final class TransformerBlock {
     }
 }
 
+extension TransformerBlock {
+    func backward(_ dh3: Tensor<Float>, _ pass: UNetPass, _ grads: UNetGradientStore) -> Tensor<Float> {
+        let p = recorded(savedGate, "GEGLU input")
+        savedGate = nil
+        // h3 = h2 + ff(norm3(h2))
+        let dg = ffOut.backward(dh3, pass, grads)!
+        let dp = Tensor<Float>(zeros: p.shape)
+        GEGLU.backward(dy: dg, p: p, dp: dp)
+        let dh2 = norm3.backward(ffIn.backward(dp, pass, grads)!)
+        accumulate(dh2, dh3)
+        // h2 = h1 + attn2(norm2(h1), context)
+        let dh1 = norm2.backward(attn2.backward(dh2, isSelf: false, pass, grads))
+        accumulate(dh1, dh2)
+        // h1 = h + attn1(norm1(h))
+        let dh = norm1.backward(attn1.backward(dh1, isSelf: true, pass, grads))
+        accumulate(dh, dh1)
+        return dh
+    }
+}
+
 /// diffusers `Transformer2DModel` with linear projections: GroupNorm (eps 1e-6) → proj_in → blocks →
 /// proj_out → + input. x [B, C, H, W] → [B, C, H, W].
 final class SpatialTransformer {
@@ -85,6 +127,17 @@ final class SpatialTransformer {
     }
 
     var attentions: [AttentionBlock] { blocks.flatMap { [$0.attn1, $0.attn2] } }
+}
+
+extension SpatialTransformer {
+    func backward(_ dOut: Tensor<Float>, _ pass: UNetPass, _ grads: UNetGradientStore) -> Tensor<Float> {
+        let (height, width) = (dOut.shape[2], dOut.shape[3])
+        var dh = projOut.backward(toTokens(dOut), pass, grads)!
+        for block in blocks.reversed() { dh = block.backward(dh, pass, grads) }
+        let dx = norm.backward(toChannels(projIn.backward(dh, pass, grads)!, height: height, width: width))
+        accumulate(dx, dOut)
+        return dx
+    }
 }
 
 /// diffusers `ResnetBlock2D` (SDXL settings: GroupNorm eps 1e-5, SiLU, time embedding added after conv1,
@@ -125,5 +178,17 @@ final class ResnetBlock {
         saved = pass.recording ? (n1, n2) : nil
         accumulate(out, shortcut?.forward(x, pass) ?? x)
         return out
+    }
+}
+
+extension ResnetBlock {
+    /// The time embedding is not differentiated: it depends only on the timestep and the micro-conditioning.
+    func backward(_ dOut: Tensor<Float>) -> Tensor<Float> {
+        let (n1, n2) = recorded(saved, "resnet activations")
+        saved = nil
+        let dh = norm2.backward(siluBackward(conv2.backward(dOut), input: n2))
+        let dx = norm1.backward(siluBackward(conv1.backward(dh), input: n1))
+        accumulate(dx, shortcut?.backward(dOut) ?? dOut)
+        return dx
     }
 }

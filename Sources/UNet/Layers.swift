@@ -68,6 +68,22 @@ final class DenseLayer {
     }
 }
 
+extension DenseLayer {
+    /// dy [N…, out] → dx [N…, in] (nil when `needInput` is false); adapter factor gradients accumulate.
+    func backward(_ dy: Tensor<Float>, _ pass: UNetPass, _ grads: UNetGradientStore, needInput: Bool = true) -> Tensor<Float>? {
+        let x = recorded(savedInput, path)
+        savedInput = nil
+        let dx = needInput ? Tensor<Float>(zeros: x.shape) : nil
+        if let dx {
+            if let bf16 { bf16.backwardData(dy: dy, dx: dx) } else { Linear.backward(dy: dy, x: x, weight: weight, dx: dx, dWeight: nil, dBias: nil) }
+        }
+        if let b = pass.bindings[path]?.first, let g = grads.factors[path] {
+            LowRankAdapter.backward(dy: dy, x: x, factors: b.factors, active: b.active, dx: dx, gradients: g)
+        }
+        return dx
+    }
+}
+
 /// A frozen 2-D convolution (3×3 with padding 1, or 1×1). x [B, Cin, H, W] → y [B, Cout, Ho, Wo].
 /// In bf16 (`use(.bf16)`) the weight lives in `bf16` and `weight` is released.
 final class ConvLayer {
@@ -101,6 +117,20 @@ final class ConvLayer {
     }
 }
 
+extension ConvLayer {
+    func backward(_ dy: Tensor<Float>) -> Tensor<Float> {
+        let x = recorded(savedInput, "conv input")
+        savedInput = nil
+        let dx = Tensor<Float>(zeros: x.shape)
+        if let bf16 {
+            bf16.backwardData(dy: dy, dx: dx)
+        } else {
+            Conv2d.backward(dy: dy, x: x, weight: weight, stride: stride, padding: padding, dx: dx, dWeight: nil, dBias: nil)
+        }
+        return dx
+    }
+}
+
 /// GroupNorm with affine parameters. x [B, C, H, W] → same shape.
 final class GroupNormLayer {
     let gamma: Tensor<Float>, beta: Tensor<Float>
@@ -122,6 +152,16 @@ final class GroupNormLayer {
     }
 }
 
+extension GroupNormLayer {
+    func backward(_ dy: Tensor<Float>) -> Tensor<Float> {
+        let (x, stats) = recorded(saved, "group norm input")
+        saved = nil
+        let dx = Tensor<Float>(zeros: x.shape)
+        GroupNorm.backward(dy: dy, x: x, stats: stats, groups: groups, gamma: gamma, dx: dx, dGamma: nil, dBeta: nil)
+        return dx
+    }
+}
+
 /// LayerNorm over the last dimension with affine parameters. x [B, L, C] → same shape.
 final class LayerNormLayer {
     let gamma: Tensor<Float>, beta: Tensor<Float>
@@ -139,6 +179,16 @@ final class LayerNormLayer {
         let stats = LayerNorm.forward(x: x, eps: eps, gamma: gamma, beta: beta, y: y)
         saved = pass.recording ? (x, stats) : nil
         return y
+    }
+}
+
+extension LayerNormLayer {
+    func backward(_ dy: Tensor<Float>) -> Tensor<Float> {
+        let (x, stats) = recorded(saved, "layer norm input")
+        saved = nil
+        let dx = Tensor<Float>(zeros: x.shape)
+        LayerNorm.backward(dy: dy, x: x, stats: stats, gamma: gamma, dx: dx, dGamma: nil, dBeta: nil)
+        return dx
     }
 }
 
@@ -185,4 +235,17 @@ func toChannels(_ x: Tensor<Float>, height: Int, width: Int) -> Tensor<Float> {
     let (b, s, c) = (x.shape[0], x.shape[1], x.shape[2])
     precondition(s == height * width, "toChannels: \(s) tokens for \(height)×\(width)")
     return transposed(x, rows: s, cols: c, shape: [b, c, height, width])
+}
+
+/// dL/dx of y = silu(x), given dL/dy.
+func siluBackward(_ dy: Tensor<Float>, input x: Tensor<Float>) -> Tensor<Float> {
+    let dx = Tensor<Float>(zeros: x.shape)
+    Activation.silu.backward(dy: dy, x: x, dx: dx)
+    return dx
+}
+
+/// What a recording forward kept, for a backward (a missing one is a programming error).
+func recorded<V>(_ value: V?, _ what: String) -> V {
+    guard let value else { preconditionFailure("UNet backward: \(what) was not recorded (run the recording forward first)") }
+    return value
 }

@@ -1,8 +1,6 @@
 import Engine
-import Imaging
 import SDXL
 import Testing
-import TextEncoders
 @testable import Training
 import UNet
 import VAE
@@ -30,21 +28,22 @@ import VAE
 
     /// Held-out loss of the base model and after `steps` steps on the demo image (64 px, rank 4).
     func train(steps: Int, precision: Precision) throws -> (base: Double, trained: Double) {
+        try ExclusiveCompute.run { try trainUnshared(steps: steps, precision: precision) }
+    }
+
+    func trainUnshared(steps: Int, precision: Precision) throws -> (base: Double, trained: Double) {
         let model = try SDXLModel.open(Reference.path("models/tiny-sdxl"))
         let unet = try SDXLUNet(model: model)
         unet.use(precision)
         let vae = try AutoencoderKL(model: model)
-        let image = try ImageFile.decode(path: Reference.path("images/demo.jpg")).image.centerCropSquare().resized(to: 64)
-        let posterior = try vae.encode(images: Tensor(shape: [1, 3, 64, 64], values: image.toTensorCHW()))
-        let example = TrainingExample(mean: posterior.mean, std: posterior.std,
-                                      timeIds: Tensor(shape: [1, 6], values: [384, 384, 0, 0, 64, 64]))
-        let (context, pooled) = try SDXLTextEncoders(model: model).conditioning("a photo of sks mug")
+        let examples = try TrainingData.examples(images: [Reference.path("images/demo.jpg")], resolution: 64, vae: vae)
+        let conditioning = try TrainingData.conditioning(prompt: "a photo of sks mug", model: model)
         let adapter = try TrainableAdapter.initialized(for: unet, method: .tlora, rank: 4, minRank: 2, rankAlpha: 1,
                                                        spectrum: .last, seed: 0)
         let trainer = Trainer(
             unet: unet, adapter: adapter,
             optimizer: AdamW(settings: AdamW.Settings(learningRate: 1e-3), shapes: adapter.parameters.map(\.tensor.shape)),
-            examples: [example], conditioning: PromptConditioning(context: context, pooled: pooled),
+            examples: examples, conditioning: conditioning,
             scalingFactor: vae.scalingFactor, seed: 0)
         let base = try trainer.heldOutLoss(draws: 24, withAdapter: false)
         let initial = try trainer.heldOutLoss(draws: 24)

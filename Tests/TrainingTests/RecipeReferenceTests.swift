@@ -29,7 +29,7 @@ import UNet
         let trainer = try Reference.trainer(adapterID: adapterID, method: TrainingMethod(rawValue: method)!, unet: unet)
         let r = Reference.training
         let x = Trainer.StepInputs(example: 0, timestep: 500, latents: r["z0"]!, noise: r["noise"]!)
-        let (loss, grads) = try trainer.lossAndGradients(x)
+        let (loss, grads) = try ExclusiveCompute.run { try trainer.lossAndGradients(x) }
         let refLoss = Double(r["\(method)/loss"]![0])
         print("training \(method): loss \(loss) vs \(refLoss)")
         #expect(abs(loss - refLoss) <= 1e-4 * refLoss)

@@ -4,10 +4,9 @@ import Engine
 import Foundation
 import SDXL
 import Sampling
-import TextEncoders
-import UNet
 import VAE
 
+/// `tlkit sample`: parses, reads the adapters and the noise, prints the run's events, writes latents and PNGs.
 struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate SDXL samples with adapters applied per timestep, as diffusers' SDXL pipeline does.",
@@ -120,11 +119,10 @@ struct Sample: ParsableCommand {
             let modelFile = try SDXLModel.open(model)
             // Loaded first, so a missing or bad VAE fails before the long part.
             let decoder = output == nil ? nil : try vae.map { try AutoencoderKL(path: $0) } ?? AutoencoderKL(model: modelFile)
-            let unet = try SDXLUNet(model: modelFile)
-            let (noise, usedSeed) = try initialNoise(channels: inChannels(modelFile), progress: progress)
+            let sampling = try SamplingRun(model: modelFile)
+            let (noise, usedSeed) = try initialNoise(channels: sampling.inChannels, progress: progress)
             let (h, w) = (noise.shape[2] * 8, noise.shape[3] * 8)
-            // The UNet halves the latents once per level below the top.
-            let multiple = 8 << (unet.config.structure.levels - 1)
+            let multiple = sampling.sizeMultiple
             guard h % multiple == 0, w % multiple == 0 else {
                 throw CommandFailure("\(w)×\(h) px: this model needs width and height in multiples of \(multiple) px", exitCode: latents == nil ? 2 : 1)
             }
@@ -133,22 +131,22 @@ struct Sample: ParsableCommand {
                 return AdapterStack.Entry(adapter: try parsed.read(flags: schedule.flags, catalog: catalog),
                                           scale: Float(parsed.weight ?? 1), label: parsed.label)
             }
-            let (stack, conditioning) = try applyAndEncode(entries, unet: unet, modelFile: modelFile)
-            for report in stack.reports { progress.adapter(report) }
-            // After the merges: unmasked adapters are summed into the Float32 weights, then rounded once.
-            unet.use(precision.resolved)
-            progress.note(precision.summary, json: .object([("event", .string("precision")), ("precision", .string(precision.resolved.rawValue))]))
-            let scheduler = try EulerDiscreteScheduler(config: try schedulerConfig(), steps: steps)
-            let sampler = SDXLSampler(unet: unet, scheduler: scheduler, guidance: Float(guidance))
-            OperationProfile.reset()
-            let final = try sampler.sample(noise: noise, conditioning: conditioning, height: h, width: w,
-                                           adapters: stack.hooked) { progress.step($0) }
-            if OperationProfile.isEnabled { Console.error("operation profile of the \(steps) denoising steps:\n\(OperationProfile.report())") }
+            let source: SamplingRun.Prompt = embeddings.map { .embeddings(file: $0) } ?? .text(prompt ?? "", negative: negative)
+            let final = try sampling.run(noise: noise, prompt: source, adapters: entries, strict: strict, scheduler: try schedulerConfig(),
+                                         steps: steps, guidance: Float(guidance), precision: precision.resolved) { event in
+                switch event {
+                case let .adapter(report): progress.adapter(report)
+                case let .precision(resolved):
+                    progress.note(precision.summary, json: .object([("event", .string("precision")), ("precision", .string(resolved.rawValue))]))
+                case let .step(p): progress.step(p)
+                case let .note(text): Console.error(text)
+                }
+            }
             if let outputLatents { try LatentsFile.write(final, to: outputLatents) }
             if let output {
                 let parameters = SampleImages.parameters(prompt: prompt, negative: negative, steps: steps, guidance: guidance,
                                                          seed: usedSeed, width: w, height: h, model: model, adapters: entries)
-                try SampleImages.write(images: try SampleImages.decode(final, vae: decoder!), pattern: output, parameters: parameters)
+                try SampleImages.write(images: try SamplingRun.decode(final, vae: decoder!), pattern: output, parameters: parameters)
             }
             progress.done(outputLatents: outputLatents, images: output, count: final.shape[0])
         } catch let failure as CommandFailure {
@@ -157,24 +155,6 @@ struct Sample: ParsableCommand {
             throw CommandFailure("\(error)")
         }
     }
-
-    /// Applies the adapters (text-encoder modules first, so they act on the prompt), then encodes the
-    /// prompt; the text encoders are released before sampling starts.
-    func applyAndEncode(_ entries: [AdapterStack.Entry], unet: SDXLUNet, modelFile: SDXLModel) throws -> (AdapterStack, Conditioning) {
-        let encoders = try textEncoders(modelFile)
-        let stack = try AdapterStack(entries, unet: unet, textEncoders: encoders, strict: strict)
-        if let embeddings { return (stack, try Conditioning(file: embeddings)) }
-        return (stack, try Conditioning(encoders: encoders!, prompt: prompt ?? "", negative: negative))
-    }
-
-    /// The model's text encoders for --prompt, with its tokenizers or, for a single file, the shipped
-    /// CLIP vocabulary (nil with --embeddings, which need none).
-    func textEncoders(_ modelFile: SDXLModel) throws -> SDXLTextEncoders? {
-        embeddings == nil ? try SDXLTextEncoders(model: modelFile) : nil
-    }
-
-    /// The UNet's input channels (SDXL: 4), read from conv_in.
-    func inChannels(_ modelFile: SDXLModel) -> Int { modelFile.shape(.unet, "conv_in.weight")?[1] ?? 4 }
 
     /// The initial noise [N, C, h/8, w/8]: --latents, or torch-compatible normals of the seed.
     func initialNoise(channels: Int, progress: SampleProgress) throws -> (noise: Tensor<Float>, seed: UInt64?) {
@@ -189,8 +169,7 @@ struct Sample: ParsableCommand {
         let seed = self.seed ?? UInt64.random(in: 0...UInt64(UInt32.max))
         if self.seed == nil { progress.note("seed \(seed)", json: .object([("event", .string("seed")), ("seed", .int(Int(seed)))])) }
         let shape = [num ?? 1, channels, (height ?? 1024) / 8, (width ?? 1024) / 8]
-        var generator = TorchRandom(seed: seed)
-        return (Tensor(shape: shape, values: try generator.normals(count: shape.reduce(1, *))), seed)
+        return (try SamplingRun.noise(seed: seed, shape: shape), seed)
     }
 
     /// The model's scheduler_config.json when it has one (diffusers folder), else SDXL's settings.

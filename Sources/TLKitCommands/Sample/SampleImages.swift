@@ -2,20 +2,10 @@ import Engine
 import Foundation
 import Imaging
 import Sampling
-import VAE
 
-/// The last step of `sample`: final latents → VAE decode → PNG files with an A1111-style `parameters`
-/// text chunk.
+/// The last step of `sample`: decoded images (`SamplingRun.decode`) → PNG files with an A1111-style
+/// `parameters` text chunk.
 enum SampleImages {
-    /// Final latents [N, 4, h, w] → images [N, 3, 8h, 8w] in about [−1, 1], as diffusers'
-    /// `vae.decode(latents / vae.config.scaling_factor).sample`.
-    static func decode(_ latents: Tensor<Float>, vae: AutoencoderKL) throws -> Tensor<Float> {
-        let scaled = Tensor<Float>(zeros: latents.shape)
-        let s = vae.scalingFactor
-        for i in 0..<latents.count { scaled.data[i] = latents.data[i] / s }
-        return try vae.decode(latents: scaled)
-    }
-
     /// Writes image i of `images` [N, 3, H, W] (in [−1, 1]) to `pattern` with {i} replaced by i, as 8-bit
     /// RGB (diffusers' postprocess: clamp(v/2 + 0.5)·255 rounded) with `parameters` as its PNG text chunk.
     /// Returns the paths written.

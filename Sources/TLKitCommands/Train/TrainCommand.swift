@@ -1,5 +1,7 @@
 import ArgumentParser
+import Catalog
 import Foundation
+import SafeTensors
 import Training
 
 /// `tlkit train`: a T-LoRA fine-tune of an SDXL UNet on one (or a few) images, the paper's recipe.
@@ -120,18 +122,51 @@ struct Train: ParsableCommand {
 
     func run() throws {
         threads.apply()
-        if resume, let stored = try? RunFolder(output).readRecord().settings {
-            let conflicts = try resumeConflicts(with: stored)
-            if !conflicts.isEmpty {
-                throw CommandFailure("--resume continues \(output) with its own settings; these differ from the run's: "
-                                     + conflicts.joined(separator: "; ") + " (leave them out, or start a new run in another --output)", exitCode: 2)
-            }
-        }
         do {
-            try TrainingSession(settings: settings, output: output, resume: resume, recompute: recompute ?? .auto,
-                                json: json, catalogName: addToCatalog, catalog: catalog).run()
+            if resume, let stored = try? RunFolder(output).readRecord().settings {
+                let conflicts = try resumeConflicts(with: stored)
+                if !conflicts.isEmpty {
+                    throw CommandFailure("--resume continues \(output) with its own settings; these differ from the run's: "
+                                         + conflicts.joined(separator: "; ") + " (leave them out, or start a new run in another --output)", exitCode: 2)
+                }
+            }
+            try train()
         } catch let error as TrainingError {
             throw CommandFailure("\(error)")
+        }
+    }
+
+    /// Runs the recipe, printing its events and adding each checkpoint to the catalog when asked.
+    func train() throws {
+        let progress = TrainingProgress(total: steps, json: json)
+        let run = TrainingRun(settings: settings, output: output, resume: resume, recompute: recompute ?? .auto,
+                              shouldStop: { Interruption.requested != nil })
+        defer { Interruption.deferring = false }
+        let outcome = try run.run { event in
+            switch event {
+            case let .note(text): progress.message(text)
+            case .started: Interruption.deferring = true
+            case let .step(step, loss, seconds): progress.step(step, loss: loss, seconds: seconds)
+            case let .checkpoint(step, path): progress.checkpoint(step, path: path, catalogReference: try catalogReference(for: path))
+            }
+        }
+        switch outcome {
+        case .alreadyComplete: return
+        case .interrupted: throw ExitCode(Interruption.requested ?? 130)
+        case let .finished(steps, path):
+            progress.finishLine()
+            progress.done(path: path, steps: steps)
+        }
+    }
+
+    /// The checkpoint at `path` as a version of --add-to-catalog's name; its reference, or nil without the flag.
+    func catalogReference(for path: String) throws -> String? {
+        guard let addToCatalog else { return nil }
+        let file = try SafeTensorsFile.open(path)
+        let store = try catalog.open(create: true)
+        switch try store.add(file: file, originalPath: path, name: addToCatalog, tags: [], note: nil,
+                             facts: catalogFacts(for: file, path: path), level: nil) {
+        case let .added(ref, _), let .alreadyStored(ref): return "\(ref)"
         }
     }
 }
@@ -160,16 +195,12 @@ extension Train {
         check("--precision", precision.precision == nil ? nil : precision.resolved, run.precision ?? .fp32) { $0.rawValue }
         if !images.isEmpty {
             let absolute = { (paths: [String]) in paths.map { URL(fileURLWithPath: $0).standardizedFileURL.path } }
-            check("--image", absolute(try TrainingImages.expand(images)), absolute(run.images)) { $0.joined(separator: ", ") }
+            check("--image", absolute(try TrainingData.expand(images)), absolute(run.images)) { $0.joined(separator: ", ") }
         }
         return found
     }
 }
 
-/// `--recompute`: whether the UNet keeps every activation for backward or recomputes blocks.
-enum RecomputeMode: String, ExpressibleByArgument, CaseIterable {
-    case auto, on, off
-}
-
+extension RecomputeMode: ExpressibleByArgument {}
 extension TrainingMethod: ExpressibleByArgument {}
 extension InitSpectrum: ExpressibleByArgument {}

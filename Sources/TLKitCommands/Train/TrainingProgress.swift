@@ -1,4 +1,5 @@
 import Foundation
+import Training
 
 /// Training progress: a bar on a terminal (step, moving-average loss, seconds per step, ETA), one line per
 /// checkpoint otherwise, JSON lines on stdout with `--json` (human text then stays on stderr).
@@ -7,23 +8,20 @@ final class TrainingProgress {
     let json: Bool
     let isTerminal: Bool
     private var average: Double?
-    private var stepSeconds: [Double] = []
+    private var timing = StepTiming()
     private var barShown = false
 
-    init(total: Int, start: Int, json: Bool) {
+    init(total: Int, json: Bool) {
         self.total = total
         self.json = json
         isTerminal = !json && isatty(2) != 0
     }
 
     /// Mean seconds per step over the recent steps (the first step, which warms caches, excluded when possible).
-    var secondsPerStep: Double? {
-        let recent = stepSeconds.count > 1 ? Array(stepSeconds.dropFirst().suffix(20)) : stepSeconds
-        return recent.isEmpty ? nil : recent.reduce(0, +) / Double(recent.count)
-    }
+    var secondsPerStep: Double? { timing.secondsPerStep }
 
     func step(_ step: Int, loss: Double, seconds: Double) {
-        stepSeconds.append(seconds)
+        timing.add(seconds)
         average = average.map { 0.9 * $0 + 0.1 * loss } ?? loss
         if json {
             emit(["event": "step", "step": step, "total": total, "loss": loss, "loss_average": average!, "seconds": seconds])

@@ -1,5 +1,7 @@
 import Engine
 
+// The training pass of the UNet: the recording forward, the backward into latents and adapter factors.
+
 /// Gradients of one backward pass: dL/d(latents) and dL/d(each bound adapter factor), by module path.
 /// Masked components (index ≥ active) have zero gradient; frozen weights have none.
 public struct UNetGradients {
@@ -88,5 +90,27 @@ extension SDXLUNet {
             _ = block.forward(x, context: pass.context!, pass)
         }
         return block
+    }
+}
+
+// Each layer's and block's backward sits beside its forward (Layers.swift, Blocks.swift): it takes
+// dL/d(output) and returns dL/d(input), using what the recording forward pass kept (or what a replay of
+// the block recorded, when the pass recomputes), and drops it, so memory falls as backward proceeds.
+// Frozen weights get no gradient buffers; adapter factors accumulate into `UNetGradientStore`.
+
+/// Gradient buffers of the bound adapter factors, by module path.
+final class UNetGradientStore {
+    var factors: [String: AdapterGradients<Float>] = [:]
+
+    init(bindings: [String: [UNetPass.Binding]]) {
+        for (path, bound) in bindings {
+            guard let b = bound.first else { continue }
+            switch b.factors {
+            case let .lowRank(down, up, _):
+                factors[path] = .lowRank(down: Tensor(zeros: down.shape), up: Tensor(zeros: up.shape))
+            case let .ortho(q, p, lambda, _, _, _):
+                factors[path] = .ortho(q: Tensor(zeros: q.shape), p: Tensor(zeros: p.shape), lambda: Tensor(zeros: lambda.shape))
+            }
+        }
     }
 }

@@ -1,21 +1,19 @@
 import Foundation
-import SDXL
-import Training
 import UNet
 
 /// The memory estimate printed before the first step (docs/contract.md, "Training"): the UNet's frozen
 /// weights as held (Float32 or bf16), the adapter with its gradients and AdamW moments, and the activations kept for backward, a
 /// rough figure proportional to the latent area and the first level's width. The measured peak is printed
-/// after the first step.
-struct MemoryEstimate {
-    let weights: Int
-    let adapter: Int
-    let activations: Int
+/// after the first step. It lives beside the run because it decides recomputation (`--recompute auto`).
+public struct MemoryEstimate {
+    public let weights: Int
+    public let adapter: Int
+    public let activations: Int
     /// Memory this process can still take (MemAvailable, bounded by a cgroup limit), measured with the
     /// UNet already loaded, so it is what activations and the optimizer state have left.
-    let available: Int?
+    public let available: Int?
 
-    init(unet: SDXLUNet, adapter: TrainableAdapter, settings: TrainingSettings, available: Int? = AvailableMemory.bytes()) {
+    public init(unet: SDXLUNet, adapter: TrainableAdapter, settings: TrainingSettings, available: Int? = AvailableMemory.bytes()) {
         weights = unet.frozenWeightBytes
         // Trainable and frozen factors, gradients, two moments.
         let trainable = adapter.parameters.reduce(0) { $0 + $1.tensor.count }
@@ -34,7 +32,7 @@ struct MemoryEstimate {
     /// `--recompute auto` recomputes only when keeping every activation would not fit in the memory still
     /// available (with recomputation, activations shrink to block inputs plus one block's worth).
     /// (SDXL fp32 at 1024 px: 23 GB estimated without recomputation; 14.6 GB measured peak with it.)
-    func recompute(_ mode: RecomputeMode) -> (on: Bool, why: String) {
+    public func recompute(_ mode: RecomputeMode) -> (on: Bool, why: String) {
         switch mode {
         case .on: return (true, "activation recomputation on (--recompute on)")
         case .off: return (false, "activation recomputation off (--recompute off)")
@@ -48,12 +46,12 @@ struct MemoryEstimate {
         }
     }
 
-    var summary: String {
+    public var summary: String {
         "memory estimate: UNet weights \(Self.bytes(weights)), adapter with optimizer state \(Self.bytes(adapter)), "
             + "activations about \(Self.bytes(activations)) (about a quarter of that with recomputation)"
     }
 
-    static func bytes(_ n: Int) -> String {
+    public static func bytes(_ n: Int) -> String {
         let v = Double(n)
         if v >= 1e9 { return String(format: "%.1f GB", v / 1e9) }
         if v >= 1e6 { return String(format: "%.0f MB", v / 1e6) }
@@ -61,10 +59,15 @@ struct MemoryEstimate {
     }
 }
 
+/// `--recompute`: whether the UNet keeps every activation for backward or recomputes blocks.
+public enum RecomputeMode: String, CaseIterable, Sendable {
+    case auto, on, off
+}
+
 /// Memory a process may still take: MemAvailable from /proc/meminfo, bounded by the cgroup's limit less its
 /// usage when the process runs in a limited cgroup (containers, systemd slices). nil where neither is readable.
-enum AvailableMemory {
-    static func bytes() -> Int? {
+public enum AvailableMemory {
+    public static func bytes() -> Int? {
         let system = meminfo("MemAvailable")
         guard let limit = cgroupFile("memory.max"), let used = cgroupFile("memory.current") else { return system }
         return min(system ?? Int.max, max(0, limit - used))
@@ -91,7 +94,7 @@ enum AvailableMemory {
 }
 
 /// Peak resident memory of this process so far (getrusage: kilobytes on Linux).
-func peakResidentBytes() -> Int {
+public func peakResidentBytes() -> Int {
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return Int(usage.ru_maxrss) * 1024
