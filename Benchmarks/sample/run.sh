@@ -37,6 +37,8 @@ if [ "$WHICH" != diffusers ]; then
   /usr/bin/time -f "%M %e" -o "$OUT/rss" $T sample --model "$CKPT" --embeddings "$OUT/embeddings.safetensors" \
     --latents "$OUT/latents.safetensors" --steps "$STEPS" --guidance 5 --width "$RES" --height "$RES" \
     -o "$OUT/image.png" --precision "$PRECISION" --json >"$OUT/steps.jsonl" 2>"$OUT/stderr" || { cat "$OUT/stderr"; exit 1; }
+  # TLKIT_PROFILE=1 in the environment: show the per-operation profile tlkit printed.
+  if [ -n "${TLKIT_PROFILE:-}" ]; then sed -n '/operation profile/,$p' "$OUT/stderr"; fi
   $PY - "$OUT/steps.jsonl" "$(cat "$OUT/rss")" "$RES" "$PRECISION" <<'PYEOF'
 import json, sys
 steps = [s for s in map(json.loads, open(sys.argv[1])) if s.get("event") == "step"]

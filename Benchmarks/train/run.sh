@@ -32,6 +32,8 @@ if [ "$WHICH" != pytorch ]; then
     --output "$OUT/run" --resolution "$RES" --steps $((STEPS + 1)) --checkpoint-every 100000 --recompute $RECOMPUTE \
     --precision "$PRECISION" --json >"$OUT/steps.jsonl" 2>"$OUT/stderr" || { cat "$OUT/stderr"; exit 1; }
   grep -E "memory|peak" "$OUT/stderr" || true
+  # TLKIT_PROFILE=1 in the environment: show the per-operation profile tlkit printed.
+  if [ -n "${TLKIT_PROFILE:-}" ]; then sed -n '/operation profile/,$p' "$OUT/stderr"; fi
   $PY - "$OUT/steps.jsonl" "$(cat "$OUT/rss")" "$RES" "$PRECISION" <<'PYEOF'
 import json, sys
 steps = [s for s in map(json.loads, open(sys.argv[1])) if s.get("event") == "step"]

@@ -30,10 +30,11 @@ public struct SamplingRun {
     public let model: SDXLModel
     public let unet: SDXLUNet
 
-    /// Loads the UNet (the longest load, so a bad model fails before anything else is read).
-    public init(model: SDXLModel) throws {
+    /// Loads the UNet (the longest load, so a bad model fails before anything else is read), in Float32 or
+    /// straight into bf16 block by block (half the peak memory) when no adapter will be merged into it.
+    public init(model: SDXLModel, loadingIn precision: Precision = .fp32) throws {
         self.model = model
-        unet = try SDXLUNet(model: model)
+        unet = try SDXLUNet(model: model, precision: precision)
     }
 
     /// The UNet's input channels (SDXL: 4), read from conv_in.

@@ -138,6 +138,8 @@ public final class BF16Conv2d: @unchecked Sendable {
         var dst = activations(dstShape, dstType, channelsLast: true)
         let strides: [Int64] = [Int64(stride), Int64(stride)]
         let before: [Int64] = [Int64(padding), Int64(padding)], after: [Int64] = [Int64(trailingPadding), Int64(trailingPadding)]
+        let attr = OneDNN.attributes()
+        defer { dnnl_primitive_attr_destroy(attr) }
         guard let p = OneDNNPrimitive({ pd in
             var desc = dnnl_convolution_desc_t()
             let s = key.bias
@@ -146,7 +148,7 @@ public final class BF16Conv2d: @unchecked Sendable {
                 : dnnl_convolution_forward_desc_init(&desc, dnnl_forward_training, dnnl_convolution_direct,
                                                      &src, &wei, nil, &dst, strides, before, after)
             guard s == dnnl_success else { return s }
-            return dnnl_primitive_desc_create(&pd, &desc, nil, OneDNN.engine, nil)
+            return dnnl_primitive_desc_create(&pd, &desc, attr, OneDNN.engine, nil)
         }) else { preconditionFailure("oneDNN has no bf16 convolution for \(srcShape) → \(dstShape)") }
         return p
     }
@@ -171,12 +173,14 @@ public final class BF16Conv2d: @unchecked Sendable {
         var diffDst = activations(dstShape, dnnl_bf16, channelsLast: true)
         let strides: [Int64] = [Int64(stride), Int64(stride)]
         let before: [Int64] = [Int64(padding), Int64(padding)], after: [Int64] = [Int64(trailingPadding), Int64(trailingPadding)]
+        let attr = OneDNN.attributes()
+        defer { dnnl_primitive_attr_destroy(attr) }
         guard let conv = OneDNNPrimitive({ pd in
             var desc = dnnl_convolution_desc_t()
             let s = dnnl_convolution_backward_data_desc_init(&desc, dnnl_convolution_direct, &diffSrc, &wei, &diffDst,
                                                               strides, before, after)
             guard s == dnnl_success else { return s }
-            return dnnl_primitive_desc_create(&pd, &desc, nil, OneDNN.engine, hint.descriptor)
+            return dnnl_primitive_desc_create(&pd, &desc, attr, OneDNN.engine, hint.descriptor)
         }) else { preconditionFailure("oneDNN has no bf16 backward convolution for \(dstShape) → \(srcShape)") }
         let plan = BackwardPlan(
             convolution: conv,

@@ -88,11 +88,13 @@ public final class BF16Linear: @unchecked Sendable {
         var wei = OneDNN.descriptor([inFeatures, outFeatures], dnnl_bf16, strides: [1, inFeatures])
         var b = OneDNN.descriptor([1, outFeatures], dnnl_f32, dnnl_ab)
         var dst = OneDNN.descriptor([n, outFeatures], dnnl_f32, dnnl_ab)
+        let attr = OneDNN.attributes()
+        defer { dnnl_primitive_attr_destroy(attr) }
         guard let p = OneDNNPrimitive({ pd in
             var desc = dnnl_matmul_desc_t()
             let s = bias ? dnnl_matmul_desc_init(&desc, &src, &wei, &b, &dst) : dnnl_matmul_desc_init(&desc, &src, &wei, nil, &dst)
             guard s == dnnl_success else { return s }
-            return dnnl_primitive_desc_create(&pd, &desc, nil, OneDNN.engine, nil)
+            return dnnl_primitive_desc_create(&pd, &desc, attr, OneDNN.engine, nil)
         }) else { preconditionFailure("oneDNN has no bf16 matmul for \(n)×\(inFeatures)×\(outFeatures)") }
         return p
     }

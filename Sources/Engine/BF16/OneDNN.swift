@@ -1,10 +1,14 @@
 import CDNNL
+import Foundation
 
 /// oneDNN, the primitives library the bf16 kernels run on (PyTorch's CPU backend uses the same one).
 ///
-/// One CPU engine and one in-order stream per process. Primitives are built once per shape by the layer
-/// that runs them and kept there; memory objects wrap our own buffers, so nothing is copied in or out
-/// that a reorder does not need. oneDNN runs its own OpenMP threads inside each primitive.
+/// One CPU engine per process. Primitives are built once per shape by the layer that runs them and kept
+/// there; memory objects wrap our own buffers, so nothing is copied in or out that a reorder does not
+/// need. oneDNN runs its own OpenMP threads inside each primitive. Calls may come from several threads at
+/// once (two models in one process, parallel tests): each call takes a stream of its own from a pool and
+/// its own scratchpad (primitives are built with user-managed scratchpads, because the library's default
+/// one is a single buffer shared by every primitive).
 enum OneDNN {
     nonisolated(unsafe) static let engine: dnnl_engine_t = {
         var engine: dnnl_engine_t?
@@ -12,15 +16,23 @@ enum OneDNN {
         return engine!
     }()
 
-    nonisolated(unsafe) static let stream: dnnl_stream_t = {
-        var stream: dnnl_stream_t?
-        check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "creating the stream")
-        return stream!
-    }()
+    private static let streamLock = NSLock()
+    nonisolated(unsafe) private static var idleStreams: [dnnl_stream_t] = []
+
+    /// Runs `body` with a stream no other thread uses meanwhile (streams are kept for reuse).
+    static func withStream<R>(_ body: (dnnl_stream_t) -> R) -> R {
+        let stream = streamLock.withLock { idleStreams.popLast() } ?? {
+            var stream: dnnl_stream_t?
+            check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "creating a stream")
+            return stream!
+        }()
+        defer { streamLock.withLock { idleStreams.append(stream) } }
+        return body(stream)
+    }
 
     // Execution argument slots (dnnl_types.h: DNNL_ARG_*).
     static let src: Int32 = 1, dst: Int32 = 17, weights: Int32 = 33, bias: Int32 = 41
-    static let diffSrc: Int32 = 129, diffDst: Int32 = 145
+    static let diffSrc: Int32 = 129, diffDst: Int32 = 145, scratchpad: Int32 = 80
 
     /// Shapes and strides are always valid here (they come from tensors we built), so a failure is a
     /// programming error or an unsupported CPU: stop with the call that failed.
@@ -55,10 +67,11 @@ enum OneDNN {
         return dnnl_memory_desc_equal(&a, &b) != 0
     }
 
-    /// Default attributes (the caller destroys them).
+    /// Attributes every primitive is built with: a scratchpad the caller passes (the caller destroys them).
     static func attributes() -> dnnl_primitive_attr_t {
         var attr: dnnl_primitive_attr_t?
         check(dnnl_primitive_attr_create(&attr), "creating attributes")
+        check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "asking for a user scratchpad")
         return attr!
     }
 
@@ -78,6 +91,9 @@ enum OneDNN {
 final class OneDNNPrimitive: @unchecked Sendable {
     let descriptor: dnnl_primitive_desc_t
     let primitive: dnnl_primitive_t
+    /// The work space the primitive needs per call (zero bytes for many).
+    let scratchpadLayout: dnnl_memory_desc_t
+    let scratchpadBytes: Int
 
     /// Builds the primitive from a descriptor that `create` makes; nil when oneDNN has no implementation.
     init?(_ create: (inout dnnl_primitive_desc_t?) -> dnnl_status_t) {
@@ -90,13 +106,15 @@ final class OneDNNPrimitive: @unchecked Sendable {
         }
         descriptor = pd
         primitive = p
+        scratchpadLayout = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0)?.pointee ?? dnnl_memory_desc_t()
+        scratchpadBytes = OneDNN.bytes(scratchpadLayout)
     }
 
     /// A reorder (layout and/or type conversion) from `from` to `to`, optionally adding into the destination.
     convenience init(reorder from: dnnl_memory_desc_t, to: dnnl_memory_desc_t, accumulate: Bool = false) {
         var from = from, to = to
-        let attr = accumulate ? OneDNN.accumulating() : nil
-        defer { if let attr { dnnl_primitive_attr_destroy(attr) } }
+        let attr = accumulate ? OneDNN.accumulating() : OneDNN.attributes()
+        defer { dnnl_primitive_attr_destroy(attr) }
         self.init { pd in
             dnnl_reorder_primitive_desc_create(&pd, &from, OneDNN.engine, &to, OneDNN.engine, attr)
         }!
@@ -123,6 +141,13 @@ final class OneDNNPrimitive: @unchecked Sendable {
 
     /// Runs the primitive on buffers described by `args` (slot, descriptor, pointer) and waits for it.
     func run(_ args: [(slot: Int32, layout: dnnl_memory_desc_t, pointer: UnsafeMutableRawPointer)]) {
+        guard scratchpadBytes > 0 else { return run(args, scratchpad: nil) }
+        Scratch.withBytes(scratchpadBytes) { run(args, scratchpad: $0) }
+    }
+
+    private func run(_ args: [(slot: Int32, layout: dnnl_memory_desc_t, pointer: UnsafeMutableRawPointer)],
+                     scratchpad: UnsafeMutableRawPointer?) {
+        let args = scratchpad.map { args + [(OneDNN.scratchpad, scratchpadLayout, $0)] } ?? args
         var memories: [dnnl_memory_t] = []
         memories.reserveCapacity(args.count)
         defer { for m in memories { dnnl_memory_destroy(m) } }
@@ -133,8 +158,10 @@ final class OneDNNPrimitive: @unchecked Sendable {
             memories.append(memory!)
             execArgs.append(dnnl_exec_arg_t(arg: a.slot, memory: memory))
         }
-        OneDNN.check(dnnl_primitive_execute(primitive, OneDNN.stream, Int32(execArgs.count), execArgs), "executing")
-        OneDNN.check(dnnl_stream_wait(OneDNN.stream), "waiting for the stream")
+        OneDNN.withStream { stream in
+            OneDNN.check(dnnl_primitive_execute(primitive, stream, Int32(execArgs.count), execArgs), "executing")
+            OneDNN.check(dnnl_stream_wait(stream), "waiting for the stream")
+        }
     }
 }
 

@@ -118,8 +118,11 @@ struct Sample: ParsableCommand {
         do {
             let modelFile = try SDXLModel.open(model)
             // Loaded first, so a missing or bad VAE fails before the long part.
-            let decoder = output == nil ? nil : try vae.map { try AutoencoderKL(path: $0) } ?? AutoencoderKL(model: modelFile)
-            let sampling = try SamplingRun(model: modelFile)
+            let chosen = precision.resolved
+            let decoder = output == nil ? nil
+                : try vae.map { try AutoencoderKL(path: $0, precision: chosen) } ?? AutoencoderKL(model: modelFile, precision: chosen)
+            // Adapters may be merged into the Float32 weights before the switch; without any, load straight into it.
+            let sampling = try SamplingRun(model: modelFile, loadingIn: adapters.isEmpty ? chosen : .fp32)
             let (noise, usedSeed) = try initialNoise(channels: sampling.inChannels, progress: progress)
             let (h, w) = (noise.shape[2] * 8, noise.shape[3] * 8)
             let multiple = sampling.sizeMultiple
