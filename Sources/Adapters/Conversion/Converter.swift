@@ -118,7 +118,9 @@ public enum Converter {
         return (current, report)
     }
 
-    public static func number(_ t: Double) -> String { t == t.rounded() ? String(Int(t)) : String(t) }
+    /// A number as metadata and reports write it: integral values without a fraction. Only values well
+    /// inside Int's range go through Int (converting infinity or 1e308 would trap).
+    public static func number(_ t: Double) -> String { t == t.rounded() && abs(t) < 1e15 ? String(Int(t)) : String(t) }
 
     /// A new adapter whose factors are `transform` of the source's, computed lazily module by module.
     static func mapped(_ adapter: Adapter, modules: [ModuleInfo], _ transform: @escaping @Sendable (Int, Factors) throws -> Factors) -> Adapter {
