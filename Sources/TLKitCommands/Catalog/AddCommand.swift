@@ -39,8 +39,21 @@ struct AddCommand: ParsableCommand {
     }
 
     func run() throws {
+        let path = catalog.resolved
+        let existed = FileSystem.exists(path)
+        var stored = 0
+        do {
+            try add(to: path, stored: &stored)
+        } catch {
+            // A failed add leaves no catalog it created behind (the default one included).
+            if !existed, stored == 0 { Catalog.discardIfEmpty(at: path) }
+            throw error
+        }
+    }
+
+    func add(to catalogPath: String, stored: inout Int) throws {
         try CatalogCLI.run("add") {
-            let store = try catalog.open(create: true)
+            let store = try Catalog.open(at: catalogPath, create: true)
             for argument in files {
                 // Adapter folders (a training folder, checkpoint-N/, a PEFT folder) stand for their file;
                 // the file's facts are read where it lies, so an official checkpoint finds its hparams.
@@ -49,6 +62,7 @@ struct AddCommand: ParsableCommand {
                 let entryName = name ?? AddCommand.stem(of: argument)
                 let outcome = try store.add(file: file, originalPath: path == "-" ? nil : path, name: entryName, tags: tags,
                                             note: note, facts: catalogFacts(for: file, path: path), level: level)
+                stored += 1
                 switch outcome {
                 case let .added(reference, stats):
                     Console.out(reference.description)

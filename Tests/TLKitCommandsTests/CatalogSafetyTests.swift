@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+
+/// The catalog never takes a URL for a path, never appears as a side effect of a failure, reports
+/// every entry it stored, and cleans up after processes that died mid-write.
+@Suite(.serialized) struct CatalogSafetyTests {
+    /// An environment whose default catalog lies in a fresh home folder.
+    static func home() -> (environment: [String: String], catalog: String) {
+        let home = CLI.temporaryFolder().path
+        return (["HOME": home, "XDG_DATA_HOME": "", "TLKIT_CATALOG": ""], home + "/.local/share/tlkit/catalog.sqlite")
+    }
+
+    @Test func urlsAreNeverPaths() throws {
+        let url = "postgresql://user:s3cret@host:5432/db"
+        let (environment, _) = Self.home()
+        let folder = FileManager.default.currentDirectoryPath
+        let runs = [
+            try CLI.run(["list", "--catalog", url]),
+            try CLI.run(["add", Poison.kohya, "--catalog", url]),
+            try CLI.run(["get", "x", "-o", "-", "--catalog", url]),
+            try CLI.run(["list"], environment: environment.merging(["TLKIT_CATALOG": "mysql://root:s3cret@db/x"]) { $1 }),
+            try CLI.run(["merge", "x", "-o", "-", "--catalog", "sqlite://s3cret"]),
+        ]
+        for result in runs {
+            #expect(result.status == 1, "\(result.stderr)")
+            #expect(result.stderr.contains("://") && result.stderr.contains("not supported"), "\(result.stderr)")
+            #expect(!result.stderr.contains("s3cret"), "the password was echoed: \(result.stderr)")
+        }
+        for made in ["postgresql:", "mysql:", "sqlite:"] {
+            #expect(!FileManager.default.fileExists(atPath: folder + "/" + made), "\(made) was created as a folder")
+        }
+    }
+
+    @Test func failedCommandsCreateNoDefaultCatalog() throws {
+        let (environment, catalog) = Self.home()
+        let garbage = CLI.temporaryFolder().appendingPathComponent("garbage.safetensors")
+        try Data("not a safetensors file at all".utf8).write(to: garbage)
+        for arguments in [["add", "/nonexistent/file.safetensors"], ["add", garbage.path], ["get", "nothing", "-o", "-"],
+                          ["show", "nothing"], ["rm", "nothing"], ["verify"], ["gc"], ["tag", "nothing", "t"]] {
+            let result = try CLI.run(arguments, environment: environment)
+            #expect(result.status != 0, "\(arguments)")
+            #expect(!FileManager.default.fileExists(atPath: catalog), "\(arguments) left a catalog behind")
+        }
+    }
+
+    @Test func listWithoutACatalogIsEmpty() throws {
+        let (environment, catalog) = Self.home()
+        let json = try CLI.run(["list", "--json"], environment: environment)
+        #expect(json.status == 0, "\(json.stderr)")
+        #expect(json.stdout.isEmpty)
+        let table = try CLI.run(["list"], environment: environment)
+        #expect(table.status == 0, "\(table.stderr)")
+        #expect(table.stdoutLines.count <= 1, "\(table.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: catalog))
+    }
+}
