@@ -53,4 +53,40 @@ import Testing
         #expect(table.stdoutLines.count <= 1, "\(table.stdout)")
         #expect(!FileManager.default.fileExists(atPath: catalog))
     }
+
+    /// SIGINT at any moment of an add: either the entry was stored and its REF printed, or nothing was stored.
+    @Test func interruptedAddReportsWhatItStored() throws {
+        let folder = CLI.temporaryFolder()
+        let catalog = folder.appendingPathComponent("c.sqlite").path
+        let start = Date()
+        #expect(try CLI.run(["add", Poison.kohya, "--name", "timing", "--catalog", catalog]).status == 0)
+        let duration = Date().timeIntervalSince(start)
+        for trial in 0..<16 {
+            let name = "run\(trial)"
+            let out = folder.appendingPathComponent("out\(trial)").path
+            FileManager.default.createFile(atPath: out, contents: nil)
+            // Distinct bytes each time (identical ones would only be found already stored).
+            let input = try Poison.adapter(Float(trial + 1) / 1024, in: folder, name: "in\(trial).safetensors")
+            let process = Process()
+            process.executableURL = CLI.executable
+            process.arguments = ["add", input, "--name", name, "--tag", "t\(trial)", "--catalog", catalog]
+            process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            // Spread the interruptions over the add, its end included.
+            usleep(useconds_t(duration * 1.2 * Double(trial) / 16 * 1_000_000))
+            kill(process.processIdentifier, SIGINT)
+            process.waitUntilExit()
+            let printed = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+            let listed = try CLI.run(["list", "--json", "--catalog", catalog])
+            let stored = listed.stdoutLines.contains { CLI.json($0)["name"] as? String == name }
+            if process.terminationReason == .exit && process.terminationStatus == 0 {
+                #expect(stored && printed.contains("\(name)@1"), "trial \(trial)")
+            } else {
+                // Killed before the handlers were installed, or exited 130: the REF printed iff stored.
+                #expect(process.terminationReason == .uncaughtSignal || process.terminationStatus == 130, "trial \(trial)")
+                #expect(stored == printed.contains("\(name)@1"), "trial \(trial): stored \(stored), printed '\(printed)'")
+            }
+        }
+    }
 }

@@ -60,8 +60,17 @@ struct AddCommand: ParsableCommand {
                 let path = AdapterLocation.resolve(argument) ?? argument
                 let file = try SafeTensorsFile.open(path)
                 let entryName = name ?? AddCommand.stem(of: argument)
-                let outcome = try store.add(file: file, originalPath: path == "-" ? nil : path, name: entryName, tags: tags,
-                                            note: note, facts: catalogFacts(for: file, path: path), level: level)
+                // From just before the commit until the REF is printed, Ctrl-C waits: a stored entry is always reported.
+                let outcome: AddOutcome
+                do {
+                    outcome = try store.add(file: file, originalPath: path == "-" ? nil : path, name: entryName, tags: tags,
+                                            note: note, facts: catalogFacts(for: file, path: path), level: level,
+                                            beforeCommit: Interruption.hold)
+                } catch {
+                    Interruption.release()
+                    throw error
+                }
+                defer { Interruption.release() }
                 stored += 1
                 switch outcome {
                 case let .added(reference, stats):
