@@ -89,4 +89,24 @@ import Testing
             }
         }
     }
+
+    /// A process killed mid-write leaves `.NAME.tmp-PID-*`; the next write to NAME removes it, and only
+    /// the files of processes that are gone.
+    @Test func staleTemporaryFilesAreRemovedByTheNextWrite() throws {
+        let folder = CLI.temporaryFolder()
+        let dead = Process()
+        dead.executableURL = URL(fileURLWithPath: "/bin/true")
+        try dead.run()
+        dead.waitUntilExit()
+        let target = "out.safetensors"
+        let stale = ".\(target).tmp-\(dead.processIdentifier)-a1b2c3"
+        let live = ".\(target).tmp-\(getpid())-d4e5f6"
+        let other = ".other.safetensors.tmp-\(dead.processIdentifier)-g7h8i9"
+        for name in [stale, live, other] {
+            try Data(repeating: 7, count: 1 << 16).write(to: folder.appendingPathComponent(name))
+        }
+        let result = try CLI.run(["convert", Poison.kohya, "--to", "peft", "-o", folder.appendingPathComponent(target).path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(Set(Poison.files(folder)) == [target, live, other])
+    }
 }
