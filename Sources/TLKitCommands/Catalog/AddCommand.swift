@@ -39,47 +39,36 @@ struct AddCommand: ParsableCommand {
     }
 
     func run() throws {
-        let path = catalog.resolved
-        let existed = FileSystem.exists(path)
-        var stored = 0
-        do {
-            try add(to: path, stored: &stored)
-        } catch {
-            // A failed add leaves no catalog it created behind (the default one included).
-            if !existed, stored == 0 { Catalog.discardIfEmpty(at: path) }
-            throw error
+        try CatalogCLI.run("add") {
+            try catalog.adding { store in try add(to: store) }
         }
     }
 
-    func add(to catalogPath: String, stored: inout Int) throws {
-        try CatalogCLI.run("add") {
-            let store = try Catalog.open(at: catalogPath, create: true)
-            for argument in files {
-                // Adapter folders (a training folder, checkpoint-N/, a PEFT folder) stand for their file;
-                // the file's facts are read where it lies, so an official checkpoint finds its hparams.
-                let path = AdapterLocation.resolve(argument) ?? argument
-                let file = try SafeTensorsFile.open(path)
-                let entryName = name ?? AddCommand.stem(of: argument)
-                // From just before the commit until the REF is printed, Ctrl-C waits: a stored entry is always reported.
-                let outcome: AddOutcome
-                do {
-                    outcome = try store.add(file: file, originalPath: path == "-" ? nil : path, name: entryName, tags: tags,
-                                            note: note, facts: catalogFacts(for: file, path: path), level: level,
-                                            beforeCommit: Interruption.hold)
-                } catch {
-                    Interruption.release()
-                    throw error
-                }
-                defer { Interruption.release() }
-                stored += 1
-                switch outcome {
-                case let .added(reference, stats):
-                    Console.out(reference.description)
-                    CatalogCLI.info("\(path): added as \(reference): \(stats.tensors) tensors (\(stats.newBlobs) new, \(stats.sharedBlobs) shared), \(CatalogCLI.bytes(stats.size)) → \(CatalogCLI.bytes(stats.addedBytes)) added to the catalog")
-                case let .alreadyStored(reference):
-                    Console.out(reference.description)
-                    CatalogCLI.info("\(path): identical bytes already stored as \(reference); nothing added")
-                }
+    func add(to store: Catalog) throws {
+        for argument in files {
+            // Adapter folders (a training folder, checkpoint-N/, a PEFT folder) stand for their file;
+            // the file's facts are read where it lies, so an official checkpoint finds its hparams.
+            let path = AdapterLocation.resolve(argument) ?? argument
+            let file = try SafeTensorsFile.open(path)
+            let entryName = name ?? AddCommand.stem(of: argument)
+            // From just before the commit until the REF is printed, Ctrl-C waits: a stored entry is always reported.
+            let outcome: AddOutcome
+            do {
+                outcome = try store.add(file: file, originalPath: path == "-" ? nil : path, name: entryName, tags: tags,
+                                        note: note, facts: catalogFacts(for: file, path: path), level: level,
+                                        beforeCommit: Interruption.hold)
+            } catch {
+                Interruption.release()
+                throw error
+            }
+            defer { Interruption.release() }
+            switch outcome {
+            case let .added(reference, stats):
+                Console.out(reference.description)
+                CatalogCLI.info("\(path): added as \(reference): \(stats.tensors) tensors (\(stats.newBlobs) new, \(stats.sharedBlobs) shared), \(CatalogCLI.bytes(stats.size)) → \(CatalogCLI.bytes(stats.addedBytes)) added to the catalog")
+            case let .alreadyStored(reference):
+                Console.out(reference.description)
+                CatalogCLI.info("\(path): identical bytes already stored as \(reference); nothing added")
             }
         }
     }
