@@ -140,20 +140,33 @@ struct Rebuild {
 
         func consume(_ chunk: Chunk, checkBlobs: Bool) {
             if failed { return }
-            // The chunk is checked before any of it is passed on; a halted stream ends before the damage.
-            var end = chunk.used
-            if checkBlobs {
-                for tensor in chunk.tensors {
-                    let actual = Hashing.sha256(UnsafeRawBufferPointer(rebasing: chunk.memory[tensor.range]))
-                    if actual != tensor.blob {
-                        note("tensor '\(tensor.name)': stored bytes hash to \(actual.prefix(12))…, not their address \(tensor.blob.prefix(12))…")
-                        if stopAtFirstProblem { end = tensor.range.lowerBound; break }
+            let all = UnsafeRawBufferPointer(rebasing: chunk.memory[0..<chunk.used])
+            // Each tensor is checked before any of the chunk is passed on. The checks and the file's own
+            // hashes read the same bytes, so they run side by side (when a damaged tensor halts the
+            // stream, the file's hash no longer matters).
+            var mismatches = [String?](repeating: nil, count: checkBlobs ? chunk.tensors.count : 0)
+            mismatches.withUnsafeMutableBufferPointer { slots in
+                // Each iteration writes its own slot; the chunk is not touched by anyone else meanwhile.
+                let slots = UncheckedBox(slots), shared = UncheckedBox((all, chunk))
+                DispatchQueue.concurrentPerform(iterations: slots.value.count + 1) { k in
+                    let (all, chunk) = shared.value
+                    guard k < slots.value.count else {
+                        whole.update(all)
+                        if hashData { data.update(all) }
+                        return
                     }
+                    let tensor = chunk.tensors[k]
+                    let actual = Hashing.sha256(UnsafeRawBufferPointer(rebasing: chunk.memory[tensor.range]))
+                    if actual != tensor.blob { slots.value[k] = actual }
                 }
             }
+            var end = chunk.used
+            for (tensor, actual) in zip(chunk.tensors, mismatches) {
+                guard let actual else { continue }
+                note("tensor '\(tensor.name)': stored bytes hash to \(actual.prefix(12))…, not their address \(tensor.blob.prefix(12))…")
+                if stopAtFirstProblem { end = tensor.range.lowerBound; break }
+            }
             let bytes = UnsafeRawBufferPointer(rebasing: chunk.memory[0..<end])
-            whole.update(bytes)
-            if hashData { data.update(bytes) }
             if !bytes.isEmpty { do { try sink(bytes) } catch { lock.withLock { self.error = error } } }
             if end < chunk.used { lock.withLock { halted = true } }
         }
