@@ -94,4 +94,11 @@ extension LowRankSVD {
         let (up, down, k) = Fold.product(factors, keep: keep)
         return try LowRankSVD(a: up, b: down, m: factors.outFeatures, k: k, n: factors.inFeatures)
     }
+
+    /// The SVD of all of a module's ΔW; a failure names the module and the file it came from.
+    static func of(_ factors: Factors, module: String, from origin: String?) throws -> LowRankSVD {
+        do { return try of(factors, keep: factors.rank) } catch {
+            throw AdapterError("\(origin.map { "\($0): " } ?? "")module \(module): \(error)")
+        }
+    }
 }
