@@ -22,6 +22,27 @@ public final class Catalog: @unchecked Sendable {
         Catalog(path: path, store: try Store(path: path, create: create))
     }
 
+    /// The catalog at `path`, or nil when there is no file there yet (reading commands then see an empty
+    /// catalog; nothing is created).
+    public static func openIfPresent(at path: String) throws -> Catalog? {
+        if let scheme = CatalogLocation.urlScheme(path) { throw CatalogError.unsupportedURL(scheme: scheme) }
+        return FileSystem.exists(path) ? try open(at: path, create: false) : nil
+    }
+
+    /// Removes the catalog at `path`, with SQLite's side files, when it holds nothing (a failed first
+    /// `add` made it); the folders stay. One with entries, perhaps added meanwhile by another process, stays.
+    public static func discardIfEmpty(at path: String) {
+        guard CatalogLocation.urlScheme(path) == nil, FileSystem.exists(path) else { return }
+        do {
+            let catalog = try open(at: path, create: false)
+            let entries = try catalog.store.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM entries") ?? 0 }
+            guard entries == 0 else { return }
+        } catch {
+            return
+        }
+        for suffix in ["", "-wal", "-shm", "-journal"] { unlink(path + suffix) }
+    }
+
     /// The latest version of `name`, or nil when there is no such name.
     public func latestVersion(of name: String) throws -> Int? {
         try store.read { db in try Int.fetchOne(db, sql: "SELECT max(version) FROM entries WHERE name = ?", arguments: [name]) }

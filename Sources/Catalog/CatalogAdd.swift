@@ -9,9 +9,11 @@ extension Catalog {
     /// blobs as worker threads compress them (the workers also hash the whole file and its data
     /// section when idle: compression, hashing and the database's writes overlap; a concurrent add
     /// waits for the transaction), then the entry, its header and its tensor list, and commits once.
-    /// Identical bytes already stored make it return `.alreadyStored`.
+    /// Identical bytes already stored make it return `.alreadyStored`. `beforeCommit` runs inside the
+    /// transaction once everything is in place, just before the commit (the command uses it to hold
+    /// signals until it has printed the new REF).
     public func add(file: SafeTensorsFile, originalPath: String?, name: String, tags: [String] = [], note: String? = nil,
-                    facts: EntryFacts = EntryFacts(), level: Int? = nil) throws -> AddOutcome {
+                    facts: EntryFacts = EntryFacts(), level: Int? = nil, beforeCommit: () -> Void = {}) throws -> AddOutcome {
         try Reference.validate(name: name)
         let level = level ?? Codec.defaultLevel
         let tensors = file.header.tensors
@@ -112,6 +114,7 @@ extension Catalog {
                 try db.execute(sql: "INSERT OR IGNORE INTO tags (entry_id, tag) VALUES (?, ?)", arguments: [id, tag])
             }
             let distinct = Set(blobHashes).count
+            beforeCommit()
             return .added(Reference(name: name, version: version),
                           AddStatistics(tensors: tensors.count, newBlobs: newBlobs, sharedBlobs: distinct - newBlobs,
                                         size: file.header.fileLength, addedBytes: added))

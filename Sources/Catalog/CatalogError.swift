@@ -2,6 +2,8 @@
 /// entry and, where possible, what to do.
 public enum CatalogError: Error, CustomStringConvertible, Equatable, Sendable {
     case noCatalog(path: String)
+    /// A catalog given as a URL; only the scheme is kept, so a password in it is never printed.
+    case unsupportedURL(scheme: String)
     case notACatalog(path: String, why: String)
     case newerSchema(path: String, found: Int, known: Int)
     case notFound(String)
@@ -15,6 +17,8 @@ public enum CatalogError: Error, CustomStringConvertible, Equatable, Sendable {
         switch self {
         case let .noCatalog(path):
             return "\(path): no catalog here yet (it is created by the first 'tlkit add'; use --catalog PATH or $TLKIT_CATALOG for another one)"
+        case let .unsupportedURL(scheme):
+            return "\(scheme)://…: catalogs at URLs are not supported; give the path of a catalog file (--catalog PATH or $TLKIT_CATALOG)"
         case let .notACatalog(path, why):
             return "\(path): not a tlkit catalog (\(why)); it was left untouched — give another path with --catalog"
         case let .newerSchema(path, found, known):

@@ -15,6 +15,16 @@ public enum CatalogLocation {
         return home(environment) + "/.local/share/tlkit/catalog.sqlite"
     }
 
+    /// The scheme of a catalog argument that looks like a URL (`postgresql://…`, any `scheme://`).
+    /// Such an argument is never a path: a file named after it would hold whatever credentials it carries.
+    public static func urlScheme(_ path: String) -> String? {
+        guard let end = path.range(of: "://")?.lowerBound, end != path.startIndex else { return nil }
+        let scheme = path[..<end]
+        guard scheme.first!.isASCII, scheme.first!.isLetter,
+              scheme.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+.-".contains($0)) }) else { return nil }
+        return String(scheme)
+    }
+
     static func home(_ environment: [String: String]) -> String {
         if let home = environment["HOME"], !home.isEmpty { return home }
         if let entry = getpwuid(getuid()), let dir = entry.pointee.pw_dir { return String(cString: dir) }

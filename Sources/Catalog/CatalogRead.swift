@@ -38,17 +38,20 @@ extension Catalog {
     }
 
     /// Writes the original file of `reference` to `output`, tensor by tensor, and checks that the
-    /// rebuilt bytes hash to the stored SHA-256. The caller commits `output` (or abandons it on error).
+    /// rebuilt bytes hash to the stored SHA-256. Each tensor is checked against its content address
+    /// before any of its bytes are written, so standard output, which cannot be taken back, never gets
+    /// a damaged tensor: the stream stops before it. The caller commits `output` (or abandons it on error).
     public func write(_ reference: Reference, to output: AtomicOutput) throws {
         try store.read { db in
-            let (id, _) = try entryID(db, reference)
+            let (id, version) = try entryID(db, reference)
+            let name = Reference(name: reference.name, version: version)
             let expected = try String.fetchOne(db, sql: "SELECT sha256 FROM entries WHERE id = ?", arguments: [id])!
-            let result = try Rebuild.run(db, entryID: id, checkBlobs: false) { try output.write($0) }
+            let result = try Rebuild.run(db, entryID: id, checkBlobs: true, stopAtFirstProblem: true) { try output.write($0) }
             if let problem = result.problems.first {
-                throw CatalogError.corrupt("\(reference): the catalog entry is damaged: \(problem) (run 'tlkit verify')")
+                throw CatalogError.corrupt("\(name): the catalog entry is damaged: \(problem); output stopped before it (run 'tlkit verify')")
             }
             if result.fileHash != expected {
-                throw CatalogError.corrupt("\(reference): the rebuilt file hashes to \(result.fileHash.prefix(12))…, not the stored \(expected.prefix(12))… (run 'tlkit verify')")
+                throw CatalogError.corrupt("\(name): the rebuilt file hashes to \(result.fileHash.prefix(12))…, not the stored \(expected.prefix(12))… (run 'tlkit verify')")
             }
         }
     }
@@ -60,7 +63,7 @@ extension Catalog {
         let resolved: Reference = try store.read { db in
             let (id, version) = try entryID(db, reference)
             let expected = try String.fetchOne(db, sql: "SELECT sha256 FROM entries WHERE id = ?", arguments: [id])!
-            let result = try Rebuild.run(db, entryID: id, checkBlobs: false) { bytes.append(contentsOf: $0) }
+            let result = try Rebuild.run(db, entryID: id, checkBlobs: true, stopAtFirstProblem: true) { bytes.append(contentsOf: $0) }
             let name = Reference(name: reference.name, version: version)
             if let problem = result.problems.first { throw CatalogError.corrupt("\(name): the catalog entry is damaged: \(problem) (run 'tlkit verify')") }
             if result.fileHash != expected { throw CatalogError.corrupt("\(name): the rebuilt file does not match its SHA-256 (run 'tlkit verify')") }

@@ -27,13 +27,15 @@ struct Rebuild {
     }
 
     /// `checkBlobs` also re-hashes each tensor against its content address and `hashData` the data
-    /// section on its own (what `verify` does); otherwise only the whole file is hashed.
-    static func run(_ db: Database, entryID: Int64, checkBlobs: Bool, hashData: Bool = false,
+    /// section on its own (what `verify` does); otherwise only the whole file is hashed. With
+    /// `stopAtFirstProblem` (what `get` and readers use) each tensor is checked before any of its bytes
+    /// reach the sink, and the stream ends before the first tensor that is damaged or missing.
+    static func run(_ db: Database, entryID: Int64, checkBlobs: Bool, hashData: Bool = false, stopAtFirstProblem: Bool = false,
                     sink: @escaping (UnsafeRawBufferPointer) throws -> Void) throws -> Result {
         guard let header = try Data.fetchOne(db, sql: "SELECT bytes FROM entry_headers WHERE entry_id = ?", arguments: [entryID]) else {
             return Result(problems: ["its header is missing"])
         }
-        let state = State(sink: sink, hashData: hashData)
+        let state = State(sink: sink, hashData: hashData, stopAtFirstProblem: stopAtFirstProblem)
         let headerBytes = [UInt8](header)
         headerBytes.withUnsafeBytes { state.whole.update($0) }
         try headerBytes.withUnsafeBytes { try sink($0) }
@@ -68,6 +70,7 @@ struct Rebuild {
         for part in parts {
             guard let codecName = part.codec, let rawSize = part.rawSize, let rowID = part.rowID else {
                 state.note("tensor '\(part.name)': its blob \(part.blob.prefix(12))… is missing")
+                if stopAtFirstProblem { break }
                 continue
             }
             if state.failed { break }
@@ -83,6 +86,7 @@ struct Rebuild {
                 try withExtendedLifetime(reader) { try codec.decode(stored, into: bytes, scratch: planes) }
             } catch {
                 state.note("tensor '\(part.name)' (blob \(part.blob.prefix(12))…): cannot decode: \(error)")
+                if stopAtFirstProblem { break }
                 continue
             }
             chunk!.tensors.append((part.name, part.blob, chunk!.used..<(chunk!.used + rawSize)))
@@ -116,34 +120,55 @@ struct Rebuild {
         var data = StreamHasher()
         var problems: [String] = []
         var error: Error?
+        /// Set when a damaged tensor ended the stream (`stopAtFirstProblem`).
+        var halted = false
         let sink: (UnsafeRawBufferPointer) throws -> Void
         let hashData: Bool
+        let stopAtFirstProblem: Bool
         private let lock = Lock()
 
-        init(sink: @escaping (UnsafeRawBufferPointer) throws -> Void, hashData: Bool) {
+        init(sink: @escaping (UnsafeRawBufferPointer) throws -> Void, hashData: Bool, stopAtFirstProblem: Bool) {
             self.sink = sink
             self.hashData = hashData
+            self.stopAtFirstProblem = stopAtFirstProblem
         }
 
-        /// Whether the sink failed: nothing more is worth decoding.
-        var failed: Bool { lock.withLock { error != nil } }
+        /// Whether the sink failed or the stream was halted: nothing more is worth decoding.
+        var failed: Bool { lock.withLock { error != nil || halted } }
 
         func note(_ problem: String) { lock.withLock { problems.append(problem) } }
 
         func consume(_ chunk: Chunk, checkBlobs: Bool) {
             if failed { return }
-            let bytes = UnsafeRawBufferPointer(rebasing: chunk.memory[0..<chunk.used])
-            whole.update(bytes)
-            if hashData { data.update(bytes) }
-            if checkBlobs {
-                for tensor in chunk.tensors {
-                    let actual = Hashing.sha256(UnsafeRawBufferPointer(rebasing: chunk.memory[tensor.range]))
-                    if actual != tensor.blob {
-                        note("tensor '\(tensor.name)': stored bytes hash to \(actual.prefix(12))…, not their address \(tensor.blob.prefix(12))…")
+            let all = UnsafeRawBufferPointer(rebasing: chunk.memory[0..<chunk.used])
+            // Each tensor is checked before any of the chunk is passed on. The checks and the file's own
+            // hashes read the same bytes, so they run side by side (when a damaged tensor halts the
+            // stream, the file's hash no longer matters).
+            var mismatches = [String?](repeating: nil, count: checkBlobs ? chunk.tensors.count : 0)
+            mismatches.withUnsafeMutableBufferPointer { slots in
+                // Each iteration writes its own slot; the chunk is not touched by anyone else meanwhile.
+                let slots = UncheckedBox(slots), shared = UncheckedBox((all, chunk))
+                DispatchQueue.concurrentPerform(iterations: slots.value.count + 1) { k in
+                    let (all, chunk) = shared.value
+                    guard k < slots.value.count else {
+                        whole.update(all)
+                        if hashData { data.update(all) }
+                        return
                     }
+                    let tensor = chunk.tensors[k]
+                    let actual = Hashing.sha256(UnsafeRawBufferPointer(rebasing: chunk.memory[tensor.range]))
+                    if actual != tensor.blob { slots.value[k] = actual }
                 }
             }
-            do { try sink(bytes) } catch { lock.withLock { self.error = error } }
+            var end = chunk.used
+            for (tensor, actual) in zip(chunk.tensors, mismatches) {
+                guard let actual else { continue }
+                note("tensor '\(tensor.name)': stored bytes hash to \(actual.prefix(12))…, not their address \(tensor.blob.prefix(12))…")
+                if stopAtFirstProblem { end = tensor.range.lowerBound; break }
+            }
+            let bytes = UnsafeRawBufferPointer(rebasing: chunk.memory[0..<end])
+            if !bytes.isEmpty { do { try sink(bytes) } catch { lock.withLock { self.error = error } } }
+            if end < chunk.used { lock.withLock { halted = true } }
         }
     }
 }

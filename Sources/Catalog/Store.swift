@@ -17,6 +17,7 @@ final class Store: @unchecked Sendable {
 
     init(path: String, create: Bool) throws {
         self.path = path
+        if let scheme = CatalogLocation.urlScheme(path) { throw CatalogError.unsupportedURL(scheme: scheme) }
         let state = try Schema.inspect(path: path)
         if !create {
             switch state {

@@ -38,7 +38,9 @@ public final class AtomicOutput {
                 throw SafeTensorsError(file: destination, reason: .writeFailed("folder '\(folder)' does not exist"))
             }
             let name = path.split(separator: "/").last.map(String.init) ?? path
-            var template = Array("\(folder)/.\(name).tmp-XXXXXX".utf8CString)
+            AtomicOutput.removeStale(folder: folder, name: name)
+            // The process id in the name lets a later write tell a dead process's leftover from a live one's.
+            var template = Array("\(folder)/.\(name).tmp-\(getpid())-XXXXXX".utf8CString)
             let opened = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
             guard opened >= 0 else {
                 throw SafeTensorsError(file: destination, reason: .writeFailed("cannot create a temporary file in '\(folder)': \(errnoText())"))
@@ -51,6 +53,21 @@ public final class AtomicOutput {
     }
 
     deinit { if !done { abandon() } }
+
+    /// Removes `.NAME.tmp-PID-*` files in `folder` whose process no longer exists (left by `kill -9` or
+    /// a crash, which no handler sees). Files of live processes, and names without a process id, stay.
+    static func removeStale(folder: String, name: String) {
+        guard let dir = opendir(folder) else { return }
+        defer { closedir(dir) }
+        let prefix = ".\(name).tmp-"
+        while let entry = readdir(dir) {
+            let file = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard file.hasPrefix(prefix) else { continue }
+            let rest = file.dropFirst(prefix.count)
+            guard let dash = rest.firstIndex(of: "-"), let pid = pid_t(rest[..<dash]), pid > 0 else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { unlink("\(folder)/\(file)") }
+        }
+    }
 
     static func folder(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }

@@ -222,19 +222,25 @@ extension SafeTensorsFile {
 extension SafeTensorsFile {
     /// Whether a float tensor holds NaN or ±infinity, checked on the stored bits without converting.
     public func containsNonFinite(_ info: TensorInfo) -> Bool {
-        let raw = rawBytes(info), n = info.elementCount
-        switch info.dtype {
-        case .f16: return NonFiniteScan.any(raw, count: n, exponent: UInt16(0x7C00))
-        case .bf16: return NonFiniteScan.any(raw, count: n, exponent: UInt16(0x7F80))
-        case .f32: return NonFiniteScan.any(raw, count: n, exponent: UInt32(0x7F80_0000))
-        case .f64: return (0..<n).contains { !raw.loadUnaligned(fromByteOffset: 8 * $0, as: Double.self).isFinite }
-        default: return false
-        }
+        NonFiniteScan.any(rawBytes(info), dtype: info.dtype, count: info.elementCount)
     }
 }
 
 /// NaN/infinity detection on raw IEEE bits: a value is not finite when its exponent bits are all ones.
-enum NonFiniteScan {
+public enum NonFiniteScan {
+    /// Whether `count` stored elements of a float `dtype` hold NaN or ±infinity (other dtypes: false).
+    /// Encoded output is checked the same way, so a value past the dtype's range (stored as infinity,
+    /// e.g. above 65504 in F16) counts too.
+    public static func any(_ raw: UnsafeRawBufferPointer, dtype: DType, count n: Int) -> Bool {
+        switch dtype {
+        case .f16: return any(raw, count: n, exponent: UInt16(0x7C00))
+        case .bf16: return any(raw, count: n, exponent: UInt16(0x7F80))
+        case .f32: return any(raw, count: n, exponent: UInt32(0x7F80_0000))
+        case .f64: return any(raw, count: n, exponent: UInt64(0x7FF0_0000_0000_0000))
+        default: return false
+        }
+    }
+
     /// `exponent` is the format's exponent mask; adding its lowest bit to (bits & mask) carries into the
     /// sign bit exactly when all exponent bits are set, so a chunk reduces with and/add/or only, which the
     /// compiler vectorises (a branch per element would not be).

@@ -114,7 +114,7 @@ public struct EulerDiscreteScheduler: Sendable {
     /// np.interp(x, arange(len(fp)), fp) in Float64.
     static func interpolate(_ x: Double, _ fp: [Float]) -> Double {
         let last = fp.count - 1
-        if x <= 0 { return Double(fp[0]) }
+        if !(x > 0) { return Double(fp[0]) }  // NaN too: Int(NaN) below would trap
         if x >= Double(last) { return Double(fp[last]) }
         let j = Int(x.rounded(.down))
         let slope = Double(fp[j + 1]) - Double(fp[j])

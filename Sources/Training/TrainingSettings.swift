@@ -61,14 +61,18 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
     /// Ranks, schedule, steps, optimizer and resolution are in range (messages name the command's flags).
     public func validateNumbers() throws {
         func bad(_ why: String) -> TrainingError { .badSetting(why) }
+        // Upper bounds keep the sizes computed from these flags far from Int overflow.
         guard rank >= 1 else { throw bad("--rank must be at least 1 (got \(rank))") }
+        guard rank <= 65536 else { throw bad("--rank must be at most 65536 (got \(rank))") }
         guard minRank >= 0, minRank <= rank else { throw bad("--min-rank \(minRank) must be between 0 and --rank \(rank)") }
         guard rankAlpha > 0, rankAlpha.isFinite else { throw bad("--rank-alpha must be positive (got \(rankAlpha))") }
         guard steps >= 1 else { throw bad("--steps must be at least 1 (got \(steps))") }
         guard checkpointEvery >= 1 else { throw bad("--checkpoint-every must be at least 1 (got \(checkpointEvery))") }
         guard optimizer.learningRate > 0, optimizer.learningRate.isFinite else { throw bad("--lr must be positive (got \(optimizer.learningRate))") }
         guard optimizer.weightDecay >= 0 else { throw bad("--weight-decay must not be negative (got \(optimizer.weightDecay))") }
-        guard resolution >= 64, resolution % 64 == 0 else { throw bad("--resolution must be a multiple of 64, at least 64 (got \(resolution))") }
+        guard resolution >= 64, resolution <= 16384, resolution % 64 == 0 else {
+            throw bad("--resolution must be a multiple of 64 between 64 and 16384 (got \(resolution))")
+        }
     }
 }
 

@@ -74,8 +74,10 @@ import SafeTensors
         #expect(try Helper.run(["add", "-", "--catalog", catalog]).status == 2)  // stdin needs --name
         #expect(try Helper.run(["show", "x@0", "--catalog", catalog]).status == 2)
         #expect(try Helper.run(["list", "--bogus", "--catalog", catalog]).status == 2)
-        // No catalog yet, missing entries, unreadable files: 1 (verify: 2).
-        let missing = try Helper.run(["list", "--catalog", catalog])
+        // No catalog yet: list lists nothing; missing entries, unreadable files: 1 (verify: 2).
+        let empty = try Helper.run(["list", "--json", "--catalog", catalog])
+        #expect(empty.status == 0 && empty.out.isEmpty)
+        let missing = try Helper.run(["show", "x", "--catalog", catalog])
         #expect(missing.status == 1 && missing.err.contains("no catalog here yet"))
         #expect(try Helper.run(["verify", "--catalog", catalog]).status == 2)
         #expect(try Helper.run(["add", folder + "/nope.safetensors", "--catalog", catalog]).status == 1)

@@ -13,7 +13,10 @@ public enum CheckpointBake {
         public var untouchedTensors = 0
     }
 
-    public static func bake(_ inputs: [AdapterMerge.Input], into basePath: String, output: String, atTimestep t: Double) throws -> Report {
+    /// The base weights an adapter changes and the baked results are held to `policy`; tensors copied
+    /// unchanged are not computed with and pass as they are.
+    public static func bake(_ inputs: [AdapterMerge.Input], into basePath: String, output: String, atTimestep t: Double,
+                            policy: NonFinitePolicy = .refuse) throws -> Report {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: basePath, isDirectory: &isDirectory), isDirectory.boolValue {
             throw AdapterError("\(basePath): give a checkpoint file (the single file, or unet/diffusion_pytorch_model.safetensors of a diffusers folder)")
@@ -52,6 +55,7 @@ public enum CheckpointBake {
                 return Array(file.rawBytes(source))
             }
             var weight = try file.floats(source)
+            try policy.admit(weight, file: basePath, tensor: info.name)
             for c in contributions {
                 let adapter = inputs[c.input].adapter
                 let delta = try adapter.delta(c.module, at: adapter.schedule == nil ? nil : t)
@@ -60,7 +64,10 @@ public enum CheckpointBake {
                 if case let .rows(index, count) = c.rows { offset = index * weight.count / count } else { offset = 0 }
                 for j in 0..<delta.count { weight[offset + j] += w * delta[j] }
             }
-            return FloatConversion.fromFloat32(weight, dtype: info.dtype)
+            let baked = FloatConversion.fromFloat32(weight, dtype: info.dtype)
+            let modules = contributions.map { inputs[$0.input].adapter.modules[$0.module].name }
+            try policy.admit(encoded: baked, dtype: info.dtype, tensor: info.name, module: Array(Set(modules)).sorted().joined(separator: ", "))
+            return baked
         }
         return report
     }

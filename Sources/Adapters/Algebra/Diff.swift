@@ -9,11 +9,14 @@ public enum AdapterDiff {
         public let module: String
         public let normA: Double
         public let normB: Double
+        /// Infinity when either side is not finite.
         public let relativeDifference: Double
-        /// nil when either delta is zero.
+        /// nil when either delta is zero or not finite.
         public let cosine: Double?
         public let parameters: Int
         public let timestep: Double?
+        /// False when either side holds NaN or infinity: such a module is never equal to anything.
+        public let finite: Bool
     }
 
     public struct Summary: Sendable {
@@ -22,6 +25,8 @@ public enum AdapterDiff {
         public let onlyInA: [String]
         public let onlyInB: [String]
         public let metadataDifferences: [(key: String, a: String?, b: String?)]
+        /// Modules holding NaN or infinity on either side (the files' findings, then results), sorted.
+        public let nonFinite: [String]
     }
 
     /// Compares every shared module at each timestep (nil: unmasked / t = 0 behaviour).
@@ -31,16 +36,19 @@ public enum AdapterDiff {
         // Modules are independent: compare them on all cores, each with single-threaded BLAS (the
         // products are thin, and OpenBLAS's own threads only spin on them).
         let pairs = a.modules.enumerated().compactMap { i, module in indexB[module.name].map { (i, $0) } }
+        let flagged = Set((a.nonFinite + b.nonFinite).map(\.module))
         let slots = ConcurrentSlots<Result<[ModuleResult], Error>>(count: pairs.count)
         let saved = openblas_get_num_threads()
         openblas_set_num_threads(1)
         defer { openblas_set_num_threads(saved) }
         DispatchQueue.concurrentPerform(iterations: pairs.count) { n in
             let (i, j) = pairs[n]
-            slots.set(n, Result { try compareModule(a, i, b, j, timesteps: timesteps) })
+            slots.set(n, Result { try compareModule(a, i, b, j, timesteps: timesteps, flagged: flagged) })
         }
-        var results: [ModuleResult] = []
-        for outcome in slots.values { results += try outcome!.get() }
+        var all: [ModuleResult] = []
+        for outcome in slots.values { all += try outcome!.get() }
+        // The means are over finite modules; the others are reported by name.
+        let results = all.filter(\.finite)
         let weight = results.reduce(0) { $0 + Double($1.parameters) }
         let meanDifference = weight == 0 ? 0 : results.reduce(0) { $0 + $1.relativeDifference * Double($1.parameters) } / weight
         let withCosine = results.filter { $0.cosine != nil }
@@ -53,11 +61,12 @@ public enum AdapterDiff {
         let summary = Summary(relativeDifference: meanDifference, cosine: meanCosine,
                               onlyInA: a.modules.map(\.name).filter { indexB[$0] == nil },
                               onlyInB: b.modules.map(\.name).filter { !namesA.contains($0) },
-                              metadataDifferences: metadata)
-        return (results, summary)
+                              metadataDifferences: metadata,
+                              nonFinite: flagged.union(all.filter { !$0.finite }.map(\.module)).sorted())
+        return (all, summary)
     }
 
-    static func compareModule(_ a: Adapter, _ i: Int, _ b: Adapter, _ j: Int, timesteps: [Double?]) throws -> [ModuleResult] {
+    static func compareModule(_ a: Adapter, _ i: Int, _ b: Adapter, _ j: Int, timesteps: [Double?], flagged: Set<String>) throws -> [ModuleResult] {
         let module = a.modules[i]
         let fa = try a.factors(i), fb = try b.factors(j)
         guard fa.inFeatures == fb.inFeatures, fa.outFeatures == fb.outFeatures else {
@@ -67,13 +76,19 @@ public enum AdapterDiff {
         for t in timesteps {
             let (aa, bb, ab) = innerProducts(fa, keep: a.keptComponents(rank: fa.rank, at: t ?? 0),
                                              fb, keep: b.keptComponents(rank: fb.rank, at: t ?? 0))
+            // max(0, NaN) is 0 in Swift: without this check NaN factors compared as equal.
+            guard !flagged.contains(module.name), aa.isFinite, bb.isFinite, ab.isFinite else {
+                results.append(ModuleResult(module: module.name, normA: aa.squareRoot(), normB: bb.squareRoot(), relativeDifference: .infinity,
+                                            cosine: nil, parameters: fa.inFeatures * fa.outFeatures, timestep: t, finite: false))
+                continue
+            }
             let normA = max(0, aa).squareRoot(), normB = max(0, bb).squareRoot()
             let distance = max(0, aa + bb - 2 * ab).squareRoot()
             let scale = max(normA, normB)
             results.append(ModuleResult(module: module.name, normA: normA, normB: normB,
                                         relativeDifference: scale == 0 ? 0 : distance / scale,
                                         cosine: normA == 0 || normB == 0 ? nil : ab / (normA * normB),
-                                        parameters: fa.inFeatures * fa.outFeatures, timestep: t))
+                                        parameters: fa.inFeatures * fa.outFeatures, timestep: t, finite: true))
         }
         return results
     }

@@ -12,6 +12,7 @@ public enum AdapterExtract {
     }
 
     public static func extract(base: SDXLModel, tuned: SDXLModel, target: AdapterResize.Target, modules selection: Modules,
+                               policy: NonFinitePolicy = .refuse,
                                progress: (Int, Int) -> Void = { _, _ in }) throws -> (Adapter, [ModuleResult], [String]) {
         guard base.unetConfig == tuned.unetConfig else {
             throw AdapterError("the checkpoints have different UNet configurations: \(base.path) vs \(tuned.path)")
@@ -26,10 +27,16 @@ public enum AdapterExtract {
             guard let component = Component(rawValue: componentName), let shape = base.shape(component, path + ".weight"),
                   shape.count == 2, tuned.shape(component, path + ".weight") == shape else { continue }
             let w0 = try base.floats(component, path + ".weight"), w1 = try tuned.floats(component, path + ".weight")
+            try policy.admit(w0, file: base.path, tensor: name + ".weight")
+            try policy.admit(w1, file: tuned.path, tensor: name + ".weight")
             let delta = zip(w1, w0).map { Double($0) - Double($1) }
             guard delta.contains(where: { $0 != 0 }) else { unchanged.append(name); continue }
             let (out, width) = (shape[0], shape[1])
-            let (u, s, vt) = try LowRankSVD.svd(delta, rows: out, cols: width)
+            let decomposed: ([Double], [Double], [Double])
+            do { decomposed = try LowRankSVD.svd(delta, rows: out, cols: width) } catch {
+                throw AdapterError("\(tuned.path): module \(name): \(error)")
+            }
+            let (u, s, vt) = decomposed
             let rank: Int
             switch target {
             case let .rank(r):

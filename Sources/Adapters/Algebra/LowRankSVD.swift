@@ -53,6 +53,7 @@ public struct LowRankSVD {
 
     /// Thin QR of a row-major [rows, cols] matrix: Q [rows, p], R [p, cols], p = min(rows, cols).
     static func thinQR(_ x: [Double], rows: Int, cols: Int) throws -> ([Double], [Double]) {
+        try requireFinite(x)
         var a = x
         let p = min(rows, cols)
         var tau = [Double](repeating: 0, count: p)
@@ -70,6 +71,7 @@ public struct LowRankSVD {
 
     /// Thin SVD of a small row-major matrix.
     static func svd(_ x: [Double], rows: Int, cols: Int) throws -> ([Double], [Double], [Double]) {
+        try requireFinite(x)
         var a = x
         let r = min(rows, cols)
         var s = [Double](repeating: 0, count: r)
@@ -82,9 +84,21 @@ public struct LowRankSVD {
 }
 
 extension LowRankSVD {
+    /// LAPACK answers NaN or infinity with a bare argument error (info −4); say what is wrong instead.
+    static func requireFinite(_ x: [Double]) throws {
+        guard x.allSatisfy(\.isFinite) else { throw AdapterError("the values hold NaN or infinity (or overflow), so no SVD exists") }
+    }
+
     /// The SVD of a module's ΔW as it acts with `keep` components.
     public static func of(_ factors: Factors, keep: Int) throws -> LowRankSVD {
         let (up, down, k) = Fold.product(factors, keep: keep)
         return try LowRankSVD(a: up, b: down, m: factors.outFeatures, k: k, n: factors.inFeatures)
+    }
+
+    /// The SVD of all of a module's ΔW; a failure names the module and the file it came from.
+    static func of(_ factors: Factors, module: String, from origin: String?) throws -> LowRankSVD {
+        do { return try of(factors, keep: factors.rank) } catch {
+            throw AdapterError("\(origin.map { "\($0): " } ?? "")module \(module): \(error)")
+        }
     }
 }

@@ -73,7 +73,10 @@ public enum AdapterMerge {
             var merged = concatenate(parts, out: out, in: width, groupedBy: scheduled ? maxRank : nil)
             if method == .svd {
                 guard let rank else { throw AdapterError("--method svd needs --rank") }
-                let svd = try LowRankSVD(a: merged.up.map(Double.init), b: merged.down.map(Double.init), m: out, k: merged.rank, n: width)
+                let svd: LowRankSVD
+                do { svd = try LowRankSVD(a: merged.up.map(Double.init), b: merged.down.map(Double.init), m: out, k: merged.rank, n: width) } catch {
+                    throw AdapterError("\(name): \(error)")
+                }
                 let target = min(rank, out, width), keep = min(target, svd.rank)
                 errors.append(svd.truncationError(keep: keep))
                 dropped += svd.s.dropFirst(keep).reduce(0) { $0 + $1 * $1 }

@@ -27,7 +27,7 @@ public enum AdapterResize {
         var kept = 0.0, total = 0.0
         for (index, module) in adapter.modules.enumerated() {
             let f = try adapter.factors(index)
-            let svd = try LowRankSVD.of(f, keep: f.rank)
+            let svd = try LowRankSVD.of(f, module: module.name, from: adapter.origin)
             let rank: Int
             switch target {
             case let .rank(r):

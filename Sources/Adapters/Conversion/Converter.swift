@@ -118,7 +118,9 @@ public enum Converter {
         return (current, report)
     }
 
-    public static func number(_ t: Double) -> String { t == t.rounded() ? String(Int(t)) : String(t) }
+    /// A number as metadata and reports write it: integral values without a fraction. Only values well
+    /// inside Int's range go through Int (converting infinity or 1e308 would trap).
+    public static func number(_ t: Double) -> String { t == t.rounded() && abs(t) < 1e15 ? String(Int(t)) : String(t) }
 
     /// A new adapter whose factors are `transform` of the source's, computed lazily module by module.
     static func mapped(_ adapter: Adapter, modules: [ModuleInfo], _ transform: @escaping @Sendable (Int, Factors) throws -> Factors) -> Adapter {
@@ -224,8 +226,7 @@ public enum Converter {
         var factors: [Factors] = [], modules: [ModuleInfo] = [], errors: [Double] = []
         var droppedEnergy = 0.0, totalEnergy = 0.0
         for (index, module) in adapter.modules.enumerated() {
-            let f = try adapter.factors(index)
-            let svd = try LowRankSVD.of(f, keep: f.rank)
+            let svd = try LowRankSVD.of(try adapter.factors(index), module: module.name, from: adapter.origin)
             // Every module gets the asked rank where its shape allows (zero components pad a smaller ΔW), as
             // kohya's resize writes one rank throughout.
             let target = min(rank, module.inFeatures, module.outFeatures)
@@ -268,8 +269,9 @@ public enum Converter {
         }
         var result = adapter
         result.modules = adapter.modules.map { var m = $0; m.alpha = nil; return m }
-        result.replaceSource(TransformedFactors(base: adapter) { _, factors in
-            let svd = try LowRankSVD.of(factors, keep: factors.rank)
+        let names = adapter.modules.map(\.name), origin = adapter.origin
+        result.replaceSource(TransformedFactors(base: adapter) { index, factors in
+            let svd = try LowRankSVD.of(factors, module: names[index], from: origin)
             var l = lowRank(from: svd, keep: svd.rank)
             if l.rank < factors.rank {  // a rank-deficient module: pad with zero components
                 l = padded(l, to: factors.rank)

@@ -73,11 +73,11 @@ public enum AdapterReader {
             if method == "ortho-lora" || method == "lora" { schedule = RankSchedule(maxRank: maxRank, minRank: maxRank) }
         case .tlkit:
             method = metadata["tlora.method"]
-            componentsPerRank = metadata["tlora.components_per_rank"].flatMap(Int.init) ?? 1
+            componentsPerRank = try components(metadata, path: path)
             schedule = AdapterDescription.schedule(from: metadata)
         default:
             if let folded = AdapterDescription.schedule(from: metadata) {
-                let c = metadata["tlora.components_per_rank"].flatMap(Int.init) ?? 1
+                let c = try components(metadata, path: path)
                 let fresh = metadata["tlora.data_sha256"] == sha256Hex(file.dataSection)
                 if fresh, modules.allSatisfy({ $0.rank == c * folded.maxRank }) {
                     schedule = folded
@@ -94,7 +94,6 @@ public enum AdapterReader {
                 throw AdapterError("\(path): module \(bad.name) has rank \(bad.rank) but the schedule's max rank is \(schedule.maxRank)")
             }
         }
-        warnings += nonFiniteWarnings(entries, in: file, path: path)
         var facts = metadata
         if format == .tloraOfficial {
             // The official trainer's facts live in hparams.yml and the checkpoint folder's name.
@@ -108,6 +107,8 @@ public enum AdapterReader {
                               modules: modules, metadata: facts, unknownKeys: unknown.sorted(),
                               source: FileFactors(file: file, path: path, modules: entries, infos: modules, format: format))
         adapter.warnings = warnings
+        adapter.origin = path
+        adapter.nonFinite = nonFiniteFindings(entries, canonical: modules.map(\.name), in: file, path: path)
         return adapter
     }
 
@@ -149,22 +150,32 @@ public enum AdapterReader {
         return info
     }
 
-    /// One warning per module holding NaN or infinity (the first such tensor named), in module order.
-    /// Modules are scanned on all cores; each tensor's pages are released once scanned.
-    static func nonFiniteWarnings(_ entries: [ModuleKeys], in file: SafeTensorsFile, path: String) -> [String] {
-        let found = ConcurrentSlots<String>(count: entries.count)
+    /// Each module holding NaN or infinity (the first such tensor named), in module order, for
+    /// `NonFinitePolicy` to judge. Modules are scanned on all cores; each tensor's pages are released
+    /// once scanned.
+    static func nonFiniteFindings(_ entries: [ModuleKeys], canonical: [String], in file: SafeTensorsFile, path: String) -> [NonFiniteFinding] {
+        let found = ConcurrentSlots<NonFiniteFinding>(count: entries.count)
         DispatchQueue.concurrentPerform(iterations: entries.count) { index in
             let module = entries[index]
             for name in module.tensors.values.sorted() {
                 guard let info = file.header.tensor(named: name), info.dtype.isConvertibleToFloat else { continue }
                 defer { file.release(info) }
                 if file.containsNonFinite(info) {
-                    found.set(index, "\(path): module \(module.fileName) has NaN or infinite values in \(name)")
+                    found.set(index, NonFiniteFinding(path: path, module: canonical[index], moduleInFile: module.fileName, tensor: name))
                     return
                 }
             }
         }
         return found.values.compactMap { $0 }
+    }
+
+    /// `tlora.components_per_rank`, bounded so that products with a rank cannot overflow.
+    static func components(_ metadata: [String: String], path: String) throws -> Int {
+        guard let text = metadata["tlora.components_per_rank"] else { return 1 }
+        guard let c = Int(text), (1...RankSchedule.largestRank).contains(c) else {
+            throw AdapterError("\(path): tlora.components_per_rank is '\(text)', not a count between 1 and \(RankSchedule.largestRank)")
+        }
+        return c
     }
 
     static func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String {

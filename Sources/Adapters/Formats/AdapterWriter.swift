@@ -23,10 +23,13 @@ public struct WriteOptions: Sendable {
     public var dtype: DType?
     public var title: String?
     public var trigger: String?
-    public init(dtype: DType? = nil, title: String? = nil, trigger: String? = nil) {
+    /// Whether tensors holding NaN or infinity (or values past the output dtype's range) may be written.
+    public var nonFinite: NonFinitePolicy
+    public init(dtype: DType? = nil, title: String? = nil, trigger: String? = nil, nonFinite: NonFinitePolicy = .refuse) {
         self.dtype = dtype
         self.title = title
         self.trigger = trigger
+        self.nonFinite = nonFinite
     }
 }
 
@@ -51,11 +54,11 @@ public enum AdapterWriter {
         let byName = Dictionary(uniqueKeysWithValues: plan.map { ($0.spec.name, $0) })
         if try !OutputTarget.resolve(target).isRewritable {
             // Standard output, a device or a FIFO cannot be rewritten: hash the data in a first pass.
-            let metadata = AdapterMetadata.build(adapter, format: format, dataSHA256: try hashData(plan, adapter: adapter), options: options)
+            let metadata = AdapterMetadata.build(adapter, format: format, dataSHA256: try hashData(plan, adapter: adapter, options: options), options: options)
             var cache: (Int, Factors)?
             try SafeTensorsWriter.write(to: target, metadata: metadata, tensors: specs) { info in
                 let planned = byName[info.name]!
-                return try tensorBytes(planned, info, adapter, &cache)
+                return try tensorBytes(planned, info, adapter, options, &cache)
             }
             return
         }
@@ -73,7 +76,7 @@ public enum AdapterWriter {
                 for info in layout {
                     let planned = byName[info.name]!
                     queue.put(Result {
-                        try tensorBytes(planned, info, adapter, &cache)
+                        try tensorBytes(planned, info, adapter, options, &cache)
                     })
                     if queue.isCancelled { return }
                 }
@@ -93,9 +96,13 @@ public enum AdapterWriter {
         }
     }
 
-    /// One planned tensor's bytes in the file's dtype, its module's factors loaded at most once in a row.
-    static func tensorBytes(_ planned: Planned, _ info: TensorInfo, _ adapter: Adapter, _ cache: inout (Int, Factors)?) throws -> [UInt8] {
-        FloatConversion.fromFloat32(try planned.values(try cachedFactors(adapter, planned.module, &cache)), dtype: info.dtype)
+    /// One planned tensor's bytes in the file's dtype, its module's factors loaded at most once in a row;
+    /// checked as encoded, so values the dtype cannot hold are caught too.
+    static func tensorBytes(_ planned: Planned, _ info: TensorInfo, _ adapter: Adapter, _ options: WriteOptions,
+                            _ cache: inout (Int, Factors)?) throws -> [UInt8] {
+        let bytes = FloatConversion.fromFloat32(try planned.values(try cachedFactors(adapter, planned.module, &cache)), dtype: info.dtype)
+        try options.nonFinite.admit(encoded: bytes, dtype: info.dtype, tensor: info.name, module: adapter.modules[planned.module].name)
+        return bytes
     }
 
     static func cachedFactors(_ adapter: Adapter, _ index: Int, _ cache: inout (Int, Factors)?) throws -> Factors {
@@ -107,14 +114,14 @@ public enum AdapterWriter {
 
     /// SHA-256 of the data section the plan produces (tensors in file order), computed before writing
     /// because the header carries it (`sshs_model_hash`, `modelspec.hash_sha256`, `tlora.data_sha256`).
-    static func hashData(_ plan: [Planned], adapter: Adapter) throws -> String {
+    static func hashData(_ plan: [Planned], adapter: Adapter, options: WriteOptions) throws -> String {
         let (_, layout) = try SafeTensorsWriter.header(metadata: [:], tensors: plan.map(\.spec))
         let byName = Dictionary(uniqueKeysWithValues: plan.map { ($0.spec.name, $0) })
         var hasher = SHA256()
         var cache: (Int, Factors)?
         for info in layout {
             let planned = byName[info.name]!
-            let bytes = try tensorBytes(planned, info, adapter, &cache)
+            let bytes = try tensorBytes(planned, info, adapter, options, &cache)
             hasher.update(data: bytes)
         }
         return hasher.finalize().hex

@@ -45,7 +45,8 @@ public struct OfficialHparams: Equatable, Sendable {
         guard let map = parsed as? [String: Any] else { throw HparamsError(path: path, message: "not a YAML mapping") }
         func int(_ key: String) -> Int? {
             if let v = map[key] as? Int { return v }
-            if let v = map[key] as? Double, v == v.rounded() { return Int(v) }
+            // Int(.inf) or Int(1e300) would trap; such a value is simply not a count.
+            if let v = map[key] as? Double, v == v.rounded(), abs(v) < 1e15 { return Int(v) }
             return (map[key] as? String).flatMap(Int.init)
         }
         func double(_ key: String) -> Double? {

@@ -66,8 +66,12 @@ public struct Adapter: Sendable {
     public var metadata: [String: String]
     /// Tensors the reader did not recognise.
     public var unknownKeys: [String]
-    /// Things the user should know (stale schedule metadata, NaN values), one line each.
+    /// Things the user should know (stale schedule metadata, allowed NaN values), one line each.
     public var warnings: [String] = []
+    /// The file (or `catalog:REF`) it was read from; nil for results computed in memory.
+    public var origin: String?
+    /// Modules of the source file holding NaN or infinity; `NonFinitePolicy` decides what that means.
+    public var nonFinite: [NonFiniteFinding] = []
     private(set) var source: any FactorSource
 
     public init(format: AdapterFormat, method: String?, schedule: RankSchedule?, componentsPerRank: Int,

@@ -33,12 +33,17 @@ public struct RankSchedule: Equatable, Sendable, Codable {
 
     public func validate() throws {
         guard maxRank >= 1 else { throw ValidationError.invalid("max rank must be at least 1 (got \(maxRank))") }
+        // r(t) is computed in Float32, exact for integers below 2²⁴; values read from metadata can be anything.
+        guard maxRank <= RankSchedule.largestRank else { throw ValidationError.invalid("max rank \(maxRank) is above \(RankSchedule.largestRank)") }
         guard minRank >= 0, minRank <= maxRank else {
             throw ValidationError.invalid("min rank \(minRank) must be between 0 and the max rank \(maxRank)")
         }
         guard rankAlpha > 0, rankAlpha.isFinite else { throw ValidationError.invalid("rank alpha must be positive (got \(rankAlpha))") }
-        guard timesteps >= 1 else { throw ValidationError.invalid("timesteps must be positive (got \(timesteps))") }
+        guard timesteps >= 1, timesteps <= RankSchedule.largestRank else { throw ValidationError.invalid("timesteps must be between 1 and \(RankSchedule.largestRank) (got \(timesteps))") }
     }
+
+    /// Bounds on ranks and counts read from files, far above any real adapter (SDXL's widest layer is 10240).
+    public static let largestRank = 1 << 20
 }
 
 extension Float {

@@ -8,7 +8,8 @@ struct Diff: ParsableCommand {
         discussion: """
         Per module: the norms of both deltas, the relative difference |dA - dB| / max(|dA|, |dB|) (Frobenius norms) and the cosine \
         similarity, computed from the low-rank factors in Float64. Without --timesteps, adapters are compared \
-        as they act at t = 0. Exit status like diff(1): 0 when every module is equal within the tolerance and \
+        as they act at t = 0. A module holding NaN or infinity is never equal to anything: it is named, and \
+        the adapters differ. Exit status like diff(1): 0 when every module is equal within the tolerance and \
         both adapters have the same modules, 1 when they differ, 2 on error.
         """)
 
@@ -53,9 +54,12 @@ struct Diff: ParsableCommand {
             }
             ts = parsed
         }
-        let adapterA = try AdapterArgument(a).read(catalog: catalog), adapterB = try AdapterArgument(b).read(catalog: catalog)
+        // Not refused by the non-finite policy: a diff's answer for such modules is "different", by name.
+        let adapterA = try AdapterArgument(a).read(catalog: catalog, policy: nil), adapterB = try AdapterArgument(b).read(catalog: catalog, policy: nil)
+        for finding in adapterA.nonFinite + adapterB.nonFinite { Console.error("tlkit: \(finding.description)") }
         let (results, summary) = try AdapterDiff.compare(adapterA, adapterB, timesteps: ts)
-        let equal = results.allSatisfy { $0.relativeDifference <= tolerance ?? Diff.defaultTolerance } && summary.onlyInA.isEmpty && summary.onlyInB.isEmpty
+        let equal = results.allSatisfy { $0.finite && $0.relativeDifference <= tolerance ?? Diff.defaultTolerance }
+            && summary.onlyInA.isEmpty && summary.onlyInB.isEmpty && summary.nonFinite.isEmpty
         if json {
             Console.out(document(results, summary, equal: equal).serialized())
         } else {
@@ -71,6 +75,7 @@ struct Diff: ParsableCommand {
                 ("relative_difference", .double(s.relativeDifference)),
                 ("cosine", s.cosine.map { .double($0) } ?? .null),
                 ("modules_compared", .int(Set(results.map(\.module)).count)),
+                ("nonfinite_modules", .array(s.nonFinite.map { .string($0) })),
                 ("only_in_a", .array(s.onlyInA.map { .string($0) })),
                 ("only_in_b", .array(s.onlyInB.map { .string($0) })),
                 ("most_different", .array(top(results).map { .string($0.module) })),
@@ -82,6 +87,7 @@ struct Diff: ParsableCommand {
                 var fields: [(String, JSONValue)] = [("module", .string(r.module)), ("norm_a", .double(r.normA)), ("norm_b", .double(r.normB)),
                                                      ("relative_difference", .double(r.relativeDifference)), ("cosine", r.cosine.map { .double($0) } ?? .null)]
                 if let t = r.timestep { fields.append(("timestep", .double(t))) }
+                fields.append(("finite", .bool(r.finite)))
                 return .object(fields)
             })),
         ])
@@ -95,6 +101,7 @@ struct Diff: ParsableCommand {
         var lines = ["\(equal ? "equal" : "different") within \(tolerance ?? Diff.defaultTolerance): \(Set(results.map(\.module)).count) modules compared, mean relative difference \(String(format: "%.3g", s.relativeDifference)), cosine \(s.cosine.map { String(format: "%.6f", $0) } ?? "n/a")"]
         if !s.onlyInA.isEmpty { lines.append("only in A: \(s.onlyInA.count) (e.g. \(s.onlyInA[0]))") }
         if !s.onlyInB.isEmpty { lines.append("only in B: \(s.onlyInB.count) (e.g. \(s.onlyInB[0]))") }
+        if !s.nonFinite.isEmpty { lines.append("NaN or infinite values: \(s.nonFinite.count) modules (e.g. \(s.nonFinite[0]))") }
         for r in top(results) where r.relativeDifference > 0 {
             lines.append("  \(String(format: "%.3g", r.relativeDifference))  cos \(r.cosine.map { String(format: "%.4f", $0) } ?? "n/a")  \(r.module)\(r.timestep.map { " @t=\($0)" } ?? "")")
         }

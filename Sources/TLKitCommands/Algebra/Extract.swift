@@ -28,6 +28,7 @@ struct Extract: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output file ('-' for standard output).") var output: String
     @Option(help: "Output format (default: kohya).") var to: OutputFormat?
     @Flag(help: "Print the report as JSON.") var json = false
+    @OptionGroup var nonFinite: NonFiniteOption
 
     enum Selection: String, ExpressibleByArgument { case attention, all }
 
@@ -42,9 +43,9 @@ struct Extract: ParsableCommand {
             let baseModel = try SDXLModel.open(base), tunedModel = try SDXLModel.open(tuned)
             let (adapter, results, unchanged) = try AdapterExtract.extract(
                 base: baseModel, tuned: tunedModel, target: rank.map { .rank($0) } ?? .energy(energy!),
-                modules: modules == .all ? .all : .attention)
+                modules: modules == .all ? .all : .attention, policy: nonFinite.policy)
             let (converted, _) = try Converter.convert(adapter, ConvertRequest(to: to ?? .kohya))
-            try AdapterWriter.write(converted, format: to ?? .kohya, to: output)
+            try AdapterWriter.write(converted, format: to ?? .kohya, to: output, options: WriteOptions(nonFinite: nonFinite.policy))
             let energyKept = results.map(\.retainedEnergy)
             let text = json
                 ? JSONValue.object([("output", .string(output)), ("modules", .array(results.map {

@@ -44,6 +44,7 @@ struct Merge: ParsableCommand {
     var json = false
 
     @OptionGroup var catalog: CatalogOption
+    @OptionGroup var nonFinite: NonFiniteOption
 
     enum MergeMethod: String, ExpressibleByArgument { case concat, svd }
 
@@ -57,8 +58,9 @@ struct Merge: ParsableCommand {
 
     func run() throws {
         let arguments = try adapters.map(AdapterArgument.init)
+        let policy = nonFinite.policy
         let inputs = try arguments.map { arg in
-            AdapterMerge.Input(adapter: try arg.read(catalog: catalog), weight: arg.weight ?? 1, label: arg.label)
+            AdapterMerge.Input(adapter: try arg.read(catalog: catalog, policy: policy), weight: arg.weight ?? 1, label: arg.label)
         }
         do {
             if let into {
@@ -66,7 +68,7 @@ struct Merge: ParsableCommand {
                 if inputs.contains(where: { $0.adapter.schedule != nil }) {
                     Console.error("warning: T-LoRA baked as it acts at t = \(Converter.number(t)); the timestep schedule is lost in the checkpoint")
                 }
-                let report = try CheckpointBake.bake(inputs, into: into, output: output, atTimestep: t)
+                let report = try CheckpointBake.bake(inputs, into: into, output: output, atTimestep: t, policy: policy)
                 let text = "baked \(counted(report.applied.count, "module")) into \(into) → \(output); \(counted(report.untouchedTensors, "tensor")) copied unchanged; \(counted(report.skipped.count, "module")) skipped"
                 emit(json ? JSONValue.object([("output", .string(output)), ("applied", .int(report.applied.count)),
                                               ("untouched_tensors", .int(report.untouchedTensors)),
@@ -76,7 +78,7 @@ struct Merge: ParsableCommand {
             let result = try AdapterMerge.merge(inputs, method: method == .svd ? .svd : .concat, rank: rank, atTimestep: atTimestep)
             let format = to ?? (result.adapter.schedule != nil ? .tlora : .kohya)
             let (converted, _) = try Converter.convert(result.adapter, ConvertRequest(to: format))
-            try AdapterWriter.write(converted, format: format, to: output, options: WriteOptions())
+            try AdapterWriter.write(converted, format: format, to: output, options: WriteOptions(nonFinite: policy))
             var text = "merged \(counted(inputs.count, "adapter")) (\(counted(converted.modules.count, "module"))) → \(output) (\(format.rawValue))"
             if let e = result.overallError { text += ", svd relative error \(String(format: "%.3g", e))" }
             emit(json ? JSONValue.object([

@@ -25,6 +25,7 @@ struct Resize: ParsableCommand {
     @Option(help: "Output format (default: the input's standard format, kohya or peft).") var to: OutputFormat?
     @Flag(help: "Print the report as JSON.") var json = false
     @OptionGroup var catalog: CatalogOption
+    @OptionGroup var nonFinite: NonFiniteOption
 
     func validate() throws {
         guard (rank == nil) != (energy == nil) else { throw ValidationError("give exactly one of --rank and --energy") }
@@ -33,11 +34,11 @@ struct Resize: ParsableCommand {
     }
 
     func run() throws {
-        let adapter = try AdapterArgument(input).read(catalog: catalog)
+        let adapter = try AdapterArgument(input).read(catalog: catalog, policy: nonFinite.policy)
         do {
             let (resized, results, overall) = try AdapterResize.resize(adapter, to: rank.map { .rank($0) } ?? .energy(energy!))
             let format = to ?? (adapter.format == .peft ? .peft : .kohya)
-            try AdapterWriter.write(resized, format: format, to: output)
+            try AdapterWriter.write(resized, format: format, to: output, options: WriteOptions(nonFinite: nonFinite.policy))
             let text: String
             if json {
                 text = JSONValue.object([

@@ -40,23 +40,35 @@ struct AddCommand: ParsableCommand {
 
     func run() throws {
         try CatalogCLI.run("add") {
-            let store = try catalog.open(create: true)
-            for argument in files {
-                // Adapter folders (a training folder, checkpoint-N/, a PEFT folder) stand for their file;
-                // the file's facts are read where it lies, so an official checkpoint finds its hparams.
-                let path = AdapterLocation.resolve(argument) ?? argument
-                let file = try SafeTensorsFile.open(path)
-                let entryName = name ?? AddCommand.stem(of: argument)
-                let outcome = try store.add(file: file, originalPath: path == "-" ? nil : path, name: entryName, tags: tags,
-                                            note: note, facts: catalogFacts(for: file, path: path), level: level)
-                switch outcome {
-                case let .added(reference, stats):
-                    Console.out(reference.description)
-                    CatalogCLI.info("\(path): added as \(reference): \(stats.tensors) tensors (\(stats.newBlobs) new, \(stats.sharedBlobs) shared), \(CatalogCLI.bytes(stats.size)) → \(CatalogCLI.bytes(stats.addedBytes)) added to the catalog")
-                case let .alreadyStored(reference):
-                    Console.out(reference.description)
-                    CatalogCLI.info("\(path): identical bytes already stored as \(reference); nothing added")
-                }
+            try catalog.adding { store in try add(to: store) }
+        }
+    }
+
+    func add(to store: Catalog) throws {
+        for argument in files {
+            // Adapter folders (a training folder, checkpoint-N/, a PEFT folder) stand for their file;
+            // the file's facts are read where it lies, so an official checkpoint finds its hparams.
+            let path = AdapterLocation.resolve(argument) ?? argument
+            let file = try SafeTensorsFile.open(path)
+            let entryName = name ?? AddCommand.stem(of: argument)
+            // From just before the commit until the REF is printed, Ctrl-C waits: a stored entry is always reported.
+            let outcome: AddOutcome
+            do {
+                outcome = try store.add(file: file, originalPath: path == "-" ? nil : path, name: entryName, tags: tags,
+                                        note: note, facts: catalogFacts(for: file, path: path), level: level,
+                                        beforeCommit: Interruption.hold)
+            } catch {
+                Interruption.release()
+                throw error
+            }
+            defer { Interruption.release() }
+            switch outcome {
+            case let .added(reference, stats):
+                Console.out(reference.description)
+                CatalogCLI.info("\(path): added as \(reference): \(stats.tensors) tensors (\(stats.newBlobs) new, \(stats.sharedBlobs) shared), \(CatalogCLI.bytes(stats.size)) → \(CatalogCLI.bytes(stats.addedBytes)) added to the catalog")
+            case let .alreadyStored(reference):
+                Console.out(reference.description)
+                CatalogCLI.info("\(path): identical bytes already stored as \(reference); nothing added")
             }
         }
     }

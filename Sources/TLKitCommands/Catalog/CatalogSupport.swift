@@ -13,6 +13,19 @@ struct CatalogOption: ParsableArguments {
     var resolved: String { CatalogLocation.resolve(explicit: path, environment: ProcessInfo.processInfo.environment) }
 
     func open(create: Bool) throws -> Catalog { try Catalog.open(at: resolved, create: create) }
+
+    /// Opens the catalog to add to it, creating it when missing. When `body` fails, a catalog this call
+    /// created is removed again if it holds nothing: a failed command never leaves one behind.
+    func adding<T>(_ body: (Catalog) throws -> T) throws -> T {
+        let path = resolved
+        let existed = FileSystem.exists(path)
+        do {
+            return try body(try Catalog.open(at: path, create: true))
+        } catch {
+            if !existed { Catalog.discardIfEmpty(at: path) }
+            throw error
+        }
+    }
 }
 
 /// Output helpers and the common error handling of the catalog commands.

@@ -55,6 +55,7 @@ struct Convert: ParsableCommand {
     var json = false
 
     @OptionGroup var catalog: CatalogOption
+    @OptionGroup var nonFinite: NonFiniteOption
 
     func validate() throws {
         if let r = rank, r < 1 { throw ValidationError("--rank must be at least 1") }
@@ -64,20 +65,23 @@ struct Convert: ParsableCommand {
     }
 
     func run() throws {
-        let adapter = try AdapterArgument(input).read(flags: schedule.flags, catalog: catalog)
+        // A byte-for-byte copy computes nothing; everything else is held to the non-finite policy.
+        let read = try AdapterArgument(input).read(flags: schedule.flags, catalog: catalog, policy: nil)
         let destination = try output ?? defaultOutput()
-        if adapter.format == to.adapterFormat, atTimestep == nil, rank == nil, dtype == nil, input != "-",
+        if read.format == to.adapterFormat, atTimestep == nil, rank == nil, dtype == nil, input != "-",
            FileManager.default.fileExists(atPath: input), let file = AdapterLocation.resolve(input), Convert.canReopen(file) {
             try copy(file, to: destination)
             Console.error("note: \(input) is already \(to.rawValue); copied unchanged to \(destination)")
             return
         }
+        let adapter: Adapter
+        do { adapter = try nonFinite.policy.admit(read) } catch { throw CommandFailure("\(error)") }
         let converted: Adapter, report: ConversionReport
         do {
             (converted, report) = try Converter.convert(adapter, ConvertRequest(to: to, atTimestep: atTimestep, rank: rank, flags: schedule.flags,
                                                                                 skipUnsupported: skipUnsupported))
             try AdapterWriter.write(converted, format: to, to: destination,
-                                    options: WriteOptions(dtype: dtype?.dtype, title: title, trigger: trigger))
+                                    options: WriteOptions(dtype: dtype?.dtype, title: title, trigger: trigger, nonFinite: nonFinite.policy))
         } catch let error as ConversionUsageError {
             throw CommandFailure(error.message, exitCode: 2)
         } catch let error as UncarriedModules {

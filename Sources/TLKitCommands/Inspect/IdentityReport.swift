@@ -105,7 +105,7 @@ enum IdentityReport {
         return lines.joined(separator: "\n")
     }
 
-    static func fmt(_ v: Double) -> String { v == v.rounded() ? String(Int(v)) : String(v) }
+    static func fmt(_ v: Double) -> String { Converter.number(v) }
 
     /// 1234 → "1.2K"; thousands up to T, so no count is ever written as 1000 of a smaller unit.
     static func formatCount(_ n: Int) -> String {

@@ -93,6 +93,7 @@ struct Sample: ParsableCommand {
     @OptionGroup var precision: PrecisionOption
 
     @OptionGroup var catalog: CatalogOption
+    @OptionGroup var nonFinite: NonFiniteOption
 
     func validate() throws {
         if (prompt == nil) == (embeddings == nil) { throw ValidationError("give either --prompt or --embeddings") }
@@ -102,11 +103,14 @@ struct Sample: ParsableCommand {
         if vae != nil, output == nil { throw ValidationError("--vae applies to -o (the images); latents need no VAE") }
         if steps < 1 { throw ValidationError("--steps must be at least 1") }
         for argument in adapters { _ = try AdapterArgument(argument) }
-        if let num, num < 1 { throw ValidationError("--num must be at least 1") }
+        // Upper bounds keep the sizes computed from these flags far from Int overflow.
+        if let num, !(1...4096).contains(num) { throw ValidationError("--num must be between 1 and 4096") }
         for (name, value) in [("--width", width), ("--height", height)] {
-            if let value, value < 8 || value % 8 != 0 { throw ValidationError("\(name) must be a positive multiple of 8 (got \(value))") }
+            if let value, value < 8 || value > 16384 || value % 8 != 0 {
+                throw ValidationError("\(name) must be a multiple of 8 between 8 and 16384 (got \(value))")
+            }
         }
-        if !guidance.isFinite { throw ValidationError("--guidance must be a number") }
+        if !NonFinitePolicy.isUsableWeight(guidance) { throw ValidationError("--guidance must be a finite number") }
         if let output, (num ?? 1) > 1, !output.contains("{i}") {
             throw ValidationError("-o needs a pattern with {i} for \(num!) images (e.g. out-{i}.png)")
         }
@@ -129,9 +133,10 @@ struct Sample: ParsableCommand {
             guard h % multiple == 0, w % multiple == 0 else {
                 throw CommandFailure("\(w)×\(h) px: this model needs width and height in multiples of \(multiple) px", exitCode: latents == nil ? 2 : 1)
             }
+            let policy = nonFinite.policy
             let entries = try adapters.map { argument -> AdapterStack.Entry in
                 let parsed = try AdapterArgument(argument)
-                return AdapterStack.Entry(adapter: try parsed.read(flags: schedule.flags, catalog: catalog),
+                return AdapterStack.Entry(adapter: try parsed.read(flags: schedule.flags, catalog: catalog, policy: policy),
                                           scale: Float(parsed.weight ?? 1), label: parsed.label)
             }
             let source: SamplingRun.Prompt = embeddings.map { .embeddings(file: $0) } ?? .text(prompt ?? "", negative: negative)
@@ -145,11 +150,14 @@ struct Sample: ParsableCommand {
                 case let .note(text): Console.error(text)
                 }
             }
+            try policy.admit(result: UnsafeBufferPointer(start: final.data, count: final.count), what: "the sampled latents")
             if let outputLatents { try LatentsFile.write(final, to: outputLatents) }
             if let output {
                 let parameters = SampleImages.parameters(prompt: prompt, negative: negative, steps: steps, guidance: guidance,
                                                          seed: usedSeed, width: w, height: h, model: model, adapters: entries)
-                try SampleImages.write(images: try SamplingRun.decode(final, vae: decoder!), pattern: output, parameters: parameters)
+                let images = try SamplingRun.decode(final, vae: decoder!)
+                try policy.admit(result: UnsafeBufferPointer(start: images.data, count: images.count), what: "the decoded image")
+                try SampleImages.write(images: images, pattern: output, parameters: parameters)
             }
             progress.done(outputLatents: outputLatents, images: output, count: final.shape[0])
         } catch let failure as CommandFailure {

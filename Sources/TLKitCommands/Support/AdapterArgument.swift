@@ -6,7 +6,8 @@ import Foundation
 /// An adapter on the command line: a path, `-`, an adapter folder, or a catalog reference (`NAME`,
 /// `NAME@VERSION`, `catalog:NAME`), optionally followed by `:WEIGHT` (the factor its ΔW is multiplied
 /// by, in `merge` and `sample` alike). The whole argument is tried as a path first, so paths containing
-/// ':' still work (docs/contract.md, "Adapter arguments").
+/// ':' still work (docs/contract.md, "Adapter arguments"). A weight must be a finite number within
+/// Float32's range (`NonFinitePolicy.isUsableWeight`); anything else is a usage error.
 struct AdapterArgument {
     /// How every command's help spells an adapter argument.
     static let syntax = "REF[:WEIGHT]"
@@ -22,6 +23,9 @@ struct AdapterArgument {
         }
         let head = String(argument[..<colon]), tail = String(argument[argument.index(after: colon)...])
         if let w = Double(tail) {
+            guard NonFinitePolicy.isUsableWeight(w) else {
+                throw ValidationError("\(argument): the weight must be a finite number between -3.4e38 and 3.4e38")
+            }
             (reference, weight) = (head, w)
         } else if head == "-" || FileManager.default.fileExists(atPath: head) || AdapterArgument.looksLikePath(head) {
             throw ValidationError("\(argument): the weight '\(tail)' is not a number (give \(AdapterArgument.syntax), e.g. \(head):0.5)")
@@ -38,8 +42,10 @@ struct AdapterArgument {
     /// A short name for reports and `merged_from`.
     var label: String { (reference as NSString).lastPathComponent }
 
-    /// Reads the adapter this argument names, from a file or from the catalog at `catalog`.
-    func read(flags: ScheduleFlags = ScheduleFlags(), catalog: CatalogOption) throws -> Adapter {
+    /// Reads the adapter this argument names, from a file or from the catalog at `catalog`, and holds it
+    /// to the non-finite policy (nil: the caller does, after deciding whether it computes at all).
+    func read(flags: ScheduleFlags = ScheduleFlags(), catalog: CatalogOption, policy: NonFinitePolicy?) throws -> Adapter {
+        func admit(_ adapter: Adapter) throws -> Adapter { try policy.map { try $0.admit(adapter) } ?? adapter }
         let source: AdapterSource
         do { source = AdapterArgument.looksLikePath(reference) ? .file(reference) : try AdapterSource.resolve(reference) } catch {
             throw CommandFailure("\(error)")
@@ -47,10 +53,10 @@ struct AdapterArgument {
         do {
             switch source {
             case let .file(path):
-                return try AdapterReader.read(path, flags: flags)
+                return try admit(AdapterReader.read(path, flags: flags))
             case let .catalog(ref):
                 let file = try catalog.open(create: false).file(ref)
-                return try AdapterReader.read(file: file, path: "catalog:\(ref)", flags: flags)
+                return try admit(AdapterReader.read(file: file, path: "catalog:\(ref)", flags: flags))
             }
         } catch {
             throw CommandFailure("\(error)")

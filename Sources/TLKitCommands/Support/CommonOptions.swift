@@ -38,3 +38,11 @@ enum OutputDType: String, ExpressibleByArgument, CaseIterable {
 }
 
 extension OutputFormat: ExpressibleByArgument {}
+
+/// `--allow-nonfinite`: the one switch of `NonFinitePolicy`, on every command that computes with values.
+struct NonFiniteOption: ParsableArguments {
+    @Flag(help: "Compute with inputs holding NaN or infinity and write results holding them (refused by default).")
+    var allowNonfinite = false
+
+    var policy: NonFinitePolicy { NonFinitePolicy(allowed: allowNonfinite) }
+}

@@ -85,6 +85,33 @@ enum Interruption {
     private static let lock = Lock()
     nonisolated(unsafe) private static var deferringValue = false
     nonisolated(unsafe) private static var requestedValue: Int32?
+    nonisolated(unsafe) private static var holdingValue = false
+    nonisolated(unsafe) private static var heldValue: Int32?
+
+    /// Starts a stretch that must not be cut (an add's commit up to the printing of its REF): a signal
+    /// arriving meanwhile takes effect at `release()`, so the REF of a committed entry is always printed.
+    static func hold() { lock.withLock { holdingValue = true } }
+
+    /// Ends the stretch; exits now with the code of a signal that arrived during it.
+    static func release() {
+        let code: Int32? = lock.withLock {
+            holdingValue = false
+            return heldValue
+        }
+        if let code {
+            AtomicOutput.removeAbandoned()
+            exit(code)
+        }
+    }
+
+    /// Records a signal arriving while held; false means it is not held.
+    private static func holdSignal(_ code: Int32) -> Bool {
+        lock.withLock {
+            guard holdingValue else { return false }
+            if heldValue == nil { heldValue = code }
+            return true
+        }
+    }
 
     static var deferring: Bool {
         get { lock.withLock { deferringValue } }
@@ -108,6 +135,7 @@ enum Interruption {
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler {
+                if holdSignal(code) { return }
                 if record(code) {
                     Console.error("tlkit: interrupted; saving a checkpoint of the last completed step (press Ctrl-C again to quit without saving)")
                     return

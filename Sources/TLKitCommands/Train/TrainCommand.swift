@@ -163,10 +163,11 @@ struct Train: ParsableCommand {
     func catalogReference(for path: String) throws -> String? {
         guard let addToCatalog else { return nil }
         let file = try SafeTensorsFile.open(path)
-        let store = try catalog.open(create: true)
-        switch try store.add(file: file, originalPath: path, name: addToCatalog, tags: [], note: nil,
-                             facts: catalogFacts(for: file, path: path), level: nil) {
-        case let .added(ref, _), let .alreadyStored(ref): return "\(ref)"
+        return try catalog.adding { store in
+            switch try store.add(file: file, originalPath: path, name: addToCatalog, tags: [], note: nil,
+                                 facts: catalogFacts(for: file, path: path), level: nil) {
+            case let .added(ref, _), let .alreadyStored(ref): return "\(ref)"
+            }
         }
     }
 }

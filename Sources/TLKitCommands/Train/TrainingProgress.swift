@@ -75,6 +75,8 @@ final class TrainingProgress {
     }
 
     static func duration(_ seconds: Double) -> String {
+        // An estimate, not a value to trap on (Int of infinity or NaN would).
+        guard seconds.isFinite, abs(seconds) < 1e12 else { return "--:--" }
         let s = Int(seconds.rounded())
         return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
     }
