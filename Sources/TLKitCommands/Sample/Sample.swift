@@ -1,5 +1,6 @@
 import Adapters
 import ArgumentParser
+import CMalloc
 import Engine
 import Foundation
 import SDXL
@@ -126,10 +127,11 @@ struct Sample: ParsableCommand {
             let decoder = output == nil ? nil
                 : try vae.map { try AutoencoderKL(path: $0, precision: chosen) } ?? AutoencoderKL(model: modelFile, precision: chosen)
             // Adapters may be merged into the Float32 weights before the switch; without any, load straight into it.
-            let sampling = try SamplingRun(model: modelFile, loadingIn: adapters.isEmpty ? chosen : .fp32)
-            let (noise, usedSeed) = try initialNoise(channels: sampling.inChannels, progress: progress)
+            // Released once the latents are final, so the UNet and the VAE decode never hold memory at once.
+            var sampling: SamplingRun? = try SamplingRun(model: modelFile, loadingIn: adapters.isEmpty ? chosen : .fp32)
+            let (noise, usedSeed) = try initialNoise(channels: sampling!.inChannels, progress: progress)
             let (h, w) = (noise.shape[2] * 8, noise.shape[3] * 8)
-            let multiple = sampling.sizeMultiple
+            let multiple = sampling!.sizeMultiple
             guard h % multiple == 0, w % multiple == 0 else {
                 throw CommandFailure("\(w)×\(h) px: this model needs width and height in multiples of \(multiple) px", exitCode: latents == nil ? 2 : 1)
             }
@@ -140,7 +142,7 @@ struct Sample: ParsableCommand {
                                           scale: Float(parsed.weight ?? 1), label: parsed.label)
             }
             let source: SamplingRun.Prompt = embeddings.map { .embeddings(file: $0) } ?? .text(prompt ?? "", negative: negative)
-            let final = try sampling.run(noise: noise, prompt: source, adapters: entries, strict: strict, scheduler: try schedulerConfig(),
+            let final = try sampling!.run(noise: noise, prompt: source, adapters: entries, strict: strict, scheduler: try schedulerConfig(),
                                          steps: steps, guidance: Float(guidance), precision: precision.resolved) { event in
                 switch event {
                 case let .adapter(report): progress.adapter(report)
@@ -150,6 +152,8 @@ struct Sample: ParsableCommand {
                 case let .note(text): Console.error(text)
                 }
             }
+            sampling = nil
+            _ = malloc_trim(0)  // the UNet's weights were many heap blocks: hand their pages back before the decode
             try policy.admit(result: UnsafeBufferPointer(start: final.data, count: final.count), what: "the sampled latents")
             if let outputLatents { try LatentsFile.write(final, to: outputLatents) }
             if let output {
