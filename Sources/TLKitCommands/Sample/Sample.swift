@@ -129,6 +129,7 @@ struct Sample: ParsableCommand {
             // Adapters may be merged into the Float32 weights before the switch; without any, load straight into it.
             // Released once the latents are final, so the UNet and the VAE decode never hold memory at once.
             var sampling: SamplingRun? = try SamplingRun(model: modelFile, loadingIn: adapters.isEmpty ? chosen : .fp32)
+            _ = malloc_trim(0)  // loading freed each block's Float32 weights once rounded: hand those pages back
             let (noise, usedSeed) = try initialNoise(channels: sampling!.inChannels, progress: progress)
             let (h, w) = (noise.shape[2] * 8, noise.shape[3] * 8)
             let multiple = sampling!.sizeMultiple
