@@ -108,6 +108,8 @@ extension TransformerBlock {
 final class SpatialTransformer {
     let norm: GroupNormLayer
     let projIn, projOut: DenseLayer
+    /// Every Linear of the transformer: proj_in/proj_out, each block's feed-forward and attention projections.
+    var linears: [DenseLayer] { [projIn, projOut] + blocks.flatMap { [$0.ffIn, $0.ffOut] + $0.attn1.projections + $0.attn2.projections } }
     let blocks: [TransformerBlock]
 
     init(_ source: UNetWeightSource, _ path: String, depth: Int, heads: Int, groups: Int) throws {

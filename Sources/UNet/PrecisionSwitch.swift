@@ -17,9 +17,7 @@ extension ResnetBlock {
 
 extension SpatialTransformer {
     func use(_ precision: Precision) {
-        for layer in [projIn, projOut] + blocks.flatMap({ [$0.ffIn, $0.ffOut] + $0.attn1.projections + $0.attn2.projections }) {
-            layer.use(precision)
-        }
+        for layer in linears { layer.use(precision) }
         for attention in attentions { attention.precision = precision }
     }
 }
@@ -43,7 +41,7 @@ extension SDXLUNet {
     /// Every frozen Linear and convolution of the UNet, in no particular order.
     var denseLayers: [DenseLayer] {
         [timeLinear1, timeLinear2, addLinear1, addLinear2] + resnets.map(\.timeProj)
-            + transformers.flatMap { t in [t.projIn, t.projOut] + t.blocks.flatMap { [$0.ffIn, $0.ffOut] + $0.attn1.projections + $0.attn2.projections } }
+            + transformers.flatMap(\.linears)
     }
 
     var convLayers: [ConvLayer] {

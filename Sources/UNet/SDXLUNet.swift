@@ -100,13 +100,9 @@ public final class SDXLUNet {
         for attention in transformers.flatMap(\.attentions) {
             for p in attention.projections { projections[p.path] = p }
         }
-        for transformer in transformers {
-            for layer in [transformer.projIn, transformer.projOut] + transformer.blocks.flatMap({ [$0.ffIn, $0.ffOut] }) {
-                linears[layer.path] = layer
-            }
-        }
+        for layer in transformers.flatMap(\.linears) { linears[layer.path] = layer }
         self.projections = projections
-        self.linears = linears.merging(projections) { a, _ in a }
+        self.linears = linears
         self.precision = precision
     }
 
