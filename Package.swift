@@ -26,8 +26,10 @@ var package = Package(
 
         // The SIGBUS guard for mapped inputs (a signal handler, so C).
         .target(name: "CMappedGuard", path: "Sources/CMappedGuard"),
+        // The fused bf16 attention kernel (AVX-512 BF16 intrinsics, so C).
+        .target(name: "CAttention", path: "Sources/CAttention"),
         .target(name: "SafeTensors", dependencies: ["CMappedGuard"]),
-        .target(name: "Engine", dependencies: ["CBLAS", "CDNNL"]),
+        .target(name: "Engine", dependencies: ["CBLAS", "CDNNL", "CAttention"]),
         .target(name: "Tokenizer", dependencies: ["CZlib"], resources: [.copy("Resources")]),
         .target(name: "SDXL", dependencies: ["SafeTensors"]),
         .target(name: "Adapters", dependencies: [

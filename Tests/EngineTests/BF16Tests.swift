@@ -115,7 +115,43 @@ struct BF16Tests {
         #expect(errs.allSatisfy { $0 <= 2e-2 })
     }
 
+    /// The fused kernels (head width 64): query rows across several 48-row blocks and a ragged last one,
+    /// keys across several 256-key softmax chunks and a ragged last one (77 is a text encoder's length).
+    /// Against Float32 on unrounded operands the bound is bf16's, as above; against Float64 on the same
+    /// rounded operands only the rounding of P before P·V remains (2⁻⁹ relative per element).
+    @Test(arguments: [(100, 77), (50, 300), (97, 600)])
+    func fusedAttentionFollowsFloat32(lq: Int, lk: Int) {
+        #expect(FusedAttention.supported)
+        var rng = TestRandom(seed: 11)
+        let (b, heads, d) = (2, 3, 64)
+        let q = rng.floats([b, lq, heads * d]), k = rng.floats([b, lk, heads * d]), v = rng.floats([b, lk, heads * d])
+        let out = BF16Attention.forward(q: q, k: k, v: v, heads: heads)
+        let err = scaleRelative(out, Attention.forward(q: q, k: k, v: v, heads: heads))
+        let exact = Attention.forward(q: double(rounded(q)), k: double(rounded(k)), v: double(rounded(v)), heads: heads)
+        let roundingOnly = relativeError(double(out), exact)
+        print("fused attention \(lq)×\(lk) vs Float32: \(err), vs Float64 on rounded operands: \(roundingOnly)")
+        #expect(err <= 1e-2)
+        #expect(roundingOnly <= 4e-3)
+
+        // Backward: every product's operands rounded once more (P, dS), against Float32 on unrounded ones.
+        let dOut = rng.floats(out.shape)
+        let grads = [q.shape, k.shape, v.shape].map { Tensor<Float>(zeros: $0) }
+        let refs = [q.shape, k.shape, v.shape].map { Tensor<Float>(zeros: $0) }
+        BF16Attention.backward(dOut: dOut, q: q, k: k, v: v, heads: heads, dq: grads[0], dk: grads[1], dv: grads[2])
+        Attention.backward(dOut: dOut, q: q, k: k, v: v, heads: heads, dq: refs[0], dk: refs[1], dv: refs[2])
+        let errs = zip(grads, refs).map { scaleRelative($0, $1) }
+        print("fused attention backward \(lq)×\(lk) vs Float32 (dq, dk, dv): \(errs)")
+        #expect(errs.allSatisfy { $0 <= 2e-2 })
+        // Only dv asked for (cross-attention with frozen keys): the same dv, nothing else touched.
+        let onlyDV = Tensor<Float>(zeros: v.shape)
+        BF16Attention.backward(dOut: dOut, q: q, k: k, v: v, heads: heads, dq: nil, dk: nil, dv: onlyDV)
+        #expect((0..<onlyDV.count).allSatisfy { onlyDV.data[$0] == grads[2].data[$0] })
+    }
+
     // MARK: Helpers
+
+    func double(_ t: Tensor<Float>) -> Tensor<Double> { Tensor(shape: t.shape) { Double(t[$0]) } }
+
 
     func rounded(_ t: Tensor<Float>) -> Tensor<Float> { Tensor(shape: t.shape) { BFloat16.rounded(t[$0]) } }
 

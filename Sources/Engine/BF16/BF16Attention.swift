@@ -1,6 +1,7 @@
-/// `Attention` (no causal mask) with bf16 products: scores Q·Kᵀ and mixes P·V (and in backward Pᵀ·dO,
-/// dO·Vᵀ, dS·K, dSᵀ·Q) on oneDNN's bf16 matmul with Float32 accumulation; softmax and its backward in
-/// Float32 — what PyTorch's attention does under bf16 autocast.
+/// `Attention` (no causal mask) with bf16 products. Where the processor has AVX-512 BF16 and heads are
+/// 64 wide, `FusedAttention` computes it in one pass per head; otherwise the products — scores Q·Kᵀ and
+/// mixes P·V (and in backward Pᵀ·dO, dO·Vᵀ, dS·K, dSᵀ·Q) — run on oneDNN's bf16 matmul with Float32
+/// accumulation, softmax and its backward in Float32: what PyTorch's attention does under bf16 autocast.
 ///
 /// q, k, v (and dOut) are rounded once per call into head-major bf16 copies [B, H, L, D], where each head
 /// is a dense matrix: oneDNN's brgemm kernels take those at about twice the rate of column slices of
@@ -13,6 +14,7 @@ public enum BF16Attention {
         expectShape(out, q.shape, "BF16Attention out")
         let profiled = ProfiledOperation("attention.forward bf16", flops: 4 * g.batch * g.lq * g.lk * g.width)
         defer { profiled.end() }
+        if FusedAttention.applies(g) { return FusedAttention.forward(q: q, k: k, v: v, out: out, g) }
         let (h, d, lq, lk, rows) = (g.heads, g.d, g.lq, g.lk, blockRows(g))
         let scale = 1 / Float(d).squareRoot()
         withHeadMajor([q, k, v], g) { r in
@@ -56,6 +58,9 @@ public enum BF16Attention {
         let products = 1 + (dv == nil ? 0 : 1) + (dq == nil && dk == nil ? 0 : 1) + (dq == nil ? 0 : 1) + (dk == nil ? 0 : 1)
         let profiled = ProfiledOperation("attention.backward bf16", flops: 2 * g.batch * g.lq * g.lk * g.width * products)
         defer { profiled.end() }
+        if FusedAttention.applies(g) {
+            return FusedAttention.backward(dOut: dOut, q: q, k: k, v: v, dq: dq, dk: dk, dv: dv, g)
+        }
         let (h, d, lq, lk, rows) = (g.heads, g.d, g.lq, g.lk, blockRows(g))
         let scale = 1 / Float(d).squareRoot()
         withHeadMajor([q, k, v, dOut], g) { r in
