@@ -29,6 +29,8 @@ var package = Package(
         // The fused bf16 attention kernel (AVX-512 BF16 intrinsics, so C).
         .target(name: "CAttention", path: "Sources/CAttention"),
         .target(name: "SafeTensors", dependencies: ["CMappedGuard"]),
+        // torch.save archives read as data, never executed.
+        .target(name: "TorchPickle", dependencies: ["SafeTensors"]),
         .target(name: "Engine", dependencies: ["CBLAS", "CDNNL", "CAttention"]),
         .target(name: "Tokenizer", dependencies: ["CZlib"], resources: [.copy("Resources")]),
         .target(name: "SDXL", dependencies: ["SafeTensors"]),
@@ -52,7 +54,7 @@ var package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "TLKitCommands", dependencies: [
-            "SafeTensors", "SDXL", "Adapters", "Catalog", "CMalloc", "Engine", "UNet", "TextEncoders", "VAE", "Imaging", "Training", "Sampling",
+            "SafeTensors", "SDXL", "Adapters", "TorchPickle", "Catalog", "CMalloc", "Engine", "UNet", "TextEncoders", "VAE", "Imaging", "Training", "Sampling",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tlkit", dependencies: ["TLKitCommands"]),
@@ -62,6 +64,7 @@ var package = Package(
                           path: "Benchmarks/text_encoders/Swift"),
 
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
+        .testTarget(name: "TorchPickleTests", dependencies: ["TorchPickle", "SafeTensors"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
         .testTarget(name: "SDXLTests", dependencies: ["SDXL", "SafeTensors"]),

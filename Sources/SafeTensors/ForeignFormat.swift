@@ -7,7 +7,7 @@ public enum ForeignFormat {
     public static func describe(_ head: [UInt8]) -> String? {
         if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
             return isTorchZip(head)
-                ? "a PyTorch zip checkpoint (.pt/.pth/.bin/.ckpt), which holds a pickle; tlkit never unpickles (it can run code): convert it to safetensors first"
+                ? "a PyTorch zip checkpoint (.pt/.pth/.bin/.ckpt), which holds a pickle; tlkit never unpickles (it can run code): `tlkit convert FILE --to kohya` reads a torch.save LoRA without running it"
                 : "a zip archive; extract the .safetensors file from it first"
         }
         if head.count >= 2, head[0] == 0x80, (2...5).contains(head[1]) {
