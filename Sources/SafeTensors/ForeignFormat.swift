@@ -24,7 +24,7 @@ public enum ForeignFormat {
 
     /// torch.save's zip files start with an entry named `<archive>/data.pkl` (or `.data/…` for
     /// newer versions); the first local header's name is at offset 30, its length at 26.
-    private static func isTorchZip(_ head: [UInt8]) -> Bool {
+    public static func isTorchZip(_ head: [UInt8]) -> Bool {
         guard head.count >= 30 else { return false }
         let nameLength = Int(head[26]) | Int(head[27]) << 8
         let name = String(decoding: head[30..<min(head.count, 30 + nameLength)], as: UTF8.self)

@@ -16,9 +16,6 @@ public struct TorchArchive {
     /// Leaves that are not tensors (plain numbers, strings), named so callers can say what was left out.
     public let skipped: [String]
 
-    /// Whether `bytes` begin like a zip archive (the only torch format read; legacy pickles are refused).
-    public static func looksLikeZip(_ head: some Collection<UInt8>) -> Bool { Array(head.prefix(4)) == [0x50, 0x4B, 0x03, 0x04] }
-
     public init(bytes: [UInt8]) throws {
         let zip = try StoredZip(bytes)
         let pickles = zip.entries.keys.filter { $0.hasSuffix("/data.pkl") && $0.split(separator: "/").count == 2 }
