@@ -5,7 +5,7 @@ hparams.yml as AdapterProbe reads it. Catalog seeds are blob rows as CatalogProb
 byte, the raw size (little-endian int64), then the stored bytes, compressed with the zstd command line
 tool (which records each frame's content size, as tlkit's encoder does). Standard library only.
 """
-import os, shutil, struct, subprocess
+import os, re, shutil, struct, subprocess, tempfile
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 adapters = os.path.join(root, "Fuzz", "seeds-adapters")
@@ -16,14 +16,20 @@ os.makedirs(catalog, exist_ok=True)
 for name in ["kohya", "peft", "official", "tlkit"]:
     shutil.copy(os.path.join(root, "Fuzz", "seeds", name + ".safetensors"), adapters)
 with open(os.path.join(root, "Fixtures", "adapters", "official-ortho", "logs", "hparams.yml"), "rb") as f:
-    hparams = f.read()
+    # The reader seed holds rank-2 factors: its hparams must say so.
+    hparams = re.sub(rb"(?m)^lora_rank: \d+", b"lora_rank: 2", f.read())
+    hparams = re.sub(rb"(?m)^min_rank: \d+", b"min_rank: 1", hparams)
 with open(os.path.join(root, "Fuzz", "seeds", "official.safetensors"), "rb") as f:
     official = f.read()
 with open(os.path.join(adapters, "official-hparams.bin"), "wb") as f:
     f.write(b"#hparams\n" + hparams + b"\n#weights\n" + official)
 
 def zstd(data):
-    return subprocess.run(["zstd", "-q", "-c", "-1"], input=data, capture_output=True, check=True).stdout
+    # Compressed from a file, so the frame records its content size (from standard input it would not).
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(data)
+        f.flush()
+        return subprocess.run(["zstd", "-q", "-c", "-1", f.name], capture_output=True, check=True).stdout
 
 def shuffle(data, width):
     return b"".join(data[k::width] for k in range(width))
