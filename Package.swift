@@ -89,4 +89,6 @@ var package = Package(
 // The libFuzzer target links libFuzzer's own `main`, so it exists only in fuzzing builds (Fuzz/run.sh).
 if Context.environment["TLKIT_FUZZ"] != nil {
     package.targets.append(.executableTarget(name: "tlkit-fuzz", dependencies: ["Adapters"], path: "Fuzz/tlkit-fuzz"))
+    package.targets.append(.executableTarget(name: "tlkit-fuzz-adapters", dependencies: ["Adapters"], path: "Fuzz/tlkit-fuzz-adapters"))
+    package.targets.append(.executableTarget(name: "tlkit-fuzz-catalog", dependencies: ["Catalog"], path: "Fuzz/tlkit-fuzz-catalog"))
 }

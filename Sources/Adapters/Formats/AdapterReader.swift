@@ -27,6 +27,13 @@ public enum AdapterReader {
     }
 
     public static func read(file: SafeTensorsFile, path: String, flags: ScheduleFlags = ScheduleFlags()) throws -> Adapter {
+        let hparamsPath = path == "-" ? nil : OfficialHparams.locate(forWeights: path)
+        return try read(file: file, path: path, flags: flags, hparams: { try hparamsPath.map(OfficialHparams.load) })
+    }
+
+    /// `hparams` gives the official layout's hparams.yml when there is one; asked only for that layout.
+    static func read(file: SafeTensorsFile, path: String, flags: ScheduleFlags,
+                     hparams loadHparams: () throws -> OfficialHparams?) throws -> Adapter {
         let names = file.tensors.map(\.name)
         guard let keys = AdapterKeys.group(names), !keys.modules.isEmpty || keys.unsupportedVariant != nil else {
             throw AdapterError("\(path): not a LoRA or T-LoRA adapter (no adapter tensors found)")
@@ -39,8 +46,8 @@ public enum AdapterReader {
         }
         var format = keys.format
         var hparams: OfficialHparams?
-        if format == .attnProcs || format == .tloraOfficial, path != "-", let hparamsPath = OfficialHparams.locate(forWeights: path) {
-            hparams = try OfficialHparams.load(hparamsPath)
+        if format == .attnProcs || format == .tloraOfficial, let found = try loadHparams() {
+            hparams = found
             format = .tloraOfficial
         }
         if format == .attnProcs, flags.minRank != nil { format = .tloraOfficial }
