@@ -85,7 +85,7 @@ extension TrainableAdapter {
                                         lambda0: lambda0.array, rank: r, inFeatures: inF, outFeatures: outF)))
             }
         }
-        return Adapter(format: .tlkit, method: method.rawValue, schedule: schedule, componentsPerRank: 1,
+        return Adapter(format: .tlkit, method: method, schedule: schedule, componentsPerRank: 1,
                        modules: infos, metadata: metadata, source: InMemoryFactors(all))
     }
 

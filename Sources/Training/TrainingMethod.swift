@@ -1,16 +1,9 @@
-/// The four adapters of the paper's comparison (docs/method.md, "Parametrisations"): ortho or plain
-/// low-rank factors, with or without the timestep rank mask.
-public enum TrainingMethod: String, CaseIterable, Codable, Sendable {
-    case tlora
-    case vanillaTlora = "vanilla-tlora"
-    case orthoLora = "ortho-lora"
-    case lora
+import Adapters
+import Foundation
 
-    /// P·diag(λ)·Q with frozen copies (T-LoRA, Ortho-LoRA) rather than up·down.
-    public var isOrtho: Bool { self == .tlora || self == .orthoLora }
-    /// Whether r(t) masks components (T-LoRA variants); the others keep every component at every t.
-    public var isMasked: Bool { self == .tlora || self == .vanillaTlora }
-}
+/// Training chooses among the adapter methods; the enum lives with the adapter model so that files,
+/// conversions and training name methods one way.
+public typealias TrainingMethod = AdapterMethod
 
 /// Which singular values of the random matrix become λ (the official `--sig_type`).
 public enum InitSpectrum: String, CaseIterable, Codable, Sendable {

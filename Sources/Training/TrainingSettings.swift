@@ -1,3 +1,4 @@
+import Adapters
 import Engine
 
 /// Every setting of a run, as written to `train.json` and compared on `--resume`.

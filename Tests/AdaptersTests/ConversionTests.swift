@@ -32,7 +32,7 @@ struct ConversionTests {
     @Test func officialToTLoRAToOfficialIsByteIdentical() throws {
         let official = try AdapterReader.read(Fixtures.path("adapters/official-ortho"))
         let tlora = try convert(official, ConvertRequest(to: .tlora))
-        #expect(tlora.format == .tlkit && tlora.schedule == official.schedule && tlora.method == "tlora")
+        #expect(tlora.format == .tlkit && tlora.schedule == official.schedule && tlora.method == .tlora)
         let folder = Fixtures.temporaryFolder().appendingPathComponent("official").path
         let (back, _) = try Converter.convert(tlora, ConvertRequest(to: .tloraOfficial))
         try AdapterWriter.write(back, format: .tloraOfficial, to: folder)
@@ -45,7 +45,7 @@ struct ConversionTests {
             #expect(try written.bytes(info.name) == original.bytes(info.name), "\(info.name) bytes differ")
         }
         let hparams = try OfficialHparams.load(folder + "/logs/hparams.yml")
-        #expect(hparams.loraRank == 8 && hparams.minRank == 4 && hparams.rankAlpha == 1 && hparams.method == "tlora")
+        #expect(hparams.loraRank == 8 && hparams.minRank == 4 && hparams.rankAlpha == 1 && hparams.method == .tlora)
         let reread = try AdapterReader.read(folder)
         #expect(try worstError(official, reread, timesteps: Self.timesteps) == 0)
     }

@@ -40,10 +40,10 @@ struct ReaderTests {
     @Test func officialScheduleFromHparams() throws {
         let ortho = try AdapterReader.read(Fixtures.path("adapters/official-ortho"))
         #expect(ortho.format == .tloraOfficial)
-        #expect(ortho.method == "tlora")
+        #expect(ortho.method == .tlora)
         #expect(ortho.schedule == RankSchedule(maxRank: 8, minRank: 4, rankAlpha: 1))
         let vanilla = try AdapterReader.read(Fixtures.path("adapters/official-vanilla"))
-        #expect(vanilla.method == "vanilla-tlora")
+        #expect(vanilla.method == .vanillaTlora)
         #expect(vanilla.schedule == RankSchedule(maxRank: 8, minRank: 4, rankAlpha: 0.5))
     }
 

@@ -280,7 +280,7 @@ public enum Converter {
         })
         result.schedule = schedule
         result.componentsPerRank = 1
-        result.method = "vanilla-tlora"
+        result.method = .vanillaTlora
         return result
     }
 

@@ -11,7 +11,7 @@ enum AdapterMetadata {
         for key in trainingFacts { if let value = adapter.metadata[key] { m[key] = value } }
         if let schedule = adapter.schedule {
             m["tlora.version"] = "1"
-            m["tlora.method"] = adapter.method ?? (adapter.modules.contains { $0.isOrtho } ? "tlora" : "vanilla-tlora")
+            m["tlora.method"] = adapter.scheduledMethod.rawValue
             m["tlora.max_rank"] = String(schedule.maxRank)
             m["tlora.min_rank"] = String(schedule.minRank)
             m["tlora.rank_alpha"] = number(schedule.rankAlpha)
@@ -20,7 +20,7 @@ enum AdapterMetadata {
             m["tlora.data_sha256"] = dataSHA256
         } else if format == .tlora {
             m["tlora.version"] = "1"
-            m["tlora.method"] = adapter.method ?? "lora"
+            m["tlora.method"] = (adapter.method ?? .lora).rawValue
         }
         // ModelSpec 1.0.1 (MUST keys, then what is known).
         m["modelspec.sai_model_spec"] = "1.0.1"

@@ -67,22 +67,22 @@ public enum AdapterReader {
         }
         if modules.isEmpty { throw AdapterError("\(path): no module matches an SDXL layer (\(unknown.count) unrecognised tensors, e.g. \(unknown.first ?? ""))") }
 
-        var method: String?
+        var method: AdapterMethod?
         var schedule: RankSchedule?
         var componentsPerRank = 1
         let metadata = file.metadata
         let maxModuleRank = modules.map(\.rank).max() ?? 0
         switch format {
         case .tloraOfficial:
-            method = hparams?.method ?? (modules.contains { $0.isOrtho } ? "tlora" : "vanilla-tlora")
+            method = hparams?.method ?? .assumedScheduled(ortho: modules.contains { $0.isOrtho })
             let maxRank = flags.maxRank ?? hparams?.loraRank ?? maxModuleRank
             guard let minRank = flags.minRank ?? hparams?.minRank else {
                 throw AdapterError("\(path): official T-LoRA checkpoint without ../logs/hparams.yml: give --min-rank (and --max-rank, --rank-alpha if not \(maxModuleRank) and 1); the official inference silently assumes min rank 1")
             }
             schedule = RankSchedule(maxRank: maxRank, minRank: minRank, rankAlpha: flags.rankAlpha ?? hparams?.rankAlpha ?? 1)
-            if method == "ortho-lora" || method == "lora" { schedule = RankSchedule(maxRank: maxRank, minRank: maxRank) }
+            if let method, !method.isMasked { schedule = RankSchedule(maxRank: maxRank, minRank: maxRank) }
         case .tlkit:
-            method = metadata["tlora.method"]
+            method = try named(metadata, path: path)
             componentsPerRank = try components(metadata, path: path)
             schedule = AdapterDescription.schedule(from: metadata)
         default:
@@ -92,7 +92,7 @@ public enum AdapterReader {
                 if fresh, modules.allSatisfy({ $0.rank == c * folded.maxRank }) {
                     schedule = folded
                     componentsPerRank = c
-                    method = metadata["tlora.method"]
+                    method = try named(metadata, path: path)
                 } else {
                     warnings.append("\(path): stale tlora metadata (the tensors changed since the schedule was written); applying the adapter unmasked")
                 }
@@ -183,6 +183,15 @@ public enum AdapterReader {
             }
         }
         return found.values.compactMap { $0 }
+    }
+
+    /// `tlora.method`, when the file names one; a name tlkit does not know is refused.
+    static func named(_ metadata: [String: String], path: String) throws -> AdapterMethod? {
+        guard let text = metadata["tlora.method"] else { return nil }
+        guard let method = AdapterMethod(rawValue: text) else {
+            throw AdapterError("\(path): tlora.method is '\(text)', not one of \(AdapterMethod.allNames)")
+        }
+        return method
     }
 
     /// `tlora.components_per_rank`, bounded so that products with a rank cannot overflow.

@@ -15,16 +15,8 @@ public struct OfficialHparams: Equatable, Sendable {
     /// Where the file was read from.
     public var path: String
 
-    /// The method name tlkit uses for the trainer class/type pair.
-    public var method: String? {
-        switch (trainerClass, trainerType) {
-        case ("sdxl_tlora", "ortho_lora"): return "tlora"
-        case ("sdxl_tlora", "lora"): return "vanilla-tlora"
-        case ("sdxl_lora", "ortho_lora"): return "ortho-lora"
-        case ("sdxl_lora", "lora"): return "lora"
-        default: return nil
-        }
-    }
+    /// The method the trainer class/type pair names; nil for a pair tlkit does not know.
+    public var method: AdapterMethod? { AdapterMethod(trainerClass: trainerClass, trainerType: trainerType) }
 
     /// `checkpoint-N/pytorch_lora_weights.safetensors` → `../logs/hparams.yml`, when it exists.
     public static func locate(forWeights path: String) -> String? {

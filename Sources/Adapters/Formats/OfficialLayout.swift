@@ -52,12 +52,10 @@ enum OfficialLayout {
         } catch {
             throw AdapterError("\(folder): cannot create the output folders: \(error.localizedDescription)")
         }
-        let method = adapter.method ?? (adapter.modules.contains { $0.isOrtho } ? "tlora" : "vanilla-tlora")
-        let masked = method == "tlora" || method == "vanilla-tlora"
-        let ortho = method == "tlora" || method == "ortho-lora"
+        let trainer = adapter.scheduledMethod.officialTrainer
         let hparams: [String: Any] = [
-            "trainer_class": masked ? "sdxl_tlora" : "sdxl_lora",
-            "trainer_type": ortho ? "ortho_lora" : "lora",
+            "trainer_class": trainer.trainerClass,
+            "trainer_type": trainer.trainerType,
             "lora_rank": schedule.maxRank,
             "min_rank": schedule.minRank,
             "alpha_rank_scale": schedule.rankAlpha,

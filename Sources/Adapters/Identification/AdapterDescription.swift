@@ -38,17 +38,17 @@ enum AdapterDescription {
                 if hparams.minRank == nil { identity.scheduleNote = "hparams.yml has no min_rank; the official inference assumes 1" }
                 if let token = hparams.placeholderToken { identity.trigger = [token, hparams.className].compactMap { $0 }.joined(separator: " ") }
             } else {
-                identity.method = "tlora"
+                identity.method = .tlora
                 identity.scheduleNote = "no ../logs/hparams.yml beside checkpoint-N/: the schedule needs --min-rank (the official inference silently assumes 1)"
             }
         case .tlkit:
             identity.kind = .tlora
-            identity.method = metadata["tlora.method"]
+            identity.method = metadata["tlora.method"].flatMap(AdapterMethod.init(rawValue:))
             identity.schedule = schedule(from: metadata)
         default:
             identity.kind = .lora
             identity.schedule = schedule(from: metadata)
-            if identity.schedule != nil { identity.method = metadata["tlora.method"] }
+            if identity.schedule != nil { identity.method = metadata["tlora.method"].flatMap(AdapterMethod.init(rawValue:)) }
         }
         identity.trigger = metadata["modelspec.trigger_phrase"] ?? metadataTrigger(metadata) ?? identity.trigger
         identity.base = base(keys: keys, file: file, metadata: metadata, isOfficial: format == .tloraOfficial)

@@ -23,7 +23,7 @@ public struct FileIdentity: Sendable {
     public var alphas: [Double] = []
     public var metadata: [(String, String)] = []
     public var trigger: String?
-    public var method: String?
+    public var method: AdapterMethod?
     public var schedule: RankSchedule?
     /// Why the schedule could not be attached (an official checkpoint without hparams, stale metadata).
     public var scheduleNote: String?

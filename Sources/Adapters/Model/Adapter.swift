@@ -56,8 +56,8 @@ public struct ModuleInfo: Sendable, Equatable {
 /// Factors are loaded module by module from their source, so large adapters stream.
 public struct Adapter: Sendable {
     public var format: AdapterFormat
-    /// `tlora`, `vanilla-tlora`, `ortho-lora`, `lora`; nil for a plain LoRA.
-    public var method: String?
+    /// Nil for a plain LoRA, and for a scheduled file that does not name its method (`scheduledMethod`).
+    public var method: AdapterMethod?
     public var schedule: RankSchedule?
     /// Mask keeps the first c · r(t) components (2 for a folded ortho module; n or 2n after merging).
     public var componentsPerRank: Int
@@ -74,7 +74,7 @@ public struct Adapter: Sendable {
     public var nonFinite: [NonFiniteFinding] = []
     private(set) var source: any FactorSource
 
-    public init(format: AdapterFormat, method: String?, schedule: RankSchedule?, componentsPerRank: Int,
+    public init(format: AdapterFormat, method: AdapterMethod?, schedule: RankSchedule?, componentsPerRank: Int,
                 modules: [ModuleInfo], metadata: [String: String], unknownKeys: [String] = [], source: any FactorSource) {
         self.format = format
         self.method = method
@@ -85,6 +85,9 @@ public struct Adapter: Sendable {
         self.unknownKeys = unknownKeys
         self.source = source
     }
+
+    /// The method a scheduled adapter is written with: the one it names, else a T-LoRA of its modules' kind.
+    public var scheduledMethod: AdapterMethod { method ?? .assumedScheduled(ortho: modules.contains { $0.isOrtho }) }
 
     public func factors(_ index: Int) throws -> Factors { try source.factors(index) }
 

@@ -13,7 +13,7 @@ func catalogFacts(for file: SafeTensorsFile, path: String) -> EntryFacts {
     facts.kind = identity.kind.rawValue
     facts.format = identity.format
     facts.base = identity.base
-    facts.method = identity.method
+    facts.method = identity.method?.rawValue
     facts.rank = identity.schedule?.maxRank ?? identity.ranks.max()
     facts.minRank = identity.schedule?.minRank
     facts.trigger = identity.trigger

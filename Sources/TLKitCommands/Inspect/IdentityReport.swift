@@ -26,7 +26,7 @@ enum IdentityReport {
             fields.append(("alpha", range(id.alphas)))
             fields.append(("metadata", .object(id.metadata.map { ($0.0, .string($0.1)) })))
             fields.append(("trigger", .optional(id.trigger)))
-            fields.append(("method", .optional(id.method)))
+            fields.append(("method", .optional(id.method?.rawValue)))
             fields.append(("family", .optional(id.family)))
             fields.append(("schedule", id.schedule.map(scheduleJSON) ?? .null))
             if let note = id.scheduleNote { fields.append(("schedule_note", .string(note))) }
@@ -94,7 +94,7 @@ enum IdentityReport {
             if let low = id.alphas.min(), let high = id.alphas.max() { text += ", alpha \(low == high ? fmt(low) : "\(fmt(low))–\(fmt(high))")" }
             lines.append(text)
         }
-        if let method = id.method { lines.append("  method: \(method)") }
+        if let method = id.method { lines.append("  method: \(method.rawValue)") }
         if let family = id.family, family != "lora" { lines.append("  family: \(family)") }
         if let s = id.schedule {
             lines.append("  schedule: rank \(s.minRank)…\(s.maxRank), alpha \(fmt(s.rankAlpha)), r(999)=\(s.rank(at: 999)) r(500)=\(s.rank(at: 500)) r(0)=\(s.rank(at: 0))")
