@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import SafeTensors
 
@@ -28,97 +27,33 @@ public enum AdapterReader {
 
     public static func read(file: SafeTensorsFile, path: String, flags: ScheduleFlags = ScheduleFlags()) throws -> Adapter {
         let hparamsPath = path == "-" ? nil : OfficialHparams.locate(forWeights: path)
-        return try read(file: file, path: path, flags: flags, hparams: { try hparamsPath.map(OfficialHparams.load) })
+        return try read(file: file, path: path, flags: flags, hparamsPath: hparamsPath, hparams: { try hparamsPath.map(OfficialHparams.load) })
     }
 
     /// `hparams` gives the official layout's hparams.yml when there is one; asked only for that layout.
-    static func read(file: SafeTensorsFile, path: String, flags: ScheduleFlags,
+    static func read(file: SafeTensorsFile, path: String, flags: ScheduleFlags, hparamsPath: String? = nil,
                      hparams loadHparams: () throws -> OfficialHparams?) throws -> Adapter {
-        let names = file.tensors.map(\.name)
-        guard let keys = AdapterKeys.group(names), !keys.modules.isEmpty || keys.unsupportedVariant != nil else {
+        guard let keys = AdapterKeys.group(file.tensors.map(\.name)) else {
             throw AdapterError("\(path): not a LoRA or T-LoRA adapter (no adapter tensors found)")
         }
-        if keys.unsupportedVariant == "DoRA" {
-            throw AdapterError("\(path): a DoRA adapter: its ΔW rescales the base weight's columns, so it depends on the base model and is not a LoRA; tlkit cannot read it without the base weights yet")
-        }
-        if let variant = keys.unsupportedVariant {
-            throw AdapterError("\(path): \(variant) adapters are recognised but not supported by this command")
-        }
-        var format = keys.format
-        var hparams: OfficialHparams?
-        if format == .attnProcs || format == .tloraOfficial, let found = try loadHparams() {
-            hparams = found
-            format = .tloraOfficial
-        }
-        if format == .attnProcs, flags.minRank != nil { format = .tloraOfficial }
-
-        var modules: [ModuleInfo] = []
-        var entries: [ModuleKeys] = []
-        var unknown = keys.unknownKeys
-        var warnings: [String] = []
-        for module in keys.modules {
-            guard let canonical = ModuleNames.canonical(fileName: module.fileName, format: format) else {
-                unknown += module.tensors.values.sorted()
-                continue
-            }
-            let info = try describe(module, canonical: canonical, file: file, path: path, format: format)
-            modules.append(info)
-            entries.append(module)
-        }
-        if modules.isEmpty { throw AdapterError("\(path): no module matches an SDXL layer (\(unknown.count) unrecognised tensors, e.g. \(unknown.first ?? ""))") }
-
-        var method: AdapterMethod?
-        var schedule: RankSchedule?
-        var componentsPerRank = 1
-        let metadata = file.metadata
-        let maxModuleRank = modules.map(\.rank).max() ?? 0
-        switch format {
-        case .tloraOfficial:
-            method = hparams?.method ?? .assumedScheduled(ortho: modules.contains { $0.isOrtho })
-            let maxRank = flags.maxRank ?? hparams?.loraRank ?? maxModuleRank
-            guard let minRank = flags.minRank ?? hparams?.minRank else {
-                throw AdapterError("\(path): official T-LoRA checkpoint without ../logs/hparams.yml: give --min-rank (and --max-rank, --rank-alpha if not \(maxModuleRank) and 1); the official inference silently assumes min rank 1")
-            }
-            schedule = RankSchedule(maxRank: maxRank, minRank: minRank, rankAlpha: flags.rankAlpha ?? hparams?.rankAlpha ?? 1)
-            if let method, !method.isMasked { schedule = RankSchedule(maxRank: maxRank, minRank: maxRank) }
-        case .tlkit:
-            method = try named(metadata, path: path)
-            componentsPerRank = try components(metadata, path: path)
-            schedule = AdapterDescription.schedule(from: metadata)
-        default:
-            if let folded = AdapterDescription.schedule(from: metadata) {
-                let c = try components(metadata, path: path)
-                let fresh = metadata["tlora.data_sha256"] == sha256Hex(file.dataSection)
-                if fresh, modules.allSatisfy({ $0.rank == c * folded.maxRank }) {
-                    schedule = folded
-                    componentsPerRank = c
-                    method = try named(metadata, path: path)
-                } else {
-                    warnings.append("\(path): stale tlora metadata (the tensors changed since the schedule was written); applying the adapter unmasked")
-                }
-            }
-        }
-        if let schedule {
-            do { try schedule.validate() } catch { throw AdapterError("\(path): \(error)") }
-            if let bad = modules.first(where: { $0.rank != componentsPerRank * schedule.maxRank && $0.rank != schedule.maxRank }) {
-                throw AdapterError("\(path): module \(bad.name) has rank \(bad.rank) but the schedule's max rank is \(schedule.maxRank)")
-            }
-        }
-        var facts = metadata
-        if format == .tloraOfficial {
+        let meaning = try AdapterInterpretation.interpret(keys: keys, file: file, path: path, flags: flags, strictness: .strict,
+                                                          hparamsPath: hparamsPath, hparams: loadHparams)
+        var facts = file.metadata
+        if meaning.format == .tloraOfficial {
             // The official trainer's facts live in hparams.yml and the checkpoint folder's name.
             let folder = ((path as NSString).deletingLastPathComponent as NSString).lastPathComponent
             if folder.hasPrefix("checkpoint-"), let steps = Int(folder.dropFirst("checkpoint-".count)) { facts["tlora.steps"] = String(steps) }
-            if let token = hparams?.placeholderToken { facts["tlora.token"] = token }
-            if let className = hparams?.className { facts["tlora.class"] = className }
-            if let sig = hparams?.sigType { facts["tlora.init"] = sig }
+            if let token = meaning.hparams?.placeholderToken { facts["tlora.token"] = token }
+            if let className = meaning.hparams?.className { facts["tlora.class"] = className }
+            if let sig = meaning.hparams?.sigType { facts["tlora.init"] = sig }
         }
-        var adapter = Adapter(format: format, method: method, schedule: schedule, componentsPerRank: componentsPerRank,
-                              modules: modules, metadata: facts, unknownKeys: unknown.sorted(),
-                              source: FileFactors(file: file, path: path, modules: entries, infos: modules, format: format))
-        adapter.warnings = warnings
+        var adapter = Adapter(format: meaning.format, method: meaning.method, schedule: meaning.schedule,
+                              componentsPerRank: meaning.componentsPerRank, modules: meaning.modules, metadata: facts,
+                              unknownKeys: meaning.unknownKeys.sorted(),
+                              source: FileFactors(file: file, path: path, modules: meaning.moduleKeys, infos: meaning.modules, format: meaning.format))
+        adapter.warnings = meaning.warnings
         adapter.origin = path
-        adapter.nonFinite = nonFiniteFindings(entries, canonical: modules.map(\.name), in: file, path: path)
+        adapter.nonFinite = nonFiniteFindings(meaning.moduleKeys, canonical: meaning.modules.map(\.name), in: file, path: path)
         return adapter
     }
 
@@ -183,28 +118,6 @@ public enum AdapterReader {
             }
         }
         return found.values.compactMap { $0 }
-    }
-
-    /// `tlora.method`, when the file names one; a name tlkit does not know is refused.
-    static func named(_ metadata: [String: String], path: String) throws -> AdapterMethod? {
-        guard let text = metadata["tlora.method"] else { return nil }
-        guard let method = AdapterMethod(rawValue: text) else {
-            throw AdapterError("\(path): tlora.method is '\(text)', not one of \(AdapterMethod.allNames)")
-        }
-        return method
-    }
-
-    /// `tlora.components_per_rank`, bounded so that products with a rank cannot overflow.
-    static func components(_ metadata: [String: String], path: String) throws -> Int {
-        guard let text = metadata["tlora.components_per_rank"] else { return 1 }
-        guard let c = Int(text), (1...RankSchedule.largestRank).contains(c) else {
-            throw AdapterError("\(path): tlora.components_per_rank is '\(text)', not a count between 1 and \(RankSchedule.largestRank)")
-        }
-        return c
-    }
-
-    static func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String {
-        SHA256.hash(data: bytes).hex
     }
 }
 

@@ -19,53 +19,27 @@ enum AdapterDescription {
         identity.ranks += familyFacts.map(\.rank)
         identity.alphas += familyFacts.compactMap(\.alpha)
 
-        var format = keys.format
-        var hparams: OfficialHparams?
-        if format == .attnProcs || format == .tloraOfficial, path != "-", let hparamsPath = OfficialHparams.locate(forWeights: path) {
-            identity.hparamsPath = hparamsPath
-            hparams = try? OfficialHparams.load(hparamsPath)
-            if hparams != nil { format = .tloraOfficial }
-        }
-        identity.format = format.rawValue
-
-        switch format {
-        case .tloraOfficial:
-            identity.kind = .tlora
-            if let hparams {
-                identity.method = hparams.method
-                let maxRank = hparams.loraRank ?? identity.ranks.max() ?? 0
-                identity.schedule = RankSchedule(maxRank: maxRank, minRank: hparams.minRank ?? 1, rankAlpha: hparams.rankAlpha ?? 1)
-                if hparams.minRank == nil { identity.scheduleNote = "hparams.yml has no min_rank; the official inference assumes 1" }
-                if let token = hparams.placeholderToken { identity.trigger = [token, hparams.className].compactMap { $0 }.joined(separator: " ") }
-            } else {
-                identity.method = .tlora
-                identity.scheduleNote = "no ../logs/hparams.yml beside checkpoint-N/: the schedule needs --min-rank (the official inference silently assumes 1)"
-            }
-        case .tlkit:
-            identity.kind = .tlora
-            identity.method = metadata["tlora.method"].flatMap(AdapterMethod.init(rawValue:))
-            identity.schedule = schedule(from: metadata)
-        default:
-            identity.kind = .lora
-            identity.schedule = schedule(from: metadata)
-            if identity.schedule != nil { identity.method = metadata["tlora.method"].flatMap(AdapterMethod.init(rawValue:)) }
+        // Format, method and schedule are what the reader decides; what it would refuse becomes a note.
+        let hparamsPath = path == "-" ? nil : OfficialHparams.locate(forWeights: path)
+        let meaning = (try? AdapterInterpretation.interpret(keys: keys, file: file, path: path, strictness: .lenient,
+                                                            hparamsPath: hparamsPath, hparams: { try hparamsPath.map(OfficialHparams.load) }))
+            ?? AdapterInterpretation(format: keys.format, unknownKeys: keys.unknownKeys)
+        identity.format = meaning.format.rawValue
+        identity.hparamsPath = meaning.hparamsPath
+        identity.kind = meaning.format == .tloraOfficial || meaning.format == .tlkit ? .tlora : .lora
+        identity.method = meaning.method
+        identity.schedule = meaning.schedule
+        let notes = (meaning.notes + meaning.warnings).map { AdapterInterpretation.withoutPath($0, path) }
+        identity.scheduleNote = notes.isEmpty ? nil : notes.joined(separator: "; ")
+        if meaning.format == .tloraOfficial, let token = meaning.hparams?.placeholderToken {
+            identity.trigger = [token, meaning.hparams?.className].compactMap { $0 }.joined(separator: " ")
         }
         identity.trigger = metadata["modelspec.trigger_phrase"] ?? metadataTrigger(metadata) ?? identity.trigger
-        identity.base = base(keys: keys, file: file, metadata: metadata, isOfficial: format == .tloraOfficial)
+        identity.base = base(keys: keys, file: file, metadata: metadata, isOfficial: meaning.format == .tloraOfficial)
     }
 
     static func isTextEncoder(_ moduleName: String) -> Bool {
         moduleName.hasPrefix("lora_te") || moduleName.hasPrefix("text_encoder") || moduleName.contains("text_model.")
-    }
-
-    /// The `tlora.*` schedule in metadata, when complete and valid.
-    static func schedule(from metadata: [String: String]) -> RankSchedule? {
-        guard let maxRank = metadata["tlora.max_rank"].flatMap(Int.init),
-              let minRank = metadata["tlora.min_rank"].flatMap(Int.init) else { return nil }
-        let schedule = RankSchedule(maxRank: maxRank, minRank: minRank,
-                                    rankAlpha: metadata["tlora.rank_alpha"].flatMap(Double.init) ?? 1,
-                                    timesteps: metadata["tlora.timesteps"].flatMap(Int.init) ?? 1000)
-        return (try? schedule.validate()) != nil ? schedule : nil
     }
 
     static func metadataTrigger(_ metadata: [String: String]) -> String? {
