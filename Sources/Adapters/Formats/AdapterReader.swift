@@ -26,7 +26,7 @@ public enum AdapterReader {
     }
 
     public static func read(file: SafeTensorsFile, path: String, flags: ScheduleFlags = ScheduleFlags()) throws -> Adapter {
-        let hparamsPath = path == "-" ? nil : OfficialHparams.locate(forWeights: path)
+        let hparamsPath = OfficialHparams.locate(forWeights: path)
         return try read(file: file, path: path, flags: flags, hparamsPath: hparamsPath, hparams: { try hparamsPath.map(OfficialHparams.load) })
     }
 

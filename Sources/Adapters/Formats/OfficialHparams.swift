@@ -18,8 +18,11 @@ public struct OfficialHparams: Equatable, Sendable {
     /// The method the trainer class/type pair names; nil for a pair tlkit does not know.
     public var method: AdapterMethod? { AdapterMethod(trainerClass: trainerClass, trainerType: trainerType) }
 
-    /// `checkpoint-N/pytorch_lora_weights.safetensors` → `../logs/hparams.yml`, when it exists.
+    /// `checkpoint-N/pytorch_lora_weights.safetensors` → `../logs/hparams.yml`, when it exists. Only a
+    /// file on disk has one: standard input (`-`) and catalog entries (`catalog:REF`) do not, whatever
+    /// lies beside the working folder.
     public static func locate(forWeights path: String) -> String? {
+        guard path != "-", FileManager.default.fileExists(atPath: path) else { return nil }
         let folder = (path as NSString).deletingLastPathComponent
         let candidate = (((folder.isEmpty ? "." : folder) as NSString).appendingPathComponent("../logs/hparams.yml") as NSString).standardizingPath
         return FileManager.default.fileExists(atPath: candidate) ? candidate : nil

@@ -20,7 +20,7 @@ enum AdapterDescription {
         identity.alphas += familyFacts.compactMap(\.alpha)
 
         // Format, method and schedule are what the reader decides; what it would refuse becomes a note.
-        let hparamsPath = path == "-" ? nil : OfficialHparams.locate(forWeights: path)
+        let hparamsPath = OfficialHparams.locate(forWeights: path)
         let meaning = (try? AdapterInterpretation.interpret(keys: keys, file: file, path: path, strictness: .lenient,
                                                             hparamsPath: hparamsPath, hparams: { try hparamsPath.map(OfficialHparams.load) }))
             ?? AdapterInterpretation(format: keys.format, unknownKeys: keys.unknownKeys)
