@@ -4,7 +4,7 @@ import Engine
 /// An adapter's UNet modules as Engine factors, ready for the per-call hook of the UNet's Linear layers.
 ///
 /// Keys are diffusers module paths inside the UNet (`down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q`).
-/// The mask at timestep t keeps the first `Adapter.keptComponents(rank:at:)` components; unscheduled
+/// The mask at timestep t keeps the first `RankSchedule.keptComponents` components; unscheduled
 /// adapters (plain LoRAs) keep all of them at every t. A user weight `scale` is folded into the factors
 /// (the low-rank scale, or both λ vectors of an ortho module), so ΔW scales linearly with it.
 public struct UNetAdapter: @unchecked Sendable {
@@ -13,14 +13,18 @@ public struct UNetAdapter: @unchecked Sendable {
         public let rank: Int
     }
 
-    public let adapter: Adapter
+    /// The rank schedule that masks the modules (nil: never masked), and how many components each
+    /// mask index owns.
+    public let schedule: RankSchedule?
+    public let componentsPerRank: Int
     public let scale: Float
     public let modules: [String: Module]
     /// Adapter modules of other components (text encoders), which the UNet does not use.
     public let otherComponents: [String]
 
     public init(_ adapter: Adapter, scale: Float = 1) throws {
-        self.adapter = adapter
+        self.schedule = adapter.schedule
+        self.componentsPerRank = adapter.componentsPerRank
         self.scale = scale
         var modules: [String: Module] = [:], others: [String] = []
         for (i, info) in adapter.modules.enumerated() {
@@ -46,8 +50,9 @@ public struct UNetAdapter: @unchecked Sendable {
         self.otherComponents = others
     }
 
-    init(adapter: Adapter, scale: Float, modules: [String: Module], otherComponents: [String]) {
-        self.adapter = adapter
+    init(schedule: RankSchedule?, componentsPerRank: Int, scale: Float, modules: [String: Module], otherComponents: [String]) {
+        self.schedule = schedule
+        self.componentsPerRank = componentsPerRank
         self.scale = scale
         self.modules = modules
         self.otherComponents = otherComponents
@@ -55,15 +60,16 @@ public struct UNetAdapter: @unchecked Sendable {
 
     /// The same adapter with only the modules in `paths`.
     public func restricted(to paths: Set<String>) -> UNetAdapter {
-        UNetAdapter(adapter: adapter, scale: scale, modules: modules.filter { paths.contains($0.key) }, otherComponents: otherComponents)
+        UNetAdapter(schedule: schedule, componentsPerRank: componentsPerRank, scale: scale, modules: modules.filter { paths.contains($0.key) }, otherComponents: otherComponents)
     }
 
     /// Whether the adapter's schedule masks anything (T-LoRA); unmasked adapters act the same at every t.
-    public var isMasked: Bool { adapter.schedule?.isMasked ?? false }
+    public var isMasked: Bool { schedule?.isMasked ?? false }
 
     /// Components of `module` kept at DDPM timestep `t` (nil: unmasked).
     public func active(_ module: Module, at t: Double?) -> Int {
-        adapter.keptComponents(rank: module.rank, at: t)
+        guard let schedule, let t else { return module.rank }
+        return schedule.keptComponents(rank: module.rank, componentsPerRank: componentsPerRank, at: t)
     }
 }
 
@@ -71,8 +77,8 @@ extension UNetAdapter {
     /// Factors already in Engine form (a training run's), masked by `schedule` (nil: never masked) with one
     /// component per rank. The tensors are shared, so updates to them reach the next forward pass.
     public init(factors: [String: AdapterFactors<Float>], schedule: RankSchedule?) {
-        adapter = Adapter(format: .tlkit, method: nil, schedule: schedule, componentsPerRank: 1, modules: [],
-                          metadata: [:], source: InMemoryFactors([]))
+        self.schedule = schedule
+        componentsPerRank = 1
         scale = 1
         modules = factors.mapValues { Module(factors: $0, rank: $0.rank) }
         otherComponents = []

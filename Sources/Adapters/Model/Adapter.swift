@@ -101,7 +101,7 @@ public struct Adapter: Sendable {
     /// Components kept at timestep `t` for a module of `rank` (all of them when unscheduled).
     public func keptComponents(rank: Int, at t: Double?) -> Int {
         guard let schedule, let t else { return rank }
-        return min(rank, componentsPerRank * schedule.rank(at: t))
+        return schedule.keptComponents(rank: rank, componentsPerRank: componentsPerRank, at: t)
     }
 
     /// ΔW of module `index` as it acts at timestep `t` (nil: unmasked), [out, in] row-major.

@@ -23,6 +23,12 @@ public struct RankSchedule: Equatable, Sendable, Codable {
         return Int(shaped * Float(maxRank - minRank)) + minRank
     }
 
+    /// Components a module of `rank` keeps at timestep `t` when each mask index owns `componentsPerRank`
+    /// of them (2 for a folded ortho module; more after merging).
+    public func keptComponents(rank: Int, componentsPerRank: Int, at t: Double) -> Int {
+        min(rank, componentsPerRank * self.rank(at: t))
+    }
+
     /// Whether the schedule masks anything (unmasked methods store min = max).
     public var isMasked: Bool { minRank < maxRank }
 
