@@ -73,17 +73,10 @@ extension TrainableAdapter {
     public func snapshot(metadata: [String: String]) -> Adapter {
         var infos: [ModuleInfo] = [], all: [Factors] = []
         for path in paths {
-            switch factors[path]! {
-            case let .lowRank(down, up, _):
-                let r = down.shape[0], inF = down.shape[1], outF = up.shape[0]
-                infos.append(ModuleInfo(name: "unet.\(path)", isOrtho: false, rank: r, inFeatures: inF, outFeatures: outF, dtype: .f32))
-                all.append(.lowRank(LowRank(down: down.array, up: up.array, rank: r, inFeatures: inF, outFeatures: outF, alpha: nil)))
-            case let .ortho(q, p, lambda, q0, p0, lambda0):
-                let r = q.shape[0], inF = q.shape[1], outF = p.shape[0]
-                infos.append(ModuleInfo(name: "unet.\(path)", isOrtho: true, rank: r, inFeatures: inF, outFeatures: outF, dtype: .f32))
-                all.append(.ortho(Ortho(q: q.array, p: p.array, lambda: lambda.array, q0: q0.array, p0: p0.array,
-                                        lambda0: lambda0.array, rank: r, inFeatures: inF, outFeatures: outF)))
-            }
+            let f = Factors(factors[path]!)
+            infos.append(ModuleInfo(name: "unet.\(path)", isOrtho: f.isOrtho, rank: f.rank, inFeatures: f.inFeatures,
+                                    outFeatures: f.outFeatures, dtype: .f32))
+            all.append(f)
         }
         return Adapter(format: .tlkit, method: method, schedule: schedule, componentsPerRank: 1,
                        modules: infos, metadata: metadata, source: InMemoryFactors(all))

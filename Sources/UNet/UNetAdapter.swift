@@ -30,21 +30,7 @@ public struct UNetAdapter: @unchecked Sendable {
         for (i, info) in adapter.modules.enumerated() {
             guard info.component == "unet" else { others.append(info.name); continue }
             let path = String(info.name.dropFirst("unet.".count))
-            let r = info.rank, inF = info.inFeatures, outF = info.outFeatures
-            switch try adapter.factors(i) {
-            case let .lowRank(f):
-                modules[path] = Module(factors: .lowRank(
-                    down: Tensor(shape: [r, inF], values: f.down), up: Tensor(shape: [outF, r], values: f.up),
-                    scale: f.scale * scale), rank: r)
-            case let .ortho(f):
-                let lambda = scale == 1 ? f.lambda : f.lambda.map { $0 * scale }
-                let lambda0 = scale == 1 ? f.lambda0 : f.lambda0.map { $0 * scale }
-                modules[path] = Module(factors: .ortho(
-                    q: Tensor(shape: [r, inF], values: f.q), p: Tensor(shape: [outF, r], values: f.p),
-                    lambda: Tensor(shape: [r], values: lambda),
-                    q0: Tensor(shape: [r, inF], values: f.q0), p0: Tensor(shape: [outF, r], values: f.p0),
-                    lambda0: Tensor(shape: [r], values: lambda0)), rank: r)
-            }
+            modules[path] = Module(factors: AdapterFactors(try adapter.factors(i), weight: scale), rank: info.rank)
         }
         self.modules = modules
         self.otherComponents = others

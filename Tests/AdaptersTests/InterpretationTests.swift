@@ -97,4 +97,16 @@ struct InterpretationTests {
                 "\(identity.scheduleNote ?? "no note")")
         #expect(identity.schedule == ortho.schedule, "the schedule itself is still what the file says")
     }
+
+    /// hparams.yml belongs to a checkpoint file on disk; a name that is not one (standard input, a catalog
+    /// entry, a path that does not exist) has none, whatever lies beside it.
+    @Test func hparamsOnlyBesideAFileOnDisk() throws {
+        let run = Fixtures.temporaryFolder().appendingPathComponent("run")
+        try FileManager.default.copyItem(atPath: Fixtures.path("adapters/official-ortho"), toPath: run.path)
+        let weights = run.appendingPathComponent("checkpoint-20/pytorch_lora_weights.safetensors").path
+        #expect(OfficialHparams.locate(forWeights: weights)?.hasSuffix("/run/logs/hparams.yml") == true)
+        try FileManager.default.removeItem(atPath: weights)
+        #expect(OfficialHparams.locate(forWeights: weights) == nil)
+        #expect(OfficialHparams.locate(forWeights: "-") == nil)
+    }
 }

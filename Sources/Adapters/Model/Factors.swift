@@ -5,6 +5,11 @@ public enum Factors: Sendable, Equatable {
     /// ΔW = p · diag(λ ⊙ m) · q − p0 · diag(λ0 ⊙ m) · q0 (T-LoRA); q [R, in], p [out, R], λ [R].
     case ortho(Ortho)
 
+    public var isOrtho: Bool {
+        if case .ortho = self { return true }
+        return false
+    }
+
     public var rank: Int {
         switch self {
         case let .lowRank(f): return f.rank
