@@ -64,7 +64,9 @@ extension SDXLUNet {
         unmergedWeights = [:]
     }
 
-    /// w [out, in] += ΔW: scale · up · down, or p · diag(λ) · q − p0 · diag(λ0) · q0.
+    /// w [out, in] += ΔW: scale · up · down, or p · diag(λ) · q − p0 · diag(λ0) · q0. Accumulated in
+    /// Float32 straight into the weight, as the layer will compute; `Delta` (Float64, a new matrix) is the
+    /// reference form that files and algebra use.
     static func addDelta(_ factors: AdapterFactors<Float>, to w: Tensor<Float>) {
         let (outF, inF) = (w.shape[0], w.shape[1])
         func add(_ left: Tensor<Float>, _ right: Tensor<Float>, alpha: Float) {
