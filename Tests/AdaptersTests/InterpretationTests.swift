@@ -109,4 +109,13 @@ struct InterpretationTests {
         #expect(OfficialHparams.locate(forWeights: weights) == nil)
         #expect(OfficialHparams.locate(forWeights: "-") == nil)
     }
+
+    @Test func unreadableHparamsIsRefusedAndInspectSaysWhy() throws {
+        let folder = try Self.officialCopy("official-ortho") { _ in "lora_rank: [8\n" }
+        #expect(throws: HparamsError.self) { try AdapterReader.read(folder) }
+        let identity = try FileIdentifier.identify(folder)
+        #expect(identity.schedule == nil)
+        let note = identity.scheduleNote ?? ""
+        #expect(note.contains("not valid YAML") && !note.contains("no ../logs/hparams.yml"), "\(note)")
+    }
 }

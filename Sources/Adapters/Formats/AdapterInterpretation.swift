@@ -62,12 +62,14 @@ struct AdapterInterpretation {
         }
 
         // The format: attn-procs names with hparams.yml (or a schedule on the command line) are the official layout.
+        var hparamsUnreadable = false
         if result.format == .attnProcs || result.format == .tloraOfficial {
             result.hparamsPath = hparamsPath
             do {
                 result.hparams = try loadHparams()
             } catch where !strict {
                 result.notes.append("\(error): a command that applies the adapter refuses this file")
+                hparamsUnreadable = true
             }
             if result.hparams != nil { result.format = .tloraOfficial }
         }
@@ -108,7 +110,7 @@ struct AdapterInterpretation {
             } else if let hparams = result.hparams {
                 try refuse("\(path): \(hparams.path) has no min_rank: give --min-rank; the official inference silently assumes min rank 1",
                            note: "hparams.yml has no min_rank: commands that apply the schedule refuse this file without --min-rank (the official inference silently assumes 1)")
-            } else {
+            } else if !hparamsUnreadable {
                 try refuse("\(path): official T-LoRA checkpoint without ../logs/hparams.yml: give --min-rank (and --max-rank, --rank-alpha if not \(maxModuleRank) and 1); the official inference silently assumes min rank 1",
                            note: "no ../logs/hparams.yml beside checkpoint-N/: the schedule needs --min-rank (the official inference silently assumes 1)")
             }
