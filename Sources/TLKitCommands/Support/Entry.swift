@@ -60,9 +60,8 @@ private func finishRun() throws {
     try MappedInputs.check()
 }
 
-/// The process-wide settings a tlkit process starts with (the catalog helper's too, so that its
-/// timings are tlkit's).
-public func configureProcess() {
+/// The process-wide settings a tlkit process starts with.
+private func configureProcess() {
     // Only the commands that run oneDNN pay for the restart (see the function); the others start as fast as before.
     if let command = CommandLine.arguments.dropFirst().first, ["train", "sample"].contains(command) {
         Parallel.restartWithPassiveOpenMPIfNeeded()
