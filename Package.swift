@@ -29,6 +29,8 @@ var package = Package(
         // The fused bf16 attention kernel (AVX-512 BF16 intrinsics, so C).
         .target(name: "CAttention", path: "Sources/CAttention"),
         .target(name: "SafeTensors", dependencies: ["CMappedGuard"]),
+        // torch.save archives read as data, never executed.
+        .target(name: "TorchPickle", dependencies: ["SafeTensors"]),
         .target(name: "Engine", dependencies: ["CBLAS", "CDNNL", "CAttention"]),
         .target(name: "Tokenizer", dependencies: ["CZlib"], resources: [.copy("Resources")]),
         .target(name: "SDXL", dependencies: ["SafeTensors"]),
@@ -52,7 +54,7 @@ var package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "TLKitCommands", dependencies: [
-            "SafeTensors", "SDXL", "Adapters", "Catalog", "CMalloc", "Engine", "UNet", "TextEncoders", "VAE", "Imaging", "Training", "Sampling",
+            "SafeTensors", "SDXL", "Adapters", "TorchPickle", "Catalog", "CMalloc", "Engine", "UNet", "TextEncoders", "VAE", "Imaging", "Training", "Sampling",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tlkit", dependencies: ["TLKitCommands"]),
@@ -65,6 +67,7 @@ var package = Package(
         .target(name: "TestSupport", dependencies: ["Engine", "SafeTensors", .product(name: "Crypto", package: "swift-crypto")],
                 path: "Tests/TestSupport"),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
+        .testTarget(name: "TorchPickleTests", dependencies: ["TorchPickle", "SafeTensors", "TestSupport"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"]),
         .testTarget(name: "SDXLTests", dependencies: ["SDXL", "SafeTensors", "TestSupport"]),
@@ -88,4 +91,6 @@ var package = Package(
 // The libFuzzer target links libFuzzer's own `main`, so it exists only in fuzzing builds (Fuzz/run.sh).
 if Context.environment["TLKIT_FUZZ"] != nil {
     package.targets.append(.executableTarget(name: "tlkit-fuzz", dependencies: ["Adapters"], path: "Fuzz/tlkit-fuzz"))
+    package.targets.append(.executableTarget(name: "tlkit-fuzz-adapters", dependencies: ["Adapters"], path: "Fuzz/tlkit-fuzz-adapters"))
+    package.targets.append(.executableTarget(name: "tlkit-fuzz-catalog", dependencies: ["Catalog"], path: "Fuzz/tlkit-fuzz-catalog"))
 }

@@ -22,13 +22,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from fixturegen import adapters, check, images, models, sampling, text_encoders, tokenizer, training, unet_ref, vae  # noqa: E402
+from fixturegen import adapters, check, images, lycoris_families, models, sampling, text_encoders, tokenizer, torch_pickles, training, unet_ref, vae  # noqa: E402
 from fixturegen.common import Context, canonicalize_tree, log, setup_torch  # noqa: E402
 
 # Order matters: later groups read the files written by earlier ones.
 GROUPS = {
     "models": models.build,      # tiny SDXL: diffusers folder, SGM single file, bf16 UNet
     "adapters": adapters.build,  # PEFT, kohya, attn-procs, official T-LoRA + delta references
+    "families": lycoris_families.build,  # LyCORIS LoCon/LoHa/LoKr/DoRA files + ΔW references
+    "pickles": torch_pickles.build,  # torch.save archives (a LoRA, tensor layouts, a hostile pickle)
     "unet": unet_ref.build,      # UNet forward/backward references with and without adapters
     "tokenizer": tokenizer.build,  # token ids of both tokenizers for 200+ prompts
     "text_encoders": text_encoders.build,  # hidden states / pooled projection of both text encoders

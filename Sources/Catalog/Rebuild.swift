@@ -74,16 +74,19 @@ struct Rebuild {
                 continue
             }
             if state.failed { break }
-            if let open = chunk, open.used + rawSize > open.memory.count { handOver() }
-            if chunk == nil {
-                let buffer = chunks.take()
-                chunk = Chunk(buffer: buffer, memory: buffer.prefix(max(Rebuild.chunkBytes, rawSize)))
-            }
-            let bytes = UnsafeMutableRawBufferPointer(rebasing: chunk!.memory[chunk!.used..<(chunk!.used + rawSize)])
             do {
-                let codec = try Codec(name: codecName)
                 let stored = try reader.read(rowID: rowID)
-                try withExtendedLifetime(reader) { try codec.decode(stored, into: bytes, scratch: planes) }
+                // The chunk is taken only once the row's raw size is known to match the stored bytes.
+                try withExtendedLifetime(reader) {
+                    try Codec.decode(codecName: codecName, rawSize: rawSize, stored: stored, scratch: planes) { size in
+                        if let open = chunk, open.used + size > open.memory.count { handOver() }
+                        if chunk == nil {
+                            let buffer = chunks.take()
+                            chunk = Chunk(buffer: buffer, memory: buffer.prefix(max(Rebuild.chunkBytes, size)))
+                        }
+                        return UnsafeMutableRawBufferPointer(rebasing: chunk!.memory[chunk!.used..<(chunk!.used + size)])
+                    }
+                }
             } catch {
                 state.note("tensor '\(part.name)' (blob \(part.blob.prefix(12))…): cannot decode: \(error)")
                 if stopAtFirstProblem { break }

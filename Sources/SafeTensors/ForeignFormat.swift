@@ -7,7 +7,7 @@ public enum ForeignFormat {
     public static func describe(_ head: [UInt8]) -> String? {
         if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
             return isTorchZip(head)
-                ? "a PyTorch zip checkpoint (.pt/.pth/.bin/.ckpt), which holds a pickle; tlkit never unpickles (it can run code): convert it to safetensors first"
+                ? "a PyTorch zip checkpoint (.pt/.pth/.bin/.ckpt), which holds a pickle; tlkit never unpickles (it can run code): `tlkit convert FILE --to kohya` reads a torch.save LoRA without running it"
                 : "a zip archive; extract the .safetensors file from it first"
         }
         if head.count >= 2, head[0] == 0x80, (2...5).contains(head[1]) {
@@ -24,7 +24,7 @@ public enum ForeignFormat {
 
     /// torch.save's zip files start with an entry named `<archive>/data.pkl` (or `.data/…` for
     /// newer versions); the first local header's name is at offset 30, its length at 26.
-    private static func isTorchZip(_ head: [UInt8]) -> Bool {
+    public static func isTorchZip(_ head: [UInt8]) -> Bool {
         guard head.count >= 30 else { return false }
         let nameLength = Int(head[26]) | Int(head[27]) << 8
         let name = String(decoding: head[30..<min(head.count, 30 + nameLength)], as: UTF8.self)

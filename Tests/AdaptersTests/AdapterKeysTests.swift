@@ -13,7 +13,10 @@ import Testing
 
     @Test func namesTheUnsupportedVariant() {
         let loha = AdapterKeys.group(["lora_unet_a.hada_w1_a", "lora_unet_a.hada_w2_a", "lora_unet_a.alpha"])
-        #expect(loha?.unsupportedVariant == "LyCORIS LoHa")
+        #expect(loha?.unsupportedVariant == nil)
+        #expect(loha?.modules.first?.tensors[.hadaW1a] == "lora_unet_a.hada_w1_a")
+        let tucker = AdapterKeys.group(["lora_unet_a.hada_w1_a", "lora_unet_a.hada_t1", "lora_unet_a.alpha"])
+        #expect(tucker?.unsupportedVariant == "LyCORIS LoHa (Tucker)")
         let dora = AdapterKeys.group(["m.lora_down.weight", "m.lora_up.weight", "m.dora_scale"])
         #expect(dora?.unsupportedVariant == "DoRA")
         let plain = AdapterKeys.group(["m.lora_down.weight", "m.lora_up.weight", "m.alpha"])

@@ -65,4 +65,20 @@ import SafeTensors
         #expect(result.status == 0, "\(result.stderr)")
         #expect([UInt8](result.stdoutData) == original)
     }
+
+    /// A `blobs` row claiming an impossible raw size (CatalogTests' fuzz regressions) reached through the
+    /// catalog: `get` reports the damaged entry, exit 1, no trap.
+    @Test(arguments: [Int64(-5), Int64(1) << 62])
+    func getRefusesADamagedRawSize(_ rawSize: Int64) throws {
+        let (path, _, names) = try Self.catalog()
+        let queue = try DatabaseQueue(path: path)
+        try queue.write { db in
+            try db.execute(sql: "UPDATE blobs SET raw_size = ? WHERE sha256 = (SELECT blob FROM entry_tensors WHERE name = ?)",
+                           arguments: [rawSize, names[2]])
+        }
+        try queue.close()
+        let result = try CLI.run(["get", "run", "-o", "-", "--catalog", path])
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(result.stderr.contains(names[2]), "\(result.stderr)")
+    }
 }

@@ -31,9 +31,13 @@ public struct AdapterKeys: Sendable {
         (.diffusers, ".lora.down.weight", .down), (.diffusers, ".lora.up.weight", .up),
         (.diffusers, ".lora_linear_layer.down.weight", .down), (.diffusers, ".lora_linear_layer.up.weight", .up),
         (.attnProcs, "_lora.down.weight", .down), (.attnProcs, "_lora.up.weight", .up),
+        // LyCORIS LoHa / LoKr (kohya module names), read through Families/.
+        (.kohya, ".hada_w1_a", .hadaW1a), (.kohya, ".hada_w1_b", .hadaW1b), (.kohya, ".hada_w2_a", .hadaW2a), (.kohya, ".hada_w2_b", .hadaW2b),
+        (.kohya, ".lokr_w1", .lokrW1), (.kohya, ".lokr_w1_a", .lokrW1a), (.kohya, ".lokr_w1_b", .lokrW1b),
+        (.kohya, ".lokr_w2", .lokrW2), (.kohya, ".lokr_w2_a", .lokrW2a), (.kohya, ".lokr_w2_b", .lokrW2b),
     ]
 
-    static let lycorisMarkers = ["hada_w1_a", "hada_w2_a", "lokr_w1", "lokr_w2", "lora_mid.weight", "dora_scale", "lora_magnitude_vector", "oft_blocks", "oft_diag"]
+    static let lycorisMarkers = ["hada_t1", "hada_t2", "lokr_t2", "lora_mid.weight", "dora_scale", "lora_magnitude_vector", "oft_blocks", "oft_diag"]
 
     /// Whether `text` contains `part`, compared byte by byte: Foundation's `contains` (through CFString)
     /// took most of the time of identifying a LoRA's hundreds of tensor names.
@@ -59,7 +63,7 @@ public struct AdapterKeys: Sendable {
         var unsupported: String?
         for name in tensorNames {
             if let marker = lycorisMarkers.first(where: { AdapterKeys.bytes(of: name, contain: $0) }) {
-                unsupported = marker.hasPrefix("hada") ? "LyCORIS LoHa" : marker.hasPrefix("lokr") ? "LyCORIS LoKr"
+                unsupported = marker.hasPrefix("hada") ? "LyCORIS LoHa (Tucker)" : marker.hasPrefix("lokr") ? "LyCORIS LoKr (Tucker)"
                     : marker.hasPrefix("oft") ? "OFT" : marker == "lora_mid.weight" ? "LyCORIS LoCon (Tucker)" : "DoRA"
                 unmatched.append(name)
                 continue

@@ -27,17 +27,27 @@ public enum AdapterReader {
     }
 
     public static func read(file: SafeTensorsFile, path: String, flags: ScheduleFlags = ScheduleFlags()) throws -> Adapter {
+        let hparamsPath = path == "-" ? nil : OfficialHparams.locate(forWeights: path)
+        return try read(file: file, path: path, flags: flags, hparams: { try hparamsPath.map(OfficialHparams.load) })
+    }
+
+    /// `hparams` gives the official layout's hparams.yml when there is one; asked only for that layout.
+    static func read(file: SafeTensorsFile, path: String, flags: ScheduleFlags,
+                     hparams loadHparams: () throws -> OfficialHparams?) throws -> Adapter {
         let names = file.tensors.map(\.name)
         guard let keys = AdapterKeys.group(names), !keys.modules.isEmpty || keys.unsupportedVariant != nil else {
             throw AdapterError("\(path): not a LoRA or T-LoRA adapter (no adapter tensors found)")
+        }
+        if keys.unsupportedVariant == "DoRA" {
+            throw AdapterError("\(path): a DoRA adapter: its ΔW rescales the base weight's columns, so it depends on the base model and is not a LoRA; tlkit cannot read it without the base weights yet")
         }
         if let variant = keys.unsupportedVariant {
             throw AdapterError("\(path): \(variant) adapters are recognised but not supported by this command")
         }
         var format = keys.format
         var hparams: OfficialHparams?
-        if format == .attnProcs || format == .tloraOfficial, path != "-", let hparamsPath = OfficialHparams.locate(forWeights: path) {
-            hparams = try OfficialHparams.load(hparamsPath)
+        if format == .attnProcs || format == .tloraOfficial, let found = try loadHparams() {
+            hparams = found
             format = .tloraOfficial
         }
         if format == .attnProcs, flags.minRank != nil { format = .tloraOfficial }
@@ -113,6 +123,12 @@ public enum AdapterReader {
     }
 
     static func describe(_ module: ModuleKeys, canonical: String, file: SafeTensorsFile, path: String, format: AdapterFormat) throws -> ModuleInfo {
+        if let family = try Families.shape(FamilyTensors(module: module, file: file, path: path)) {
+            let dtype = FamilyTensors(module: module, file: file, path: path).dtype
+            // The family's scale is folded into the exact factors, so alpha = rank (scale 1).
+            return ModuleInfo(name: canonical, isOrtho: false, rank: family.rank, inFeatures: family.inFeatures,
+                              outFeatures: family.outFeatures, dtype: dtype, alpha: Float(family.rank))
+        }
         func shape(_ role: FactorRole) throws -> [Int] {
             guard let name = module.tensors[role], let info = file.header.tensor(named: name) else {
                 throw AdapterError("\(path): module \(module.fileName) has no \(role.rawValue) tensor")
@@ -200,6 +216,7 @@ struct FileFactors: FactorSource, @unchecked Sendable {
 
     func factors(_ index: Int) throws -> Factors {
         let keys = modules[index], info = infos[index]
+        if let exact = try Families.factors(FamilyTensors(module: keys, file: file, path: path)) { return exact }
         func load(_ role: FactorRole) throws -> [Float] {
             let tensor = try file.info(keys.tensors[role]!)
             defer { file.release(tensor) }

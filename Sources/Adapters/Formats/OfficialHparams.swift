@@ -38,6 +38,11 @@ public struct OfficialHparams: Equatable, Sendable {
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw HparamsError(path: path, message: "cannot read: \(error.localizedDescription)")
         }
+        return try parse(text, path: path)
+    }
+
+    /// Interprets the text of an hparams.yml; `path` only names it in errors.
+    public static func parse(_ text: String, path: String) throws -> OfficialHparams {
         let parsed: Any?
         do { parsed = try Yams.load(yaml: text) } catch {
             throw HparamsError(path: path, message: "not valid YAML: \(error)")

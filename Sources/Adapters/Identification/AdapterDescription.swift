@@ -14,6 +14,10 @@ enum AdapterDescription {
             return role.flatMap { module.tensors[$0] }.flatMap { file.header.tensor(named: $0)?.shape.first }
         }
         identity.alphas = alphas(keys: keys, file: file)
+        identity.family = Families.family(of: keys, file: file)
+        let familyFacts = keys.modules.compactMap { Families.headerFacts($0, file: file, path: path) }
+        identity.ranks += familyFacts.map(\.rank)
+        identity.alphas += familyFacts.compactMap(\.alpha)
 
         var format = keys.format
         var hparams: OfficialHparams?

@@ -28,6 +28,8 @@ public struct FileIdentity: Sendable {
     /// Why the schedule could not be attached (an official checkpoint without hparams, stale metadata).
     public var scheduleNote: String?
     public var unsupportedVariant: String?
+    /// `lora`, `locon`, `loha`, `lokr`, `dora` (Families/).
+    public var family: String?
     public var unknownKeys: [String] = []
     public var hparamsPath: String?
 }

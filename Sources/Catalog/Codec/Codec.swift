@@ -93,6 +93,34 @@ public enum Codec: Equatable, Sendable {
         return (codec, size)
     }
 
+    /// Decodes a blob as its `blobs` row describes it (codec name, raw size), taking the destination
+    /// from `memory` only once the row is known to be consistent with the stored bytes: a damaged row
+    /// must end in an error, never in a trap or an allocation of whatever size it claims.
+    static func decode(codecName: String, rawSize: Int, stored: UnsafeRawBufferPointer, scratch: ReusableBuffer? = nil,
+                       memory: (Int) -> UnsafeMutableRawBufferPointer) throws {
+        let codec = try Codec(name: codecName)
+        guard rawSize >= 0 else { throw CatalogError.codec("the row records a negative raw size (\(rawSize))") }
+        switch codec {
+        case .raw:
+            guard stored.count == rawSize else {
+                throw CatalogError.codec("raw blob holds \(stored.count) bytes, expected \(rawSize)")
+            }
+        case .zstd, .shuffleZstd:
+            // Frames that do not record their size are bounded by zstd's largest possible ratio.
+            let declared = try Zstd.declaredSize(stored)
+            if let declared, declared != rawSize {
+                throw CatalogError.codec("zstd: frames declare \(declared) bytes, expected \(rawSize)")
+            }
+            if declared == nil, rawSize / Codec.largestRatio > stored.count {
+                throw CatalogError.codec("zstd: \(stored.count) stored bytes cannot hold \(rawSize)")
+            }
+        }
+        try codec.decode(stored, into: memory(rawSize), scratch: scratch)
+    }
+
+    /// No zstd frame expands by more than this (a 128 KiB block of one repeated byte takes 4 bytes).
+    static let largestRatio = 1 << 16
+
     /// Decodes `stored` into `destination`, which must be exactly the raw size. `scratch` holds the
     /// byte planes of a shuffled tensor on their way (a buffer of its own when none is given).
     func decode(_ stored: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer,

@@ -39,6 +39,27 @@ enum Zstd {
         }
     }
 
+    /// The total size the frames in `source` declare, checked before any memory of that size is taken;
+    /// nil when a frame does not record its size (the decoder then checks it).
+    static func declaredSize(_ source: UnsafeRawBufferPointer) throws -> Int? {
+        guard let base = source.baseAddress, source.count > 0 else { return 0 }
+        var offset = 0, total = 0
+        while offset < source.count {
+            let frame = base + offset, left = source.count - offset
+            let length = ZSTD_findFrameCompressedSize(frame, left)
+            try check(length)
+            let size = ZSTD_getFrameContentSize(frame, left)
+            // ZSTD_CONTENTSIZE_ERROR and ZSTD_CONTENTSIZE_UNKNOWN (macros Swift does not import).
+            if size == UInt64.max - 1 { throw CatalogError.codec("zstd: not a zstd frame at byte \(offset)") }
+            if size == UInt64.max { return nil }
+            let (sum, overflow) = total.addingReportingOverflow(Int(clamping: size))
+            guard !overflow, size <= UInt64(Int.max) else { throw CatalogError.codec("zstd: frames declare more than \(Int.max) bytes") }
+            total = sum
+            offset += length
+        }
+        return total
+    }
+
     private static func check(_ code: Int) throws {
         if ZSTD_isError(code) != 0 {
             throw CatalogError.codec("zstd: \(String(cString: ZSTD_getErrorName(code)))")

@@ -69,7 +69,8 @@ struct Convert: ParsableCommand {
         let read = try AdapterArgument(input).read(flags: schedule.flags, catalog: catalog, policy: nil)
         let destination = try output ?? defaultOutput()
         if read.format == to.adapterFormat, atTimestep == nil, rank == nil, dtype == nil, input != "-",
-           FileManager.default.fileExists(atPath: input), let file = AdapterLocation.resolve(input), Convert.canReopen(file) {
+           FileManager.default.fileExists(atPath: input), let file = AdapterLocation.resolve(input), Convert.canReopen(file),
+           !TorchInput.isArchive(file) {
             try copy(file, to: destination)
             Console.error("note: \(input) is already \(to.rawValue); copied unchanged to \(destination)")
             return

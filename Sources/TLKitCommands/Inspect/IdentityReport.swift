@@ -27,6 +27,7 @@ enum IdentityReport {
             fields.append(("metadata", .object(id.metadata.map { ($0.0, .string($0.1)) })))
             fields.append(("trigger", .optional(id.trigger)))
             fields.append(("method", .optional(id.method)))
+            fields.append(("family", .optional(id.family)))
             fields.append(("schedule", id.schedule.map(scheduleJSON) ?? .null))
             if let note = id.scheduleNote { fields.append(("schedule_note", .string(note))) }
             if let variant = id.unsupportedVariant { fields.append(("unsupported", .string(variant))) }
@@ -94,6 +95,7 @@ enum IdentityReport {
             lines.append(text)
         }
         if let method = id.method { lines.append("  method: \(method)") }
+        if let family = id.family, family != "lora" { lines.append("  family: \(family)") }
         if let s = id.schedule {
             lines.append("  schedule: rank \(s.minRank)…\(s.maxRank), alpha \(fmt(s.rankAlpha)), r(999)=\(s.rank(at: 999)) r(500)=\(s.rank(at: 500)) r(0)=\(s.rank(at: 0))")
         }

@@ -53,6 +53,9 @@ struct AdapterArgument {
         do {
             switch source {
             case let .file(path):
+                if let archive = try TorchInput.archive(at: path) {
+                    return try admit(AdapterReader.read(file: archive.safeTensors(name: path), path: path, flags: flags))
+                }
                 return try admit(AdapterReader.read(path, flags: flags))
             case let .catalog(ref):
                 let file = try catalog.open(create: false).file(ref)
