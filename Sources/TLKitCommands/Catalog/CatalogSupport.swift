@@ -28,16 +28,8 @@ struct CatalogOption: ParsableArguments {
     }
 }
 
-/// Output helpers and the common error handling of the catalog commands.
+/// Output helpers and the common error handling of the catalog commands (messages go through `Console`).
 enum CatalogCLI {
-    static func error(_ text: String) {
-        FileHandle.standardError.write(Data((text + "\n").utf8))
-    }
-
-    static func info(_ text: String) {
-        FileHandle.standardError.write(Data((text + "\n").utf8))
-    }
-
     /// Writes `bytes` to standard output in as few system calls as the pipe allows.
     static func writeStandardOutput(_ bytes: borrowing ByteBuffer) throws {
         try bytes.withBytes { raw in
@@ -61,7 +53,7 @@ enum CatalogCLI {
         } catch let exit as ExitCode {
             throw exit
         } catch {
-            CatalogCLI.error("tlkit \(command): \(MappedInputs.explain(error))")
+            Console.error("tlkit \(command): \(MappedInputs.explain(error))")
             throw ExitCode(failureCode)
         }
     }
