@@ -34,8 +34,10 @@ var package = Package(
         .target(name: "Engine", dependencies: ["CBLAS", "CDNNL", "CAttention"]),
         .target(name: "Tokenizer", dependencies: ["CZlib"], resources: [.copy("Resources")]),
         .target(name: "SDXL", dependencies: ["SafeTensors"]),
+        // SHA-256 digests spelled once (lowercase hex) for every target that writes or compares one.
+        .target(name: "DigestHex", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Adapters", dependencies: [
-            "SafeTensors", "SDXL", "CBLAS",
+            "SafeTensors", "SDXL", "CBLAS", "DigestHex",
             .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "UNet", dependencies: ["Engine", "SDXL", "Adapters"]),
@@ -43,12 +45,12 @@ var package = Package(
         .target(name: "Imaging", dependencies: ["CPNG", "CJPEG", "SafeTensors"]),
         .target(name: "VAE", dependencies: ["Engine", "SDXL", "SafeTensors"]),
         .target(name: "Training", dependencies: [
-            "Engine", "UNet", "Adapters", "SafeTensors", "SDXL", "TextEncoders", "VAE", "Imaging", "CBLAS",
+            "Engine", "UNet", "Adapters", "SafeTensors", "SDXL", "TextEncoders", "VAE", "Imaging", "CBLAS", "DigestHex",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "Sampling", dependencies: ["Engine", "SafeTensors", "SDXL", "Adapters", "UNet", "TextEncoders", "VAE"]),
         .target(name: "Catalog", dependencies: [
-            "SafeTensors", "CZstd",
+            "SafeTensors", "CZstd", "DigestHex",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
