@@ -45,16 +45,16 @@ enum CatalogCLI {
         }
     }
 
-    /// Runs `body`; a failure is printed as `tlkit COMMAND: message` and exits with `failureCode`
-    /// (1 for most commands, 2 for `verify` whose 1 means "corrupt").
+    /// Runs `body`; a failure becomes a `CommandFailure` naming the command, which the entry point
+    /// prints as `tlkit COMMAND: message` and exits with `failureCode` (1 for most commands, 2 for
+    /// `verify` whose 1 means "corrupt").
     static func run(_ command: String, failureCode: Int32 = 1, _ body: () throws -> Void) throws {
         do {
             try body()
         } catch let exit as ExitCode {
             throw exit
         } catch {
-            Console.error("tlkit \(command): \(MappedInputs.explain(error))")
-            throw ExitCode(failureCode)
+            throw CommandFailure("\(MappedInputs.explain(error))", exitCode: failureCode, command: command)
         }
     }
 
