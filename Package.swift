@@ -28,7 +28,9 @@ var package = Package(
         .target(name: "CMappedGuard", path: "Sources/CMappedGuard"),
         // The fused bf16 attention kernel (AVX-512 BF16 intrinsics, so C).
         .target(name: "CAttention", path: "Sources/CAttention"),
-        .target(name: "SafeTensors", dependencies: ["CMappedGuard"]),
+        // JSON output: one writer for headers, reports and listings (the safetensors parser reads into its values).
+        .target(name: "JSONOutput"),
+        .target(name: "SafeTensors", dependencies: ["CMappedGuard", "JSONOutput"]),
         // torch.save archives read as data, never executed.
         .target(name: "TorchPickle", dependencies: ["SafeTensors"]),
         .target(name: "Engine", dependencies: ["CBLAS", "CDNNL", "CAttention"]),
@@ -56,7 +58,7 @@ var package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "TLKitCommands", dependencies: [
-            "SafeTensors", "SDXL", "Adapters", "TorchPickle", "Catalog", "CMalloc", "Engine", "UNet", "TextEncoders", "VAE", "Imaging", "Training", "Sampling",
+            "SafeTensors", "JSONOutput", "SDXL", "Adapters", "TorchPickle", "Catalog", "CMalloc", "Engine", "UNet", "TextEncoders", "VAE", "Imaging", "Training", "Sampling",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tlkit", dependencies: ["TLKitCommands"]),
@@ -68,7 +70,7 @@ var package = Package(
         // What several test targets share: fixture paths, the scale-relative error, SplitMix64, safetensors builders.
         .target(name: "TestSupport", dependencies: ["Engine", "SafeTensors", .product(name: "Crypto", package: "swift-crypto")],
                 path: "Tests/TestSupport"),
-        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "JSONOutput"]),
         .testTarget(name: "TorchPickleTests", dependencies: ["TorchPickle", "SafeTensors", "TestSupport"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"]),
@@ -84,7 +86,7 @@ var package = Package(
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "SafeTensors", "CBLAS", "TestSupport"]),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog", "SafeTensors", "TestSupport"]),
         .testTarget(name: "TLKitCommandsTests", dependencies: [
-            "TLKitCommands", "tlkit", "Catalog", "SafeTensors", "Engine", "Imaging", "TestSupport",
+            "TLKitCommands", "tlkit", "Catalog", "JSONOutput", "SafeTensors", "Engine", "Imaging", "TestSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "GRDB", package: "GRDB.swift"),
         ]),
     ]
