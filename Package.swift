@@ -28,14 +28,18 @@ var package = Package(
         .target(name: "CMappedGuard", path: "Sources/CMappedGuard"),
         // The fused bf16 attention kernel (AVX-512 BF16 intrinsics, so C).
         .target(name: "CAttention", path: "Sources/CAttention"),
-        .target(name: "SafeTensors", dependencies: ["CMappedGuard"]),
+        // JSON output: one writer for headers, reports and listings (the safetensors parser reads into its values).
+        .target(name: "JSONOutput"),
+        .target(name: "SafeTensors", dependencies: ["CMappedGuard", "JSONOutput"]),
         // torch.save archives read as data, never executed.
         .target(name: "TorchPickle", dependencies: ["SafeTensors"]),
         .target(name: "Engine", dependencies: ["CBLAS", "CDNNL", "CAttention"]),
         .target(name: "Tokenizer", dependencies: ["CZlib"], resources: [.copy("Resources")]),
         .target(name: "SDXL", dependencies: ["SafeTensors"]),
+        // SHA-256 digests spelled once (lowercase hex) for every target that writes or compares one.
+        .target(name: "DigestHex", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Adapters", dependencies: [
-            "SafeTensors", "SDXL", "CBLAS",
+            "SafeTensors", "SDXL", "CBLAS", "DigestHex",
             .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "UNet", dependencies: ["Engine", "SDXL", "Adapters"]),
@@ -43,18 +47,18 @@ var package = Package(
         .target(name: "Imaging", dependencies: ["CPNG", "CJPEG", "SafeTensors"]),
         .target(name: "VAE", dependencies: ["Engine", "SDXL", "SafeTensors"]),
         .target(name: "Training", dependencies: [
-            "Engine", "UNet", "Adapters", "SafeTensors", "SDXL", "TextEncoders", "VAE", "Imaging", "CBLAS",
+            "Engine", "UNet", "Adapters", "SafeTensors", "SDXL", "TextEncoders", "VAE", "Imaging", "CBLAS", "DigestHex",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "Sampling", dependencies: ["Engine", "SafeTensors", "SDXL", "Adapters", "UNet", "TextEncoders", "VAE"]),
         .target(name: "Catalog", dependencies: [
-            "SafeTensors", "CZstd",
+            "SafeTensors", "CZstd", "DigestHex",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "TLKitCommands", dependencies: [
-            "SafeTensors", "SDXL", "Adapters", "TorchPickle", "Catalog", "CMalloc", "Engine", "UNet", "TextEncoders", "VAE", "Imaging", "Training", "Sampling",
+            "SafeTensors", "JSONOutput", "SDXL", "Adapters", "TorchPickle", "Catalog", "CMalloc", "Engine", "UNet", "TextEncoders", "VAE", "Imaging", "Training", "Sampling",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tlkit", dependencies: ["TLKitCommands"]),
@@ -63,25 +67,27 @@ var package = Package(
         .executableTarget(name: "tlkit-te-bench", dependencies: ["TextEncoders", "SDXL", "Engine", "CMalloc"],
                           path: "Benchmarks/text_encoders/Swift"),
 
-        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
-        .testTarget(name: "TorchPickleTests", dependencies: ["TorchPickle", "SafeTensors"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine"]),
-        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
-        .testTarget(name: "SDXLTests", dependencies: ["SDXL", "SafeTensors"]),
-        .testTarget(name: "UNetTests", dependencies: ["UNet", "Engine", "SDXL", "Adapters", "SafeTensors"]),
-        .testTarget(name: "TextEncodersTests", dependencies: ["TextEncoders", "Engine", "SDXL", "SafeTensors", "Tokenizer"]),
+        // What several test targets share: fixture paths, the scale-relative error, SplitMix64, safetensors builders.
+        .target(name: "TestSupport", dependencies: ["Engine", "SafeTensors", .product(name: "Crypto", package: "swift-crypto")],
+                path: "Tests/TestSupport"),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "JSONOutput"]),
+        .testTarget(name: "TorchPickleTests", dependencies: ["TorchPickle", "SafeTensors", "TestSupport"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"]),
+        .testTarget(name: "SDXLTests", dependencies: ["SDXL", "SafeTensors", "TestSupport"]),
+        .testTarget(name: "UNetTests", dependencies: ["UNet", "Engine", "SDXL", "Adapters", "SafeTensors", "TestSupport"]),
+        .testTarget(name: "TextEncodersTests", dependencies: ["TextEncoders", "Engine", "SDXL", "SafeTensors", "Tokenizer", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: [
-            "Training", "CBLAS", "UNet", "Engine", "SDXL", "Adapters", "SafeTensors", "VAE", "Imaging", "TextEncoders",
+            "Training", "CBLAS", "UNet", "Engine", "SDXL", "Adapters", "SafeTensors", "VAE", "Imaging", "TextEncoders", "TestSupport",
         ]),
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CZlib"]),
-        .testTarget(name: "VAETests", dependencies: ["VAE", "Engine", "SDXL", "SafeTensors"]),
-        .testTarget(name: "SamplingTests", dependencies: ["Sampling", "UNet", "Engine", "SDXL", "Adapters", "SafeTensors", "TextEncoders"]),
-        .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "SafeTensors", "CBLAS"]),
-        .executableTarget(name: "tlkit-catalog-helper", dependencies: ["TLKitCommands"], path: "Tests/CatalogHelper"),
-        .testTarget(name: "CatalogTests", dependencies: ["Catalog", "SafeTensors", "tlkit-catalog-helper"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CZlib", "TestSupport"]),
+        .testTarget(name: "VAETests", dependencies: ["VAE", "Engine", "SDXL", "SafeTensors", "TestSupport"]),
+        .testTarget(name: "SamplingTests", dependencies: ["Sampling", "UNet", "Engine", "SDXL", "Adapters", "SafeTensors", "TextEncoders", "TestSupport"]),
+        .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "SafeTensors", "CBLAS", "TestSupport"]),
+        .testTarget(name: "CatalogTests", dependencies: ["Catalog", "SafeTensors", "TestSupport"]),
         .testTarget(name: "TLKitCommandsTests", dependencies: [
-            "TLKitCommands", "tlkit", "SafeTensors", "Engine", "Imaging",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "TLKitCommands", "tlkit", "Catalog", "JSONOutput", "SafeTensors", "Engine", "Imaging", "TestSupport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "GRDB", package: "GRDB.swift"),
         ]),
     ]
 )

@@ -3,8 +3,8 @@
 #
 #   Benchmarks/catalog/run.sh [WORKDIR]        (SCALE, CHECKPOINTS, LORAS, ZSTD19_FILES as in the code below)
 #
-# Needs a release build of the catalog commands (swift build -c release --product tlkit-catalog-helper;
-# the full `tlkit` binary works too: TLKIT=/path/to/tlkit), python3 with numpy, zstd and sqlite3.
+# Needs a release build of tlkit (swift build -c release --product tlkit; another binary: TLKIT=/path/to/tlkit),
+# python3 with numpy, zstd and sqlite3.
 # The inputs are a T-LoRA checkpoint series (frozen base tensors shared, trainable ones drifting) and
 # unrelated fp16 LoRAs (see generate.py). SCALE=0.125 makes each checkpoint 1/8 of the real 743 MB;
 # `zstd -19 --long` is slow (about 3.6 MB/s), so it runs on ZSTD19_FILES files of each set only and the
@@ -13,7 +13,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 work=${1:-/tmp/tlkit-catalog-bench}
-TLKIT=${TLKIT:-$root/.build/release/tlkit-catalog-helper}
+TLKIT=${TLKIT:-$root/.build/release/tlkit}
 export SCALE=${SCALE:-0.125} CHECKPOINTS=${CHECKPOINTS:-8} LORAS=${LORAS:-8}
 ZSTD19_FILES=${ZSTD19_FILES:-2}
 LEVELS=${LEVELS:-"1 3 6 9"}

@@ -1,20 +1,10 @@
 import Crypto
+import DigestHex
 
 /// SHA-256 helpers (swift-crypto uses the CPU's SHA instructions).
 enum Hashing {
     static func sha256(_ bytes: UnsafeRawBufferPointer) -> String {
-        hex(SHA256.hash(data: bytes))
-    }
-
-    static func hex(_ digest: SHA256.Digest) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(64)
-        for byte in digest {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 15)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        SHA256.hash(data: bytes).hex
     }
 }
 
@@ -33,5 +23,5 @@ struct StreamHasher {
 
     mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
 
-    func finalize() -> String { Hashing.hex(hasher.finalize()) }
+    func finalize() -> String { hasher.finalize().hex }
 }

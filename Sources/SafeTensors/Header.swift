@@ -1,3 +1,5 @@
+import JSONOutput
+
 /// A parsed and fully validated safetensors header (all seven checks of docs/formats.md, "The reader's checks").
 public struct Header: Sendable {
     /// Largest header accepted, as the reference implementation: 100,000,000 bytes.

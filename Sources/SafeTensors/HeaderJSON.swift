@@ -1,40 +1,10 @@
-/// A strict, small JSON parser for safetensors headers.
+import JSONOutput
+
+/// A strict, small JSON parser for safetensors headers, into `JSONValue` (JSONOutput).
 ///
 /// Foundation's JSONSerialization silently keeps the last of duplicate keys and accepts integers that
 /// overflow; the safetensors rules forbid both, so the header gets its own parser. It is iterative in
 /// depth (bounded), never traps on malformed input, and keeps object keys in file order.
-public indirect enum JSONValue: Equatable, Sendable {
-    case null
-    case bool(Bool)
-    case number(JSONNumber)
-    case string(String)
-    case array([JSONValue])
-    case object([(String, JSONValue)])
-
-    public static func == (a: JSONValue, b: JSONValue) -> Bool {
-        switch (a, b) {
-        case (.null, .null): return true
-        case let (.bool(x), .bool(y)): return x == y
-        case let (.number(x), .number(y)): return x == y
-        case let (.string(x), .string(y)): return x == y
-        case let (.array(x), .array(y)): return x == y
-        case let (.object(x), .object(y)):
-            return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
-        default: return false
-        }
-    }
-}
-
-/// A JSON number as written: the literal text, plus its value as a non-negative integer when it is one.
-public struct JSONNumber: Equatable, Sendable {
-    public let text: String
-    /// The value when the literal is a plain non-negative integer that fits in UInt64.
-    public var unsignedValue: UInt64? {
-        guard !text.isEmpty, text.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
-        return UInt64(text)
-    }
-}
-
 public struct JSONParseError: Error, Equatable, Sendable {
     public let message: String
     public let offset: Int
@@ -252,80 +222,4 @@ struct JSONParser {
         }
         return value
     }
-}
-
-/// JSON text output for headers and reports: escapes as JSON requires, nothing more.
-public enum JSONText {
-    public static func quote(_ string: String) -> String {
-        var out = "\""
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case let s where s.value < 0x20:
-                out += "\\u" + String(repeating: "0", count: 4 - String(s.value, radix: 16).count) + String(s.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
-}
-
-extension JSONValue {
-    /// Compact JSON text, object members in their stored order.
-    public func serialized() -> String {
-        var out = ""
-        write(to: &out, indent: nil, level: 0)
-        return out
-    }
-
-    /// Indented JSON text (two spaces), for human-facing files.
-    public func pretty() -> String {
-        var out = ""
-        write(to: &out, indent: "  ", level: 0)
-        return out
-    }
-
-    private func write(to out: inout String, indent: String?, level: Int) {
-        let newline = indent == nil ? "" : "\n"
-        let pad = { (n: Int) in String(repeating: indent ?? "", count: n) }
-        switch self {
-        case .null: out += "null"
-        case let .bool(b): out += b ? "true" : "false"
-        case let .number(n): out += n.text
-        case let .string(s): out += JSONText.quote(s)
-        case let .array(items):
-            if items.isEmpty { out += "[]"; return }
-            out += "[" + newline
-            for (i, item) in items.enumerated() {
-                out += pad(level + 1)
-                item.write(to: &out, indent: indent, level: level + 1)
-                out += (i + 1 < items.count ? "," : "") + newline
-            }
-            out += pad(level) + "]"
-        case let .object(members):
-            if members.isEmpty { out += "{}"; return }
-            out += "{" + newline
-            for (i, (key, value)) in members.enumerated() {
-                out += pad(level + 1) + JSONText.quote(key) + (indent == nil ? ":" : ": ")
-                value.write(to: &out, indent: indent, level: level + 1)
-                out += (i + 1 < members.count ? "," : "") + newline
-            }
-            out += pad(level) + "}"
-        }
-    }
-
-    public static func int(_ value: Int) -> JSONValue { .number(JSONNumber(text: String(value))) }
-
-    /// A finite double as JSON (shortest round-trip text); NaN and infinities become null.
-    public static func double(_ value: Double) -> JSONValue {
-        guard value.isFinite else { return .null }
-        if value == value.rounded(), abs(value) < 1e15 { return .number(JSONNumber(text: String(Int(value)))) }
-        return .number(JSONNumber(text: "\(value)"))
-    }
-
-    public static func optional(_ value: String?) -> JSONValue { value.map { .string($0) } ?? .null }
 }

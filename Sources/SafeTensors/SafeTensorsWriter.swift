@@ -1,3 +1,5 @@
+import JSONOutput
+
 /// What a tensor will be in the file being written.
 public struct TensorSpec: Equatable, Sendable {
     public let name: String

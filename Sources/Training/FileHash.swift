@@ -1,4 +1,5 @@
 import Crypto
+import DigestHex
 import Foundation
 
 /// SHA-256 of a whole file, read in large chunks (a 6.9 GB SDXL checkpoint takes seconds), as hex.
@@ -12,6 +13,6 @@ public enum FileHash {
         while let chunk = try handle.read(upToCount: 16 << 20), !chunk.isEmpty {
             hasher.update(data: chunk)
         }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hasher.finalize().hex
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import SafeTensors
 import SDXL
+import TestSupport
 import Testing
 @testable import Adapters
 
@@ -23,7 +24,7 @@ struct AlgebraTests {
         for (i, module) in merged.modules.enumerated() {
             let expected = zip(try reference("peft", module, t: 0), try reference("kohya", module, t: 0)).map { 0.5 * $0 - 2 * $1 }
             let actual = apply(try merged.delta(i, at: nil), out: module.outFeatures, in: module.inFeatures, to: try probe(module))
-            worst = max(worst, scaleRelativeError(actual, expected))
+            worst = max(worst, scaleRelative(actual, expected))
         }
         print("merge 0.5·peft − 2·kohya: worst \(worst)")
         #expect(worst <= 1e-6)
@@ -49,7 +50,7 @@ struct AlgebraTests {
             for t in [0, 250, 999] {
                 let expected = try reference("official-ortho", module, t: t).map { 2 * $0 }
                 let actual = apply(try doubled.delta(i, at: Double(t)), out: module.outFeatures, in: module.inFeatures, to: try probe(module))
-                #expect(scaleRelativeError(actual, expected) <= 1e-6, "\(module.name) t=\(t)")
+                #expect(scaleRelative(actual, expected) <= 1e-6, "\(module.name) t=\(t)")
             }
         }
     }
@@ -67,7 +68,7 @@ struct AlgebraTests {
         for (i, module) in merged.modules.enumerated() {
             let expected = zip(try reference("official-ortho", module, t: 500), try reference("official-vanilla", module, t: 500)).map { $0 - $1 }
             let actual = apply(try merged.delta(i, at: nil), out: module.outFeatures, in: module.inFeatures, to: try probe(module))
-            #expect(scaleRelativeError(actual, expected) <= 1e-6)
+            #expect(scaleRelative(actual, expected) <= 1e-6)
         }
     }
 

@@ -2,6 +2,7 @@ import CBLAS
 import Foundation
 import SafeTensors
 import Testing
+import TestSupport
 @testable import Adapters
 
 /// LyCORIS LoCon / LoHa / LoKr files written by LyCORIS itself (Fixtures/fixturegen/lycoris_families.py):
@@ -27,7 +28,7 @@ struct FamiliesTests {
         let adapter = try Self.read(id)
         #expect(!adapter.modules.isEmpty)
         for (i, module) in adapter.modules.enumerated() {
-            let error = scaleRelativeError(try adapter.delta(i, at: nil), try Self.expected(id, module))
+            let error = scaleRelative(try adapter.delta(i, at: nil), try Self.expected(id, module))
             #expect(error <= Self.tolerance, "\(id) \(module.name): \(error)")
         }
     }
@@ -55,7 +56,7 @@ struct FamiliesTests {
             let back = try AdapterReader.read(path)
             for module in adapter.modules {
                 let j = try #require(back.modules.firstIndex { $0.name == module.name })
-                let error = scaleRelativeError(try back.delta(j, at: nil), try Self.expected(id, module))
+                let error = scaleRelative(try back.delta(j, at: nil), try Self.expected(id, module))
                 #expect(error <= Self.tolerance, "\(id) → \(format): \(module.name): \(error)")
             }
         }

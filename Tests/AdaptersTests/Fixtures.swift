@@ -1,11 +1,9 @@
 import Foundation
 import SafeTensors
+import TestSupport
 
 enum Fixtures {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("Fixtures")
-
-    static func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
+    static func path(_ relative: String) -> String { FixtureFolder.path(relative) }
 
     /// Adapter fixtures by the id the reference file uses.
     static let adapters: [String: String] = [
@@ -24,14 +22,6 @@ enum Fixtures {
         try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
-}
-
-/// docs/contract.md, "Tolerances": max|a − b| ≤ tol · max|b|.
-func scaleRelativeError(_ a: [Float], _ b: [Float]) -> Double {
-    precondition(a.count == b.count)
-    let scale = b.map { Double(abs($0)) }.max() ?? 0
-    let worst = zip(a, b).map { Double(abs($0 - $1)) }.max() ?? 0
-    return scale == 0 ? worst : worst / scale
 }
 
 /// ΔW · v for a row-major [out, in] matrix.

@@ -1,11 +1,11 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Adapters
 
 /// Replays the fuzzer's seeds and every input it ever found crashing (Fuzz/regressions/).
 struct FuzzRegressionTests {
-    static let fuzzFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("Fuzz")
+    static let fuzzFolder = FixtureFolder.repositoryRoot.appendingPathComponent("Fuzz")
 
     static func files(_ folder: String) -> [URL] {
         let url = fuzzFolder.appendingPathComponent(folder)

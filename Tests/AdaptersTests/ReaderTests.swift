@@ -1,5 +1,6 @@
 import Foundation
 import SafeTensors
+import TestSupport
 import Testing
 @testable import Adapters
 
@@ -23,10 +24,10 @@ struct ReaderTests {
                 let key = "\(referenceID)/\(module.name)/t\(Int(t))"
                 let delta = try adapter.delta(index, at: Self.timesteps[id] == nil ? nil : t)
                 let probe = try Fixtures.deltas.floats("probe/in\(module.inFeatures)")
-                let error = scaleRelativeError(apply(delta, out: module.outFeatures, in: module.inFeatures, to: probe),
+                let error = scaleRelative(apply(delta, out: module.outFeatures, in: module.inFeatures, to: probe),
                                                try Fixtures.deltas.floats(key + "/probe"))
                 if let full = Fixtures.deltas.header.tensor(named: key) {
-                    worst = max(worst, scaleRelativeError(delta, try Fixtures.deltas.floats(full)))
+                    worst = max(worst, scaleRelative(delta, try Fixtures.deltas.floats(full)))
                 }
                 worst = max(worst, error)
                 compared += 1

@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import Catalog
 
 @Suite struct ByteShuffleTests {
@@ -11,7 +12,7 @@ import Testing
     }
 
     @Test func matchesTheByteByByteDefinitionAndInverts() {
-        var r = Random(seed: 3)
+        var r = SplitMix64(seed: 3)
         for width in [2, 4, 8] {
             // Element counts below, at and around the eight-element blocks, and a large odd one.
             for count in [1, 7, 8, 9, 15, 16, 17, 64, 1001, 65_537] {

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Testing
+import TestSupport
 @testable import Catalog
 import SafeTensors
 
@@ -9,11 +10,11 @@ import SafeTensors
     static func storedBytes(_ catalog: Catalog) throws -> Int { try catalog.totals().storedBytes }
 
     @Test func secondCheckpointStoresOnlyTheChangedTensors() throws {
-        let folder = Fixture.folder()
+        let folder = SafeTensorsFixture.folder()
         let catalog = try Catalog.open(at: folder + "/c.sqlite", create: true)
         let first = folder + "/step1.safetensors", second = folder + "/step2.safetensors"
-        Fixture.write(try Fixture.checkpoint(step: 1), to: first)
-        Fixture.write(try Fixture.checkpoint(step: 2), to: second)
+        SafeTensorsFixture.write(try SafeTensorsFixture.checkpoint(step: 1), to: first)
+        SafeTensorsFixture.write(try SafeTensorsFixture.checkpoint(step: 2), to: second)
 
         _ = try catalog.add(file: try SafeTensorsFile.open(first), originalPath: first, name: "run")
         let afterFirst = try Self.storedBytes(catalog)
@@ -35,10 +36,10 @@ import SafeTensors
     }
 
     @Test func identicalReaddAddsNothing() throws {
-        let folder = Fixture.folder()
+        let folder = SafeTensorsFixture.folder()
         let catalog = try Catalog.open(at: folder + "/c.sqlite", create: true)
         let path = folder + "/a.safetensors"
-        Fixture.write(try Fixture.checkpoint(step: 3, modules: 2), to: path)
+        SafeTensorsFixture.write(try SafeTensorsFixture.checkpoint(step: 3, modules: 2), to: path)
         _ = try catalog.add(file: try SafeTensorsFile.open(path), originalPath: path, name: "a", tags: ["x"])
         let before = try catalog.totals()
         let again = try catalog.add(file: try SafeTensorsFile.open(path), originalPath: path, name: "other")
@@ -48,11 +49,11 @@ import SafeTensors
     }
 
     @Test func removedVersionsKeepSharedTensorsAndGCFreesTheRest() throws {
-        let folder = Fixture.folder()
+        let folder = SafeTensorsFixture.folder()
         let catalog = try Catalog.open(at: folder + "/c.sqlite", create: true)
         for step in 1...3 {
             let path = folder + "/s\(step).safetensors"
-            Fixture.write(try Fixture.checkpoint(step: step, modules: 3), to: path)
+            SafeTensorsFixture.write(try SafeTensorsFixture.checkpoint(step: step, modules: 3), to: path)
             _ = try catalog.add(file: try SafeTensorsFile.open(path), originalPath: path, name: "run")
         }
         #expect(try catalog.remove(Reference(name: "run", version: 2)) == [Reference(name: "run", version: 2)])
@@ -63,7 +64,7 @@ import SafeTensors
             let out = try AtomicOutput(folder + "/out.safetensors")
             try catalog.write(Reference(name: "run", version: version), to: out)
             try out.commit()
-            #expect(Fixture.sha256(file: folder + "/out.safetensors") == Fixture.sha256(file: folder + "/s\(version).safetensors"))
+            #expect(SafeTensorsFixture.sha256(file: folder + "/out.safetensors") == SafeTensorsFixture.sha256(file: folder + "/s\(version).safetensors"))
         }
         #expect(try catalog.remove(Reference(name: "run"), allVersions: true).count == 2)
         _ = try catalog.gc()

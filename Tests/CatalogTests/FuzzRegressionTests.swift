@@ -1,13 +1,13 @@
 import Foundation
-import GRDB
 import Testing
+import TestSupport
 @testable import Catalog
 
 /// Replays the catalog fuzz target's seeds and every input it found crashing (Fuzz/regressions/catalog/),
-/// and checks that damaged `blobs` rows end in an error before memory of the size they claim is taken.
+/// and checks that damaged `blobs` rows end in an error before memory of the size they claim is taken
+/// (the same rows reached through `tlkit get`: TLKitCommandsTests' CatalogDamagedStreamTests).
 @Suite struct CatalogFuzzRegressionTests {
-    static let fuzzFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("Fuzz")
+    static let fuzzFolder = FixtureFolder.repositoryRoot.appendingPathComponent("Fuzz")
 
     static func files(_ folder: String) -> [URL] {
         let url = fuzzFolder.appendingPathComponent(folder)
@@ -52,20 +52,5 @@ import Testing
         guard case .rejected = CatalogProbe.probe(Self.row(codec: 1, rawSize: 8, stored: [0x28, 0xB5, 0x2F, 0xFD, 0xFF])) else {
             Issue.record("a truncated zstd frame decoded"); return
         }
-    }
-
-    /// The same rows reached through the catalog: `get` reports the damaged entry, exit 1, no trap.
-    @Test(arguments: [Int64(-5), Int64(1) << 62])
-    func getRefusesADamagedRawSize(_ rawSize: Int64) throws {
-        let (path, _, names) = try DamagedStreamTests.catalog()
-        let queue = try DatabaseQueue(path: path)
-        try queue.write { db in
-            try db.execute(sql: "UPDATE blobs SET raw_size = ? WHERE sha256 = (SELECT blob FROM entry_tensors WHERE name = ?)",
-                           arguments: [rawSize, names[2]])
-        }
-        try queue.close()
-        let result = try Helper.run(["get", "run", "-o", "-", "--catalog", path])
-        #expect(result.status == 1, "\(result.err)")
-        #expect(result.err.contains(names[2]), "\(result.err)")
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Catalog
 
 @Suite struct ReferenceTests {
@@ -38,11 +39,13 @@ import Testing
     }
 
     @Test func namesLatestAndExactVersions() throws {
-        let folder = Fixture.folder()
+        let folder = SafeTensorsFixture.folder()
         let catalog = try Catalog.open(at: folder + "/c.sqlite", create: true)
         for step in 1...3 {
-            let path = folder + "/s.safetensors"
-            Fixture.write(try Fixture.checkpoint(step: step, modules: 1), to: path)
+            // A new file per step: rewriting a mapped one would read as "changed while being read" to any
+            // other test in this process (MappedInputs watches every mapped input).
+            let path = folder + "/s\(step).safetensors"
+            SafeTensorsFixture.write(try SafeTensorsFixture.checkpoint(step: step, modules: 1), to: path)
             _ = try catalog.add(file: try .open(path), originalPath: path, name: "run", tags: step == 2 ? ["best"] : [], facts: EntryFacts(method: "ortho"))
         }
         #expect(try catalog.entry(Reference(name: "run")).summary.version == 3)

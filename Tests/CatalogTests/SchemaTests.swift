@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Testing
+import TestSupport
 @testable import Catalog
 import SafeTensors
 
@@ -8,7 +9,7 @@ import SafeTensors
     static func bytes(_ path: String) -> [UInt8] { [UInt8]((try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data()) }
 
     @Test func migratesAnEmptyFileAndCreatesFoldersOnFirstWrite() throws {
-        let folder = Fixture.folder()
+        let folder = SafeTensorsFixture.folder()
         let empty = folder + "/empty.sqlite"
         _ = FileManager.default.createFile(atPath: empty, contents: Data())
         let catalog = try Catalog.open(at: empty, create: true)
@@ -34,7 +35,7 @@ import SafeTensors
     }
 
     @Test func refusesAForeignSQLiteFileAndLeavesItUnmodified() throws {
-        let path = Fixture.folder() + "/other.sqlite"
+        let path = SafeTensorsFixture.folder() + "/other.sqlite"
         let queue = try DatabaseQueue(path: path)
         try queue.write { db in
             try db.execute(sql: "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('keep me')")
@@ -56,8 +57,8 @@ import SafeTensors
     }
 
     @Test func refusesANonSQLiteFileAndLeavesItUnmodified() throws {
-        let path = Fixture.folder() + "/adapter.safetensors"
-        Fixture.write(try Fixture.file([("w", .f32, [2], Fixture.floats([1, 2], .f32))]), to: path)
+        let path = SafeTensorsFixture.folder() + "/adapter.safetensors"
+        SafeTensorsFixture.write(try SafeTensorsFixture.file([("w", .f32, [2], SafeTensorsFixture.floats([1, 2], .f32))]), to: path)
         let before = Self.bytes(path)
         #expect(throws: CatalogError.notACatalog(path: path, why: "not an SQLite database")) {
             try Catalog.open(at: path, create: true)
@@ -66,7 +67,7 @@ import SafeTensors
     }
 
     @Test func refusesACatalogFromANewerTlkitAndLeavesItUnmodified() throws {
-        let path = Fixture.folder() + "/newer.sqlite"
+        let path = SafeTensorsFixture.folder() + "/newer.sqlite"
         _ = try Catalog.open(at: path, create: true)
         // Simulate a newer tlkit: bump the schema version, checkpoint, and close.
         let queue = try DatabaseQueue(path: path)

@@ -1,17 +1,18 @@
 import Foundation
 import GRDB
 import Testing
+import TestSupport
 @testable import Catalog
 import SafeTensors
 
 @Suite struct VerifyTests {
     static func catalogWithTwoEntries() throws -> (Catalog, String) {
-        let folder = Fixture.folder()
+        let folder = SafeTensorsFixture.folder()
         let path = folder + "/c.sqlite"
         let catalog = try Catalog.open(at: path, create: true)
         for step in [1, 2] {
             let file = folder + "/s\(step).safetensors"
-            Fixture.write(try Fixture.checkpoint(step: step, modules: 2), to: file)
+            SafeTensorsFixture.write(try SafeTensorsFixture.checkpoint(step: step, modules: 2), to: file)
             _ = try catalog.add(file: try SafeTensorsFile.open(file), originalPath: file, name: "run")
         }
         #expect(try catalog.verify().isEmpty)
@@ -38,7 +39,7 @@ import SafeTensors
         #expect(problems.contains { $0.reference == Reference(name: "run", version: 2) })
         #expect(!(try catalog.verify(Reference(name: "run", version: 1))).isEmpty)
         // `get` refuses to hand out the damaged file and leaves no output behind.
-        let out = Fixture.folder() + "/out.safetensors"
+        let out = SafeTensorsFixture.folder() + "/out.safetensors"
         let output = try AtomicOutput(out)
         #expect(throws: CatalogError.self) { try catalog.write(Reference(name: "run"), to: output) }
         output.abandon()

@@ -1,4 +1,5 @@
 import Engine
+import TestSupport
 import XCTest
 
 final class AdapterTests: XCTestCase {
@@ -24,7 +25,7 @@ final class AdapterTests: XCTestCase {
             0.5 * (0..<self.active).reduce(0.0) { $0 + up[o * self.rank + $1] * down[$1 * self.inF + i] }
         }
         let expected = Tensor<Double>(shape: base.shape) { base[$0] + delta[$0] }
-        let err = relativeError(y, expected)
+        let err = scaleRelative(y, expected)
         print("LowRankAdapter low-rank forward relative error \(err)")
         XCTAssertLessThanOrEqual(err, 1e-14)
     }
@@ -41,7 +42,7 @@ final class AdapterTests: XCTestCase {
                 $0 + p[o * self.rank + $1] * l[$1] * q[$1 * self.inF + i] - p0[o * self.rank + $1] * l0[$1] * q0[$1 * self.inF + i]
             }
         }
-        let err = relativeError(y, delta)
+        let err = scaleRelative(y, delta)
         print("LowRankAdapter ortho forward relative error \(err)")
         XCTAssertLessThanOrEqual(err, 1e-14)
         // Trainable factors equal to their frozen copies: ΔW ≡ 0.

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import TestSupport
 import XCTest
 
 final class AttentionTests: XCTestCase {
@@ -64,7 +65,7 @@ final class AttentionTests: XCTestCase {
             defer { Attention.blockBudget = saved }
             let q = rng.tensor([2, c.lq, 6]), k = rng.tensor([2, c.lk, 6]), v = rng.tensor([2, c.lk, 6])
             let out = Attention.forward(q: q, k: k, v: v, heads: 3, causal: c.causal)
-            let err = relativeError(out, reference(q, k, v, heads: 3, causal: c.causal))
+            let err = scaleRelative(out, reference(q, k, v, heads: 3, causal: c.causal))
             print("Attention forward \(c) relative error \(err)")
             XCTAssertLessThanOrEqual(err, 1e-14)
         }
@@ -98,7 +99,7 @@ final class AttentionTests: XCTestCase {
         let od = Attention.forward(q: q, k: k, v: v, heads: 2)
         let of = Attention.forward(q: q.converted(to: Float.self), k: k.converted(to: Float.self),
                                    v: v.converted(to: Float.self), heads: 2)
-        let err = relativeError(of.converted(to: Double.self), od)
+        let err = scaleRelative(of.converted(to: Double.self), od)
         print("Attention Float vs Double relative error \(err)")
         XCTAssertLessThanOrEqual(err, 1e-5)
     }

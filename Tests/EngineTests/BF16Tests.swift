@@ -1,4 +1,5 @@
 import Engine
+import TestSupport
 import Testing
 
 /// The bf16 kernels against Float32 arithmetic on the same bf16-rounded operands: rounding the inputs is
@@ -128,7 +129,7 @@ struct BF16Tests {
         let out = BF16Attention.forward(q: q, k: k, v: v, heads: heads)
         let err = scaleRelative(out, Attention.forward(q: q, k: k, v: v, heads: heads))
         let exact = Attention.forward(q: double(rounded(q)), k: double(rounded(k)), v: double(rounded(v)), heads: heads)
-        let roundingOnly = relativeError(double(out), exact)
+        let roundingOnly = scaleRelative(double(out), exact)
         print("fused attention \(lq)×\(lk) vs Float32: \(err), vs Float64 on rounded operands: \(roundingOnly)")
         #expect(err <= 1e-2)
         #expect(roundingOnly <= 4e-3)
@@ -152,10 +153,7 @@ struct BF16Tests {
 
     func double(_ t: Tensor<Float>) -> Tensor<Double> { Tensor(shape: t.shape) { Double(t[$0]) } }
 
-
     func rounded(_ t: Tensor<Float>) -> Tensor<Float> { Tensor(shape: t.shape) { BFloat16.rounded(t[$0]) } }
-
-    func scaleRelative(_ a: Tensor<Float>, _ b: Tensor<Float>) -> Double { relativeError(a, b) }
 }
 
 extension TestRandom {

@@ -1,4 +1,5 @@
 import Engine
+import TestSupport
 import XCTest
 
 final class Conv2dTests: XCTestCase {
@@ -41,7 +42,7 @@ final class Conv2dTests: XCTestCase {
                 defer { Conv2d.blockBudget = saved }
                 let x = rng.tensor([2, 3, 5, 6]), w = rng.tensor([4, 3, k, k]), b = rng.tensor([4])
                 let y = Conv2d.forward(x: x, weight: w, bias: b, stride: s, padding: p)
-                let err = relativeError(y, reference(x, w, b, stride: s, padding: p))
+                let err = scaleRelative(y, reference(x, w, b, stride: s, padding: p))
                 print("Conv2d \(k)x\(k)/\(s) forward (budget \(budget)) relative error \(err)")
                 XCTAssertLessThanOrEqual(err, 1e-14)
             }
@@ -76,7 +77,7 @@ final class Conv2dTests: XCTestCase {
         let yd = Conv2d.forward(x: x, weight: w, bias: nil, stride: 2, padding: 1)
         let yf = Conv2d.forward(x: x.converted(to: Float.self), weight: w.converted(to: Float.self),
                                 bias: nil, stride: 2, padding: 1)
-        let err = relativeError(yf.converted(to: Double.self), yd)
+        let err = scaleRelative(yf.converted(to: Double.self), yd)
         print("Conv2d Float vs Double relative error \(err)")
         XCTAssertLessThanOrEqual(err, 1e-5)
     }
@@ -101,7 +102,7 @@ final class Conv2dTests: XCTestCase {
             let x = rng.tensor([2, 3, 6, 5]), w = rng.tensor([4, 3, 3, 3]), b = rng.tensor([4])
             let y = Conv2d.forward(x: x, weight: w, bias: b, stride: 2, padding: 0, trailingPadding: 1)
             XCTAssertEqual(y.shape, [2, 4, 3, 2])  // 6 + 1 and 5 + 1 padded, stride 2
-            let err = relativeError(y, reference(paddedAfter(x, 1), w, b, stride: 2, padding: 0))
+            let err = scaleRelative(y, reference(paddedAfter(x, 1), w, b, stride: 2, padding: 0))
             print("Conv2d 3x3/2 padding (0, 1) forward (budget \(budget)) relative error \(err)")
             XCTAssertLessThanOrEqual(err, 1e-14)
 

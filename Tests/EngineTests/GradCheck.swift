@@ -1,20 +1,11 @@
 import Engine
+import TestSupport
 import XCTest
 
-/// Deterministic generator (SplitMix64) so failures reproduce.
-struct TestRandom {
-    var state: UInt64
+/// The gradient checks' random inputs (SplitMix64, so failures reproduce).
+typealias TestRandom = SplitMix64
 
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+extension SplitMix64 {
     /// Uniform in [-1, 1).
     mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 52) - 1 }
 
@@ -23,17 +14,6 @@ struct TestRandom {
         for _ in 0..<shape.reduce(1, *) { values.append(scale * uniform()) }
         return Tensor(shape: shape, values: values)
     }
-}
-
-/// Scale-relative error max|a − b| / max|b| (docs/contract.md, "Tolerances").
-func relativeError<T: Scalar>(_ a: Tensor<T>, _ b: Tensor<T>) -> Double {
-    precondition(a.count == b.count)
-    var diff = 0.0, ref = 0.0
-    for i in 0..<a.count {
-        diff = max(diff, abs(Double(a[i]) - Double(b[i])))
-        ref = max(ref, abs(Double(b[i])))
-    }
-    return ref == 0 ? diff : diff / ref
 }
 
 /// Σ c ⊙ y, the scalar whose gradient with respect to y is c.
@@ -87,7 +67,7 @@ func checkGradients(
             input.value[i] = saved
             numeric[i] = (plus - minus) / (2 * eps)
         }
-        let err = relativeError(input.increment, numeric)
+        let err = scaleRelative(input.increment, numeric)
         print("gradcheck \(label) d\(input.name): relative error \(err) (tol \(tol))")
         XCTAssertLessThanOrEqual(err, tol, "\(label) d\(input.name)", file: file, line: line)
         XCTAssertGreaterThan(maxAbs(numeric), 0, "\(label) d\(input.name) is identically zero", file: file, line: line)

@@ -1,4 +1,5 @@
 import Engine
+import TestSupport
 import XCTest
 
 final class LinearTests: XCTestCase {
@@ -13,7 +14,7 @@ final class LinearTests: XCTestCase {
             for i in 0..<5 { s += x[n * 5 + i] * w[o * 5 + i] }
             return s
         }
-        let err = relativeError(y, expected)
+        let err = scaleRelative(y, expected)
         print("Linear forward relative error \(err)")
         XCTAssertLessThanOrEqual(err, 1e-14)
     }
@@ -48,7 +49,7 @@ final class LinearTests: XCTestCase {
         let yd = Linear.forward(x: x, weight: w, bias: b)
         let yf = Linear.forward(x: x.converted(to: Float.self), weight: w.converted(to: Float.self),
                                 bias: b.converted(to: Float.self))
-        let err = relativeError(yf.converted(to: Double.self), yd)
+        let err = scaleRelative(yf.converted(to: Double.self), yd)
         print("Linear Float vs Double relative error \(err)")
         XCTAssertLessThanOrEqual(err, 1e-5)
     }

@@ -1,12 +1,12 @@
 import CZlib
 import Foundation
 import Imaging
+import TestSupport
 import Testing
 
 /// The committed image fixtures (Fixtures/images, Fixtures/reference/images), found from this file.
 enum ImagingFixtures {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("Fixtures")
+    static let root = FixtureFolder.root
 
     static func input(_ name: String) -> String { root.appendingPathComponent("images/test/\(name)").path }
     static func referencePath(_ name: String) -> String { root.appendingPathComponent("reference/images/\(name)").path }

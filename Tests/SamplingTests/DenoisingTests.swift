@@ -4,6 +4,7 @@ import Foundation
 import SafeTensors
 import Sampling
 import SDXL
+import TestSupport
 import Testing
 import TextEncoders
 @testable import UNet
@@ -52,7 +53,7 @@ import TextEncoders
         let (latents, stack) = try run(Self.adapters[name]!) { try Conditioning(file: Reference.inputs) }
         let reference = Reference.outputs["final/\(name)"]!
         #expect(latents.shape == reference.shape)
-        let err = Reference.scaleRelative(latents.array, reference.array)
+        let err = scaleRelative(latents.array, reference.array)
         print("sampling \(name): \(err)")
         #expect(err <= 1e-3)
         for report in stack.reports {
@@ -71,7 +72,7 @@ import TextEncoders
     func bf16FinalLatentsFollowFloat32(run name: String) throws {
         let (fp32, _) = try run(Self.adapters[name]!) { try Conditioning(file: Reference.inputs) }
         let (bf16, _) = try run(Self.adapters[name]!, precision: .bf16) { try Conditioning(file: Reference.inputs) }
-        let err = Reference.scaleRelative(bf16.array, fp32.array)
+        let err = scaleRelative(bf16.array, fp32.array)
         print("sampling \(name) bf16 vs fp32: \(err)")
         #expect(err <= 5e-2)
     }
@@ -83,7 +84,7 @@ import TextEncoders
             #expect(c.negativePromptEmbeds.array.allSatisfy { $0 == 0 })
             return c
         }
-        let err = Reference.scaleRelative(latents.array, Reference.outputs["final/prompt"]!.array)
+        let err = scaleRelative(latents.array, Reference.outputs["final/prompt"]!.array)
         print("sampling from the prompt: \(err)")
         #expect(err <= 1e-3)
     }
@@ -96,12 +97,12 @@ import TextEncoders
         }
         #expect(stack.reports[0].textEncoderMerged.count == 20 && stack.reports[0].unusedModules.isEmpty)
         let reference = Reference.outputs["final/peft-prompt"]!.array
-        let err = Reference.scaleRelative(latents.array, reference)
+        let err = scaleRelative(latents.array, reference)
         // Without the text-encoder modules the result is far off: the test can fail.
         let (unetOnly, _) = try run(Self.adapters["peft"]!) {
             try Conditioning(encoders: try Self.encoders(), prompt: Reference.prompt, negative: nil)
         }
-        let without = Reference.scaleRelative(unetOnly.array, reference)
+        let without = scaleRelative(unetOnly.array, reference)
         print("sampling peft with the prompt: \(err) (UNet modules only: \(without))")
         #expect(err <= 1e-3)
         #expect(without > 1e-2)
@@ -140,7 +141,7 @@ import TextEncoders
         #expect(stack.hooked.isEmpty && !merged.isEmpty)
         #expect(merged.contains { $0.hasSuffix("ff.net.0.proj") } && merged.contains { $0.hasSuffix("proj_in") })
         #expect(merged.allSatisfy { unet.linears[$0]!.weight.array != loaded[$0]! })
-        let effect = Reference.scaleRelative(try output(), before)
+        let effect = scaleRelative(try output(), before)
         print("merge: effect on the UNet output \(effect)")
         #expect(effect > 1e-3)
         unet.restoreWeights()

@@ -1,13 +1,11 @@
 import Engine
 import Foundation
 import SafeTensors
+import TestSupport
 
 /// The committed fixtures of group `sampling`, found from this file so tests run from any folder.
 enum Reference {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("Fixtures")
-
-    static func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
+    static func path(_ relative: String) -> String { FixtureFolder.path(relative) }
 
     static let model = path("models/tiny-sdxl")
     static let inputs = path("reference/sampling_inputs.safetensors")
@@ -24,14 +22,4 @@ enum Reference {
         return out
     }
 
-    /// max|a − b| / max|b| (docs/contract.md, "Tolerances").
-    static func scaleRelative(_ a: [Float], _ b: [Float]) -> Double {
-        precondition(a.count == b.count, "\(a.count) vs \(b.count) values")
-        var diff = 0.0, scale = 0.0
-        for i in 0..<a.count {
-            diff = max(diff, abs(Double(a[i]) - Double(b[i])))
-            scale = max(scale, abs(Double(b[i])))
-        }
-        return diff / scale
-    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Sampling
+import TestSupport
 import Testing
 
 @Suite struct SchedulerTests {
@@ -11,8 +12,8 @@ import Testing
         let timesteps = Reference.outputs["scheduler/\(steps)/timesteps"]!.array
         let sigmas = Reference.outputs["scheduler/\(steps)/sigmas"]!.array
         #expect(scheduler.timesteps == timesteps)
-        let err = Reference.scaleRelative(scheduler.sigmas, sigmas)
-        let noiseErr = Reference.scaleRelative([scheduler.initNoiseSigma], Reference.outputs["scheduler/\(steps)/init_noise_sigma"]!.array)
+        let err = scaleRelative(scheduler.sigmas, sigmas)
+        let noiseErr = scaleRelative([scheduler.initNoiseSigma], Reference.outputs["scheduler/\(steps)/init_noise_sigma"]!.array)
         print("scheduler \(steps) steps: sigmas \(err), init_noise_sigma \(noiseErr)")
         #expect(err <= 1e-6)
         #expect(noiseErr <= 1e-6)
@@ -21,7 +22,7 @@ import Testing
 
     @Test func alphasCumprodEqualTorch() throws {
         let scheduler = try EulerDiscreteScheduler(steps: 25)
-        let err = Reference.scaleRelative(scheduler.alphasCumprod, Reference.outputs["scheduler/alphas_cumprod"]!.array)
+        let err = scaleRelative(scheduler.alphasCumprod, Reference.outputs["scheduler/alphas_cumprod"]!.array)
         print("scheduler alphas_cumprod: \(err)")
         #expect(err <= 1e-6)
     }
@@ -51,7 +52,7 @@ import Testing
         let reference = Reference.outputs["randn/\(key)"]!.array
         var generator = TorchRandom(seed: seed)
         let values = try generator.normals(count: reference.count)
-        let err = Reference.scaleRelative(values, reference)
+        let err = scaleRelative(values, reference)
         print("torch.randn \(key): \(err)")
         #expect(err <= 1e-6)
     }

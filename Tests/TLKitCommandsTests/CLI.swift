@@ -1,10 +1,11 @@
 import Foundation
+import TestSupport
 
 /// Runs the built `tlkit` executable as a user would, capturing exit status and both streams.
 enum CLI {
-    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repositoryRoot = FixtureFolder.repositoryRoot
 
-    static func fixture(_ relative: String) -> String { repositoryRoot.appendingPathComponent("Fixtures/\(relative)").path }
+    static func fixture(_ relative: String) -> String { FixtureFolder.path(relative) }
 
     /// The tlkit binary built beside the test bundle.
     static var executable: URL {
@@ -52,6 +53,18 @@ enum CLI {
         process.waitUntilExit()
         return Result(status: process.terminationStatus, stdoutData: try Data(contentsOf: outURL),
                       stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+    }
+
+    /// Starts tlkit without waiting for it (to kill it, or race it against another); its streams go to the
+    /// given handles, else nowhere.
+    static func start(_ arguments: [String], stdout: FileHandle? = nil, stderr: FileHandle? = nil) throws -> Process {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.standardOutput = stdout ?? FileHandle.nullDevice
+        process.standardError = stderr ?? FileHandle.nullDevice
+        try process.run()
+        return process
     }
 
     /// Runs a bash script with `$TLKIT` naming the binary, for what only a shell expresses: redirections

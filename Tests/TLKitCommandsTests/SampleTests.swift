@@ -1,6 +1,7 @@
 import Foundation
 import Imaging
 import SafeTensors
+import TestSupport
 import Testing
 
 /// `tlkit sample` end to end on the fixture model, against diffusers' final latents (group `sampling`),
@@ -10,17 +11,6 @@ struct SampleTests {
 
     static func floats(_ path: String, _ name: String) throws -> [Float] {
         try SafeTensorsFile.open(path).floats(name)
-    }
-
-    /// max|a − b| / max|b|.
-    static func scaleRelative(_ a: [Float], _ b: [Float]) -> Double {
-        guard a.count == b.count else { return .infinity }
-        var diff = 0.0, scale = 0.0
-        for i in 0..<a.count {
-            diff = max(diff, abs(Double(a[i]) - Double(b[i])))
-            scale = max(scale, abs(Double(b[i])))
-        }
-        return diff / scale
     }
 
     func sample(_ extra: [String]) throws -> (CLI.Result, [Float]) {
@@ -37,7 +27,7 @@ struct SampleTests {
         let events = result.stdoutLines.map(CLI.json)
         #expect(events.filter { $0["event"] as? String == "step" }.map { $0["timestep"] as? Double } == [801, 601, 401, 201, 1])
         #expect(events.last?["event"] as? String == "done")
-        let err = Self.scaleRelative(latents, try Self.floats(CLI.fixture("reference/sampling_outputs.safetensors"), "final/base"))
+        let err = scaleRelative(latents, try Self.floats(CLI.fixture("reference/sampling_outputs.safetensors"), "final/base"))
         print("tlkit sample base: \(err)")
         #expect(err <= 1e-3)
     }
@@ -49,7 +39,7 @@ struct SampleTests {
         let adapters = result.stdoutLines.map(CLI.json).filter { $0["event"] as? String == "adapter" }
         #expect(adapters.map { $0["masked"] as? Bool } == [false, true])
         #expect(adapters.first?["scale"] as? Double == 0.5)
-        let err = Self.scaleRelative(latents, try Self.floats(CLI.fixture("reference/sampling_outputs.safetensors"), "final/peft0.5+official-ortho"))
+        let err = scaleRelative(latents, try Self.floats(CLI.fixture("reference/sampling_outputs.safetensors"), "final/peft0.5+official-ortho"))
         print("tlkit sample peft:0.5 + official-ortho: \(err)")
         #expect(err <= 1e-3)
     }
@@ -62,7 +52,7 @@ struct SampleTests {
         #expect(result.status == 0, "\(result.stderr)")
         let adapter = result.stdoutLines.map(CLI.json).first { $0["event"] as? String == "adapter" }
         #expect(adapter?["schedule_from_metadata"] as? Bool == true)
-        let err = Self.scaleRelative(latents, try Self.floats(CLI.fixture("reference/sampling_outputs.safetensors"), "final/official-ortho"))
+        let err = scaleRelative(latents, try Self.floats(CLI.fixture("reference/sampling_outputs.safetensors"), "final/official-ortho"))
         print("tlkit sample folded kohya T-LoRA: \(err)")
         #expect(err <= 1e-3)
     }
@@ -75,7 +65,7 @@ struct SampleTests {
         #expect(result.status == 0, "\(result.stderr)")
         let adapter = result.stdoutLines.map(CLI.json).first { $0["event"] as? String == "adapter" }
         #expect(adapter?["text_encoder_merged"] as? Int == 20)
-        let err = Self.scaleRelative(try Self.floats(out, "latents"),
+        let err = scaleRelative(try Self.floats(out, "latents"),
                                      try Self.floats(CLI.fixture("reference/sampling_outputs.safetensors"), "final/peft-prompt"))
         print("tlkit sample --prompt with peft: \(err)")
         #expect(err <= 1e-3)

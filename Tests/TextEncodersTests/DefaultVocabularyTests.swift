@@ -1,5 +1,6 @@
 import Engine
 import SDXL
+import TestSupport
 import Testing
 import TextEncoders
 import Tokenizer
@@ -16,7 +17,7 @@ import Tokenizer
             let a = try single.conditioning(prompt), b = try folder.conditioning(prompt)
             #expect(a.context.shape == [1, 77, 128] && a.pooled.shape == [1, 64])
             // Same weights and ids; not bitwise, because concurrently running suites may change BLAS's thread count.
-            let err = max(Reference.scaleRelative(a.context, b.context), Reference.scaleRelative(a.pooled, b.pooled))
+            let err = max(scaleRelative(a.context, b.context), scaleRelative(a.pooled, b.pooled))
             #expect(err <= 1e-6, "\(prompt): \(err)")
         }
     }

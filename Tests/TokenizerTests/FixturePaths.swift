@@ -1,12 +1,10 @@
 import Foundation
+import TestSupport
 import Tokenizer
 
 /// Paths of the committed fixtures, found from this source file so tests run from any folder.
 enum FixturePaths {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("Fixtures")
-
-    static func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
+    static func path(_ relative: String) -> String { FixtureFolder.path(relative) }
 
     static var tokenizer: String { path("models/tiny-sdxl/tokenizer") }
     static var tokenizer2: String { path("models/tiny-sdxl/tokenizer_2") }

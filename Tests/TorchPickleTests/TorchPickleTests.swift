@@ -1,16 +1,14 @@
 import Foundation
 import SafeTensors
 import Testing
+import TestSupport
 @testable import TorchPickle
 
 /// The restricted torch.save reader against archives written by torch itself
 /// (Fixtures/fixturegen/torch_pickles.py), and against pickles that would run code. Values must match
 /// bit for bit: the reader only copies bytes.
 struct TorchPickleTests {
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("Fixtures")
-
-    static func path(_ relative: String) -> String { fixtures.appendingPathComponent(relative).path }
+    static func path(_ relative: String) -> String { FixtureFolder.path(relative) }
 
     static func archive(_ relative: String) throws -> TorchArchive {
         try TorchArchive(bytes: [UInt8](try Data(contentsOf: URL(fileURLWithPath: path(relative)))))

@@ -1,4 +1,5 @@
 import Engine
+import TestSupport
 import Testing
 @testable import Training
 import UNet
@@ -8,7 +9,7 @@ import UNet
 @Suite struct RecipeReferenceTests {
     @Test func noiseScheduleMatchesDiffusers() {
         let mine = NoiseSchedule().alphasCumprod, ref = Reference.training["alphas_cumprod"]!
-        let err = Reference.scaleRelative(Tensor(shape: [mine.count], values: mine), ref)
+        let err = scaleRelative(Tensor(shape: [mine.count], values: mine), ref)
         print("training: ᾱ_t error \(err)")
         #expect(err <= 1e-6)
     }
@@ -16,7 +17,7 @@ import UNet
     @Test func addNoiseMatchesDiffusers() {
         let r = Reference.training
         let noisy = NoiseSchedule().addNoise(r["z0"]!, noise: r["noise"]!, timestep: 500)
-        let err = Reference.scaleRelative(noisy, r["noisy"]!)
+        let err = scaleRelative(noisy, r["noisy"]!)
         print("training: add_noise error \(err)")
         #expect(err <= 1e-6)
     }
@@ -42,7 +43,7 @@ import UNet
             }
             for (factor, value) in named {
                 guard let ref = r["\(method)/grad/unet.\(path)/\(factor)"] else { continue }
-                let err = Reference.scaleRelative(try #require(value), ref)
+                let err = scaleRelative(try #require(value), ref)
                 worst = max(worst, err)
                 #expect(err <= 1e-3, "\(path)/\(factor): \(err)")
                 compared += 1
@@ -61,7 +62,7 @@ import UNet
         for k in 0..<3 {
             optimizer.update(params, gradients: (0..<3).map { r["adamw/grad_\(k)_\($0)"]! })
             for i in 0..<3 {
-                let err = Reference.scaleRelative(params[i], r["adamw/after_\(k)_\(i)"]!)
+                let err = scaleRelative(params[i], r["adamw/after_\(k)_\(i)"]!)
                 worst = max(worst, err)
                 #expect(err <= 1e-6, "step \(k + 1), tensor \(i): \(err)")
             }

@@ -3,15 +3,13 @@ import Engine
 import Foundation
 import SafeTensors
 import SDXL
+import TestSupport
 @testable import Training
 import UNet
 
 /// The committed fixtures (found from this file, so tests run from any folder) and comparison helpers.
 enum Reference {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("Fixtures")
-
-    static func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
+    static func path(_ relative: String) -> String { FixtureFolder.path(relative) }
 
     static func tensors(_ relative: String) throws -> [String: Tensor<Float>] {
         let file = try SafeTensorsFile.open(path(relative))
@@ -44,14 +42,4 @@ enum Reference {
             scalingFactor: 1, seed: 0)
     }
 
-    /// max|a − b| / max|b| (docs/contract.md, "Tolerances").
-    static func scaleRelative(_ a: Tensor<Float>, _ b: Tensor<Float>) -> Double {
-        precondition(a.count == b.count, "\(a.shape) vs \(b.shape)")
-        var diff = 0.0, scale = 0.0
-        for i in 0..<a.count {
-            diff = max(diff, abs(Double(a[i]) - Double(b[i])))
-            scale = max(scale, abs(Double(b[i])))
-        }
-        return diff / scale
-    }
 }

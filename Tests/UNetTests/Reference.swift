@@ -2,14 +2,12 @@ import Engine
 import Foundation
 import SafeTensors
 import SDXL
+import TestSupport
 import UNet
 
 /// The committed fixtures (found from this file, so tests run from any folder) and comparison helpers.
 enum Reference {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("Fixtures")
-
-    static func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
+    static func path(_ relative: String) -> String { FixtureFolder.path(relative) }
 
     /// Model layouts: the diffusers folder and the single-file checkpoint hold the same weights.
     static let layouts: [String: String] = ["folder": "models/tiny-sdxl", "single-file": "models/tiny-sdxl.safetensors"]
@@ -41,17 +39,6 @@ enum Reference {
 
     static func unet(_ layout: String) throws -> SDXLUNet {
         try SDXLUNet(model: try SDXLModel.open(path(layouts[layout]!)))
-    }
-
-    /// max|a − b| / max|b| (docs/contract.md, "Tolerances").
-    static func scaleRelative(_ a: Tensor<Float>, _ b: Tensor<Float>) -> Double {
-        precondition(a.shape == b.shape, "\(a.shape) vs \(b.shape)")
-        var diff = 0.0, scale = 0.0
-        for i in 0..<a.count {
-            diff = max(diff, abs(Double(a[i]) - Double(b[i])))
-            scale = max(scale, abs(Double(b[i])))
-        }
-        return diff / scale
     }
 
     /// A module's factor gradients by the names the reference files use.

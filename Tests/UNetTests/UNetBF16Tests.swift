@@ -1,6 +1,7 @@
 import Adapters
 import Engine
 import SDXL
+import TestSupport
 import Testing
 @testable import UNet
 
@@ -27,8 +28,8 @@ struct UNetBF16Tests {
                 let adapted = try unet.forward(latents: x.latents, timestep: t, context: x.context,
                                                textEmbeds: x.textEmbeds, timeIds: x.timeIds, adapter: adapter)
                 let refBase = reference["base/t\(Int(t))"]!, refAdapted = reference["\(adapterID)/t\(Int(t))"]!
-                let baseErr = Reference.scaleRelative(base, refBase)
-                let err = Reference.scaleRelative(adapted, refAdapted)
+                let baseErr = scaleRelative(base, refBase)
+                let err = scaleRelative(adapted, refAdapted)
                 let effect = effectError(adapted, base, refAdapted, refBase)
                 print("UNet bf16 \(adapterID) t=\(Int(t)): base \(baseErr), adapted \(err), effect \(effect)")
                 #expect(baseErr <= 2e-2 && err <= 2e-2, "t=\(t): \(baseErr), \(err)")

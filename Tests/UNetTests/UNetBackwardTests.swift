@@ -1,5 +1,6 @@
 import Adapters
 import Engine
+import TestSupport
 import Testing
 @testable import UNet
 
@@ -16,14 +17,14 @@ import Testing
                                      textEmbeds: x.textEmbeds, timeIds: x.timeIds, adapter: adapter)
         let out = try unet.forwardRecording(latents: x.latents, timestep: 500, context: x.context,
                                             textEmbeds: x.textEmbeds, timeIds: x.timeIds, adapter: adapter)
-        let outErr = Reference.scaleRelative(out, reference["output"]!)
+        let outErr = scaleRelative(out, reference["output"]!)
         let loss = Loss.weightedMean(out, weights: x.lossWeights)
         let lossErr = abs(loss - Double(reference["loss"]![0])) / abs(Double(reference["loss"]![0]))
         print("UNet backward \(adapterID): output error \(outErr), loss \(loss) (relative error \(lossErr))")
         #expect(outErr <= 1e-4)
         // Not bitwise here: suites run concurrently, and Attention's serial-BLAS switch is process-wide, so
         // summation order can differ between the two calls (run alone, two calls are bitwise equal).
-        let recordingErr = Reference.scaleRelative(out, plain)
+        let recordingErr = scaleRelative(out, plain)
         #expect(recordingErr <= 1e-5, "recording changes the forward pass by \(recordingErr)")
         #expect(lossErr <= 1e-4)
 
@@ -31,7 +32,7 @@ import Testing
         Loss.weightedMeanBackward(weights: x.lossWeights, da: dOut)
         let grads = unet.backward(outputGradient: dOut)
 
-        let latentErr = Reference.scaleRelative(grads.latents, reference["grad/latents"]!)
+        let latentErr = scaleRelative(grads.latents, reference["grad/latents"]!)
         print("UNet backward \(adapterID): grad/latents error \(latentErr)")
         #expect(latentErr <= 1e-3)
 
@@ -42,7 +43,7 @@ import Testing
                 let key = "grad/unet.\(path)/\(factor)"
                 let ref = try #require(reference[key], "no reference \(key)")
                 let mine = try #require(value)
-                let err = Reference.scaleRelative(mine, ref.reshaped(mine.shape))
+                let err = scaleRelative(mine, ref.reshaped(mine.shape))
                 #expect(Self.maskedEntriesAreZero(mine, factor: factor, kept: 6), "\(key): masked components have gradient")
                 if err > worst.0 { worst = (err, key) }
                 #expect(err <= 1e-3, "\(key): \(err)")
@@ -89,14 +90,14 @@ import Testing
         // 0.0 when run alone (the training CLI test checks whole runs bitwise in their own processes);
         // concurrently running suites may change BLAS's thread count between the two calls, which moves
         // gradients by up to about 1e-5 of their scale.
-        var worst = Reference.scaleRelative(outB, outA)
-        worst = max(worst, Reference.scaleRelative(b.latents, a.latents))
+        var worst = scaleRelative(outB, outA)
+        worst = max(worst, scaleRelative(b.latents, a.latents))
         #expect(a.factors.count == b.factors.count)
         for (path, ga) in a.factors {
             guard case let .ortho(qa?, pa?, la?) = ga, case let .ortho(qb?, pb?, lb?)? = b.factors[path] else {
                 Issue.record("\(path): missing gradients"); continue
             }
-            worst = max(worst, Reference.scaleRelative(qb, qa), Reference.scaleRelative(pb, pa), Reference.scaleRelative(lb, la))
+            worst = max(worst, scaleRelative(qb, qa), scaleRelative(pb, pa), scaleRelative(lb, la))
         }
         print("UNet recomputation: worst difference from the recorded pass \(worst)")
         #expect(worst <= 1e-4)

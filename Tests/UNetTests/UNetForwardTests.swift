@@ -1,5 +1,6 @@
 import Adapters
 import Engine
+import TestSupport
 import Testing
 @testable import UNet
 
@@ -16,7 +17,7 @@ import Testing
         for t in Reference.timesteps {
             let out = try unet.forward(latents: x.latents, timestep: t, context: x.context,
                                        textEmbeds: x.textEmbeds, timeIds: x.timeIds)
-            let err = Reference.scaleRelative(out, reference["base/t\(Int(t))"]!)
+            let err = scaleRelative(out, reference["base/t\(Int(t))"]!)
             print("UNet \(layout) base t=\(Int(t)): max|a-b|/max|b| = \(err)")
             #expect(err <= 1e-4, "base t=\(t): \(err)")
         }
@@ -34,7 +35,7 @@ import Testing
             let out = try unet.forward(latents: x.latents, timestep: t, context: x.context,
                                        textEmbeds: x.textEmbeds, timeIds: x.timeIds, adapter: adapter)
             let b = reference["\(adapterID)/t\(Int(t))"]!, base = reference["base/t\(Int(t))"]!
-            let err = Reference.scaleRelative(out, b)
+            let err = scaleRelative(out, b)
             let effect = Reference.effectRelative(out, b, base: base)
             print("UNet \(layout) \(adapterID) t=\(Int(t)): max|a-b|/max|b| = \(err), |a-b|/|b-base| = \(effect)")
             #expect(err <= 1e-4, "\(adapterID) t=\(t): \(err)")
@@ -66,8 +67,8 @@ import Testing
                                     adapter: adapter)
         let alone = try unet.forward(latents: second, timestep: 500, context: x.context, textEmbeds: x.textEmbeds,
                                      timeIds: x.timeIds, adapter: adapter)
-        let first = Reference.scaleRelative(both.batch(0).reshaped([1, 4, 16, 16]), reference["official-ortho/t500"]!)
-        let other = Reference.scaleRelative(both.batch(1).reshaped([1, 4, 16, 16]), alone)
+        let first = scaleRelative(both.batch(0).reshaped([1, 4, 16, 16]), reference["official-ortho/t500"]!)
+        let other = scaleRelative(both.batch(1).reshaped([1, 4, 16, 16]), alone)
         print("UNet batch of 2: item 0 vs reference \(first), item 1 vs alone \(other)")
         #expect(first <= 1e-4)
         #expect(other <= 1e-5)

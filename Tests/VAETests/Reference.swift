@@ -1,13 +1,11 @@
 import Engine
 import Foundation
 import SafeTensors
+import TestSupport
 
 /// The committed fixtures, found from this file so tests run from any folder.
 enum Reference {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("Fixtures")
-
-    static func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
+    static func path(_ relative: String) -> String { FixtureFolder.path(relative) }
 
     static let layouts: [String: String] = ["folder": "models/tiny-sdxl", "single-file": "models/tiny-sdxl.safetensors"]
 
@@ -18,17 +16,6 @@ enum Reference {
         for info in file.tensors { out[info.name] = Tensor(shape: info.shape, values: try! file.floats(info)) }
         return out
     }()
-
-    /// max|a − b| / max|b|; shapes must agree.
-    static func scaleRelative(_ a: Tensor<Float>, _ b: Tensor<Float>) -> Double {
-        guard a.shape == b.shape else { return .infinity }
-        var diff = 0.0, scale = 0.0
-        for i in 0..<a.count {
-            diff = max(diff, abs(Double(a[i]) - Double(b[i])))
-            scale = max(scale, abs(Double(b[i])))
-        }
-        return diff / scale
-    }
 
     /// A scratch folder removed when the test's value goes away.
     final class TemporaryFolder {

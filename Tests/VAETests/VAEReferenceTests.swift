@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import SDXL
+import TestSupport
 import Testing
 import VAE
 
@@ -21,9 +22,9 @@ import VAE
         #expect(posterior.mean.shape == [2, 4, 8, 6])
         let sample = try posterior.sample(noise: ref["noise"]!)
         Self.check("\(layout) encoder", [
-            ("mean", Reference.scaleRelative(posterior.mean, ref["mean"]!)),
-            ("logvar", Reference.scaleRelative(posterior.logvar, ref["logvar"]!)),
-            ("sample", Reference.scaleRelative(sample, ref["sample"]!)),
+            ("mean", scaleRelative(posterior.mean, ref["mean"]!)),
+            ("logvar", scaleRelative(posterior.logvar, ref["logvar"]!)),
+            ("sample", scaleRelative(sample, ref["sample"]!)),
         ])
     }
 
@@ -33,7 +34,7 @@ import VAE
         let ref = Reference.tensors
         let images = try vae.decode(latents: ref["latents"]!)
         #expect(images.shape == [2, 3, 64, 48])
-        Self.check("\(layout) decoder", [("decoded", Reference.scaleRelative(images, ref["decoded"]!))])
+        Self.check("\(layout) decoder", [("decoded", scaleRelative(images, ref["decoded"]!))])
     }
 
     /// bf16 wide convolutions: within 2e-2 of diffusers' Float32 decode (the bound the UNet's bf16 output
@@ -44,7 +45,7 @@ import VAE
         let ref = Reference.tensors
         let bf16 = try AutoencoderKL(model: model, precision: .bf16).decode(latents: ref["latents"]!)
         let fp32 = try AutoencoderKL(model: model).decode(latents: ref["latents"]!)
-        let err = Reference.scaleRelative(bf16, ref["decoded"]!)
+        let err = scaleRelative(bf16, ref["decoded"]!)
         print("VAE bf16 decoder vs diffusers: \(err)")
         #expect(err <= 2e-2)
         #expect(bf16.array != fp32.array)
@@ -72,8 +73,8 @@ import VAE
             let mean = try vae.encode(images: ref["images"]!).mean
             let images = try vae.decode(latents: ref["latents"]!)
             Self.check((path as NSString).lastPathComponent, [
-                ("mean", Reference.scaleRelative(mean, ref["mean"]!)),
-                ("decoded", Reference.scaleRelative(images, ref["decoded"]!)),
+                ("mean", scaleRelative(mean, ref["mean"]!)),
+                ("decoded", scaleRelative(images, ref["decoded"]!)),
             ])
         }
     }
@@ -133,7 +134,7 @@ import VAE
         let formula = Tensor<Float>(shape: sample.shape) {
             posterior.mean[$0] + exp(0.5 * posterior.logvar[$0]) * ref["noise"]![$0]
         }
-        let error = Reference.scaleRelative(sample, formula)
+        let error = scaleRelative(sample, formula)
         print("vae sample vs mean + std·noise: \(error)")
         #expect(error <= 1e-6)
     }

@@ -1,4 +1,5 @@
 import Crypto
+import DigestHex
 import Foundation
 import SafeTensors
 import Yams

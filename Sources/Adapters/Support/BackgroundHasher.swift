@@ -1,4 +1,5 @@
 import Crypto
+import DigestHex
 import Dispatch
 
 /// SHA-256 of a byte stream computed on its own thread, so hashing overlaps with writing the same

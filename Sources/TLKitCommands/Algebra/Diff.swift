@@ -1,5 +1,6 @@
 import Adapters
 import ArgumentParser
+import JSONOutput
 import SafeTensors
 
 struct Diff: ParsableCommand {

@@ -1,6 +1,7 @@
 import Adapters
 import ArgumentParser
 import Foundation
+import JSONOutput
 import SafeTensors
 
 struct Merge: ParsableCommand {

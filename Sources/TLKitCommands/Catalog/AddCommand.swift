@@ -65,10 +65,10 @@ struct AddCommand: ParsableCommand {
             switch outcome {
             case let .added(reference, stats):
                 Console.out(reference.description)
-                CatalogCLI.info("\(path): added as \(reference): \(stats.tensors) tensors (\(stats.newBlobs) new, \(stats.sharedBlobs) shared), \(CatalogCLI.bytes(stats.size)) → \(CatalogCLI.bytes(stats.addedBytes)) added to the catalog")
+                Console.error("\(path): added as \(reference): \(stats.tensors) tensors (\(stats.newBlobs) new, \(stats.sharedBlobs) shared), \(CatalogCLI.bytes(stats.size)) → \(CatalogCLI.bytes(stats.addedBytes)) added to the catalog")
             case let .alreadyStored(reference):
                 Console.out(reference.description)
-                CatalogCLI.info("\(path): identical bytes already stored as \(reference); nothing added")
+                Console.error("\(path): identical bytes already stored as \(reference); nothing added")
             }
         }
     }

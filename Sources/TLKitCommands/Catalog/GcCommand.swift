@@ -15,7 +15,7 @@ struct GcCommand: ParsableCommand {
     func run() throws {
         try CatalogCLI.run("gc") {
             let stats = try catalog.open(create: false).gc()
-            CatalogCLI.info("removed \(stats.blobsRemoved) unused tensors (\(CatalogCLI.bytes(stats.storedBytesRemoved)) stored); catalog file \(CatalogCLI.bytes(stats.fileSizeBefore)) → \(CatalogCLI.bytes(stats.fileSizeAfter))")
+            Console.error("removed \(stats.blobsRemoved) unused tensors (\(CatalogCLI.bytes(stats.storedBytesRemoved)) stored); catalog file \(CatalogCLI.bytes(stats.fileSizeBefore)) → \(CatalogCLI.bytes(stats.fileSizeAfter))")
         }
     }
 }

@@ -36,7 +36,7 @@ struct GetCommand: ParsableCommand {
                 out.abandon()
                 throw error
             }
-            if destination != "-" { CatalogCLI.info("wrote \(destination)") }
+            if destination != "-" { Console.error("wrote \(destination)") }
         }
     }
 }

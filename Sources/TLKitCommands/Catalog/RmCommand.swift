@@ -24,8 +24,8 @@ struct RmCommand: ParsableCommand {
     func run() throws {
         try CatalogCLI.run("rm") {
             let removed = try catalog.open(create: false).remove(try Reference.parse(ref), allVersions: allVersions)
-            for reference in removed { CatalogCLI.info("removed \(reference)") }
-            CatalogCLI.info("run 'tlkit gc' to free the space of tensors no other entry uses")
+            for reference in removed { Console.error("removed \(reference)") }
+            Console.error("run 'tlkit gc' to free the space of tensors no other entry uses")
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Catalog
 import Foundation
+import JSONOutput
 
 struct ShowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -25,7 +25,7 @@ struct TagCommand: ParsableCommand {
     func run() throws {
         try CatalogCLI.run("tag") {
             let now = try catalog.open(create: false).tag(try Reference.parse(ref), tags)
-            CatalogCLI.info("\(ref): tags \(now.joined(separator: ", "))")
+            Console.error("\(ref): tags \(now.joined(separator: ", "))")
         }
     }
 }

@@ -25,7 +25,7 @@ struct UntagCommand: ParsableCommand {
     func run() throws {
         try CatalogCLI.run("untag") {
             let now = try catalog.open(create: false).untag(try Reference.parse(ref), tags)
-            CatalogCLI.info("\(ref): tags \(now.isEmpty ? "(none)" : now.joined(separator: ", "))")
+            Console.error("\(ref): tags \(now.isEmpty ? "(none)" : now.joined(separator: ", "))")
         }
     }
 }

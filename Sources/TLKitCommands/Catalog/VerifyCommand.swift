@@ -26,9 +26,9 @@ struct VerifyCommand: ParsableCommand {
         }
         for problem in problems { Console.out("\(problem)") }
         if problems.isEmpty {
-            CatalogCLI.info("\(ref ?? "catalog"): intact")
+            Console.error("\(ref ?? "catalog"): intact")
         } else {
-            CatalogCLI.info("\(ref ?? "catalog"): \(problems.count) problem\(problems.count == 1 ? "" : "s") found")
+            Console.error("\(ref ?? "catalog"): \(problems.count) problem\(problems.count == 1 ? "" : "s") found")
             throw ExitCode(1)
         }
     }

@@ -1,4 +1,5 @@
 import Adapters
+import JSONOutput
 import SafeTensors
 
 /// The conversion report: modules converted, dropped with the reason, ranks in/out, errors of lossy options.

@@ -1,4 +1,5 @@
 import Adapters
+import JSONOutput
 import SafeTensors
 import SDXL
 

@@ -2,6 +2,7 @@ import Adapters
 import ArgumentParser
 import Catalog
 import Foundation
+import JSONOutput
 import SafeTensors
 
 struct Inspect: ParsableCommand {

@@ -1,5 +1,6 @@
 import Adapters
 import Foundation
+import JSONOutput
 import SafeTensors
 import Sampling
 #if canImport(Glibc)

@@ -24,6 +24,8 @@ public func runTLKit(_ arguments: [String] = Array(CommandLine.arguments.dropFir
         try finishRun()
         exit(0)
     } catch {
+        // A failure naming its command was explained where it was raised (see CatalogCLI.run).
+        if let failure = error as? CommandFailure, failure.command != nil { failure.report() }
         if !(error is CommandFailure), let why = Console.standardOutputFailure() {
             Console.error("tlkit: standard output: \(why)")
             exit(1)
@@ -35,8 +37,7 @@ public func runTLKit(_ arguments: [String] = Array(CommandLine.arguments.dropFir
             exit(2)
         }
         if let failure = error as? CommandFailure {
-            Console.error("tlkit: \(failure.message)")
-            exit(failure.exitCode)
+            failure.report()
         }
         if code == .success, let topic = HelpRequest.topic(of: arguments), let examples = HelpRequest.examples(of: topic) {
             var help = TLKit.fullMessage(for: error)
@@ -60,9 +61,8 @@ private func finishRun() throws {
     try MappedInputs.check()
 }
 
-/// The process-wide settings a tlkit process starts with (the catalog helper's too, so that its
-/// timings are tlkit's).
-public func configureProcess() {
+/// The process-wide settings a tlkit process starts with.
+private func configureProcess() {
     // Only the commands that run oneDNN pay for the restart (see the function); the others start as fast as before.
     if let command = CommandLine.arguments.dropFirst().first, ["train", "sample"].contains(command) {
         Parallel.restartWithPassiveOpenMPIfNeeded()
@@ -150,16 +150,25 @@ enum Interruption {
 }
 
 /// A failure a command has already described; `exitCode` follows docs/contract.md, "Exit codes".
+/// The entry point prints it as `tlkit: message`, or `tlkit COMMAND: message` when `command` is set
+/// (the catalog commands name themselves).
 public struct CommandFailure: Error, CustomStringConvertible {
     public let message: String
     public let exitCode: Int32
+    public let command: String?
 
-    public init(_ message: String, exitCode: Int32 = 1) {
+    public init(_ message: String, exitCode: Int32 = 1, command: String? = nil) {
         self.message = message
         self.exitCode = exitCode
+        self.command = command
     }
 
     public var description: String { message }
+
+    func report() -> Never {
+        Console.error("tlkit\(command.map { " \($0)" } ?? ""): \(message)")
+        exit(exitCode)
+    }
 }
 
 /// Human text goes to stderr; stdout is for primary output and JSON.

@@ -1,14 +1,15 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Catalog
 import SafeTensors
 
 /// Real processes against one catalog file: killed mid-add, and racing each other.
-@Suite(.serialized) struct ProcessTests {
+@Suite(.serialized) struct CatalogProcessTests {
     /// A file of `megabytes` of random-ish fp32 data in tensors of 4 MB.
     static func bigFile(_ path: String, megabytes: Int, seed: UInt64) throws {
-        var r = Random(seed: seed)
-        let chunk = Fixture.floats(r.normal(count: 1 << 20), .f32)
+        var r = SplitMix64(seed: seed)
+        let chunk = SafeTensorsFixture.floats(r.normal(count: 1 << 20), .f32)
         var tensors: [(String, DType, [Int], [UInt8])] = []
         for i in 0..<(megabytes / 4) {
             var bytes = chunk
@@ -18,20 +19,20 @@ import SafeTensors
             }
             tensors.append(("t\(i)", .f32, [1 << 20], bytes))
         }
-        Fixture.write(try Fixture.file(tensors), to: path)
+        SafeTensorsFixture.write(try SafeTensorsFixture.file(tensors), to: path)
     }
 
     @Test func sigkillDuringALargeAddLeavesTheCatalogAsItWas() throws {
-        let folder = Fixture.folder()
+        let folder = SafeTensorsFixture.folder()
         let catalog = folder + "/c.sqlite"
         let small = folder + "/small.safetensors"
-        Fixture.write(try Fixture.checkpoint(step: 1, modules: 2), to: small)
-        #expect(try Helper.run(["add", small, "--name", "kept", "--catalog", catalog]).status == 0)
+        SafeTensorsFixture.write(try SafeTensorsFixture.checkpoint(step: 1, modules: 2), to: small)
+        #expect(try CLI.run(["add", small, "--name", "kept", "--catalog", catalog]).status == 0)
         let before = try Catalog.open(at: catalog, create: false).totals()
 
         let big = folder + "/big.safetensors"
         try Self.bigFile(big, megabytes: 384, seed: 7)
-        let process = try Helper.start(["add", big, "--name", "partial", "--level", "9", "--catalog", catalog])
+        let process = try CLI.start(["add", big, "--name", "partial", "--level", "9", "--catalog", catalog])
         // Wait until the add is inside its write transaction (the write-ahead log grows), then kill it.
         let start = Date()
         var sawWrites = false
@@ -50,15 +51,15 @@ import SafeTensors
         #expect(try after.verify().isEmpty)
         let totals = try after.totals()
         #expect(totals.blobs == before.blobs && totals.storedBytes == before.storedBytes)
-        let verify = try Helper.run(["verify", "--catalog", catalog])
-        #expect(verify.status == 0, "\(verify.err)")
+        let verify = try CLI.run(["verify", "--catalog", catalog])
+        #expect(verify.status == 0, "\(verify.stderr)")
         // Nothing but the catalog and the inputs is left in the folder (no temporary file).
         let known: Set = ["c.sqlite", "c.sqlite-wal", "c.sqlite-shm", "small.safetensors", "big.safetensors"]
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder).filter { !known.contains($0) }.isEmpty)
     }
 
     @Test func twoConcurrentAddsBothLand() throws {
-        let folder = Fixture.folder()
+        let folder = SafeTensorsFixture.folder()
         let catalog = folder + "/c.sqlite"
         var paths: [String] = []
         for i in 0..<2 {
@@ -70,7 +71,7 @@ import SafeTensors
         let logs = paths.indices.map { folder + "/add\($0).log" }
         let processes = try paths.enumerated().map { i, path in
             _ = FileManager.default.createFile(atPath: logs[i], contents: nil)
-            return try Helper.start(["add", path, "--name", "same", "--tag", "t\(i)", "--catalog", catalog],
+            return try CLI.start(["add", path, "--name", "same", "--tag", "t\(i)", "--catalog", catalog],
                                     stderr: FileHandle(forWritingAtPath: logs[i]))
         }
         for process in processes { process.waitUntilExit() }
@@ -83,8 +84,8 @@ import SafeTensors
         #expect(try opened.verify().isEmpty)
         for entry in entries {
             let out = folder + "/out.safetensors"
-            #expect(try Helper.run(["get", entry.reference.description, "-o", out, "--catalog", catalog]).status == 0)
-            #expect(Fixture.sha256(file: out) == entry.sha256)
+            #expect(try CLI.run(["get", entry.reference.description, "-o", out, "--catalog", catalog]).status == 0)
+            #expect(SafeTensorsFixture.sha256(file: out) == entry.sha256)
         }
     }
 }

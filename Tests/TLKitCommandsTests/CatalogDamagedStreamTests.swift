@@ -1,12 +1,13 @@
 import Foundation
 import GRDB
 import Testing
+import TestSupport
 @testable import Catalog
 import SafeTensors
 
 /// `get -o -` cannot take back what it has written: a damaged tensor must stop the stream before any
 /// of its bytes go out.
-@Suite struct DamagedStreamTests {
+@Suite struct CatalogDamagedStreamTests {
     /// Replaces the stored bytes of the blob of `tensor` (entry `run@1`) with `transform` of them.
     static func damage(_ path: String, tensor: String, _ transform: ([UInt8]) -> [UInt8]) throws {
         let queue = try DatabaseQueue(path: path)
@@ -21,15 +22,15 @@ import SafeTensors
     /// A catalog holding one file of distinct tensors stored without compression (so a flipped bit
     /// decodes fine and only its hash tells), and that file's bytes.
     static func catalog() throws -> (path: String, original: [UInt8], names: [String]) {
-        let folder = Fixture.folder()
-        var r = Random(seed: 42)
+        let folder = SafeTensorsFixture.folder()
+        var r = SplitMix64(seed: 42)
         let names = (0..<6).map { "layer\($0).weight" }
-        let tensors = names.map { ($0, DType.f32, [64, 64], Fixture.floats(r.normal(count: 64 * 64), .f32)) }
-        let original = try Fixture.file(tensors)
+        let tensors = names.map { ($0, DType.f32, [64, 64], SafeTensorsFixture.floats(r.normal(count: 64 * 64), .f32)) }
+        let original = try SafeTensorsFixture.file(tensors)
         let input = folder + "/run.safetensors", path = folder + "/c.sqlite"
-        Fixture.write(original, to: input)
-        let add = try Helper.run(["add", input, "--catalog", path, "--level=-7"])
-        #expect(add.status == 0, "\(add.err)")
+        SafeTensorsFixture.write(original, to: input)
+        let add = try CLI.run(["add", input, "--catalog", path, "--level=-7"])
+        #expect(add.status == 0, "\(add.stderr)")
         return (path, original, names)
     }
 
@@ -48,19 +49,36 @@ import SafeTensors
             if how == "flip" { data[data.count / 2] ^= 0x40 } else { data.removeLast(data.count / 2) }
             return data
         }
-        let result = try Helper.run(["get", "run", "-o", "-", "--catalog", path])
+        let result = try CLI.run(["get", "run", "-o", "-", "--catalog", path])
         #expect(result.status == 1)
-        #expect(result.err.contains("run@1") && result.err.contains(victim), "\(result.err)")
+        #expect(result.stderr.contains("run@1") && result.stderr.contains(victim), "\(result.stderr)")
         // What went out is exactly the file up to the damaged tensor: nothing of it, nothing after it.
         let end = try Self.offset(of: victim, in: original)
-        #expect(result.bytes.count == end, "\(result.bytes.count) bytes written, the damaged tensor starts at \(end)")
-        #expect(result.bytes == Array(original.prefix(result.bytes.count)))
+        let written = [UInt8](result.stdoutData)
+        #expect(written.count == end, "\(written.count) bytes written, the damaged tensor starts at \(end)")
+        #expect(written == Array(original.prefix(written.count)))
     }
 
     @Test func anIntactEntryStreamsWhole() throws {
         let (path, original, _) = try Self.catalog()
-        let result = try Helper.run(["get", "run", "-o", "-", "--catalog", path])
-        #expect(result.status == 0, "\(result.err)")
-        #expect(result.bytes == original)
+        let result = try CLI.run(["get", "run", "-o", "-", "--catalog", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect([UInt8](result.stdoutData) == original)
+    }
+
+    /// A `blobs` row claiming an impossible raw size (CatalogTests' fuzz regressions) reached through the
+    /// catalog: `get` reports the damaged entry, exit 1, no trap.
+    @Test(arguments: [Int64(-5), Int64(1) << 62])
+    func getRefusesADamagedRawSize(_ rawSize: Int64) throws {
+        let (path, _, names) = try Self.catalog()
+        let queue = try DatabaseQueue(path: path)
+        try queue.write { db in
+            try db.execute(sql: "UPDATE blobs SET raw_size = ? WHERE sha256 = (SELECT blob FROM entry_tensors WHERE name = ?)",
+                           arguments: [rawSize, names[2]])
+        }
+        try queue.close()
+        let result = try CLI.run(["get", "run", "-o", "-", "--catalog", path])
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(result.stderr.contains(names[2]), "\(result.stderr)")
     }
 }
