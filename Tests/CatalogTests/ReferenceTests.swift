@@ -37,9 +37,9 @@ import Testing
         #expect(CatalogLocation.resolve(explicit: nil, environment: ["XDG_DATA_HOME": "relative", "HOME": "/h"]) == "/h/.local/share/tlkit/catalog.sqlite")
     }
 
-    @Test func namesLatestAndExactVersions() throws {
+    @Test(arguments: Backend.all) func namesLatestAndExactVersions(backend: Backend) throws {
         let folder = Fixture.folder()
-        let catalog = try Catalog.open(at: folder + "/c.sqlite", create: true)
+        let catalog = try backend.newCatalog(in: folder)
         for step in 1...3 {
             let path = folder + "/s.safetensors"
             Fixture.write(try Fixture.checkpoint(step: step, modules: 1), to: path)

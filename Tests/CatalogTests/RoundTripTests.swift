@@ -27,9 +27,9 @@ import SafeTensors
         return out
     }
 
-    @Test func everySampleComesBackByteIdentical() throws {
+    @Test(arguments: Backend.all) func everySampleComesBackByteIdentical(backend: Backend) throws {
         let folder = Fixture.folder()
-        let catalog = try Catalog.open(at: folder + "/c.sqlite", create: true)
+        let catalog = try backend.newCatalog(in: folder)
         for (label, bytes) in try Self.samples() {
             let path = folder + "/in.safetensors"
             Fixture.write(bytes, to: path)
