@@ -82,7 +82,7 @@ var package = Package(
         .executableTarget(name: "tlkit-catalog-helper", dependencies: ["TLKitCommands"], path: "Tests/CatalogHelper"),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog", "SafeTensors", "tlkit-catalog-helper"]),
         .testTarget(name: "TLKitCommandsTests", dependencies: [
-            "TLKitCommands", "tlkit", "SafeTensors", "Engine", "Imaging",
+            "TLKitCommands", "tlkit", "SafeTensors", "Engine", "Imaging", "Catalog",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
     ]

@@ -22,7 +22,7 @@ public enum CatalogError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .noCatalog(path):
             return "\(path): no catalog here yet (it is created by the first 'tlkit add'; use --catalog PATH or $TLKIT_CATALOG for another one)"
         case let .unsupportedURL(scheme):
-            return "\(scheme)://…: catalogs at URLs are not supported; give the path of a catalog file (--catalog PATH or $TLKIT_CATALOG)"
+            return "\(scheme)://…: catalogs at such URLs are not supported; give a postgresql:// URL or the path of a catalog file (--catalog PATH or $TLKIT_CATALOG)"
         case let .invalidLocation(why): return "invalid catalog URL: \(why)"
         case let .server(location, why): return "\(location): \(why)"
         case let .notACatalog(path, why):
