@@ -123,12 +123,28 @@ import Testing
         #expect(!wrongDatabase.description.contains("s3cret"))
     }
 
+    @Test func initCreatesTheTablesOnceAndTheFirstAddFindsThem() throws {
+        let catalog = try Self.newDatabase()
+        let location = try PostgresLocation.parse(catalog)
+        #expect(try PostgresCatalog.openIfPresent(location) == nil)
+        for _ in 0..<2 {
+            let result = try CLI.run(["init", "--catalog", catalog])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stderr == "\(location.description): catalog ready\n")
+        }
+        let version = try PostgresSession(location).query("SELECT version FROM tlkit_schema").map { try $0.decode(Int.self) }
+        #expect(version == [PostgresSchema.version])
+        #expect(try CLI.run(["list", "--json", "--catalog", catalog]).stdout.isEmpty)
+        let added = try CLI.run(["add", try Self.adapter(3, in: CLI.temporaryFolder()).path, "--name", "first", "--catalog", catalog])
+        #expect(added.stdout == "first@1\n", "\(added.stderr)")
+    }
+
     @Test func aCatalogFromANewerTlkitIsRefused() throws {
         let catalog = try Self.newDatabase()
         let folder = CLI.temporaryFolder()
         #expect(try CLI.run(["add", try Self.adapter(1, in: folder).path, "--catalog", catalog]).status == 0)
         try PostgresSession(PostgresLocation.parse(catalog)).query("UPDATE tlkit_schema SET version = \(PostgresSchema.version + 1)")
-        for arguments in [["list"], ["add", try Self.adapter(2, in: folder).path]] {
+        for arguments in [["list"], ["add", try Self.adapter(2, in: folder).path], ["init"]] {
             let result = try CLI.run(arguments + ["--catalog", catalog])
             #expect(result.status == 1)
             #expect(result.stderr.contains("newer tlkit"), "\(result.stderr)")

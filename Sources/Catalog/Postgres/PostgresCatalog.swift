@@ -23,9 +23,12 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
         let session = try PostgresSession(location)
         if try schemaVersion(session) == nil {
             guard create else { throw CatalogError.noCatalog(path: location.description) }
+            // Two first adds may race to create the tables: the second waits for the lock, then finds
+            // them. The lock is taken before the transaction starts, because a transaction sees tables
+            // that others created only from its start (the server refreshes its view of them then).
+            try session.query("SELECT pg_advisory_lock($1)", [PostgresSchema.schemaLockKey])
+            defer { _ = try? session.query("SELECT pg_advisory_unlock($1)", [PostgresSchema.schemaLockKey]) }
             try session.transaction {
-                // Two first adds may race to create the tables: the second waits, then finds them.
-                try session.query("SELECT pg_advisory_xact_lock($1)", [PostgresSchema.schemaLockKey])
                 if try schemaVersion(session) == nil {
                     for statement in PostgresSchema.v1 { try session.query(statement) }
                 }

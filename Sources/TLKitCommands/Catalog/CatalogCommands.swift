@@ -3,7 +3,7 @@ import Foundation
 
 /// The catalog subcommands, for the root `tlkit` command to include.
 public let catalogSubcommands: [any ParsableCommand.Type] = [
-    AddCommand.self, ListCommand.self, ShowCommand.self, GetCommand.self, RmCommand.self,
+    InitCommand.self, AddCommand.self, ListCommand.self, ShowCommand.self, GetCommand.self, RmCommand.self,
     TagCommand.self, UntagCommand.self, VerifyCommand.self, GcCommand.self,
 ]
 

@@ -6,7 +6,7 @@ import SafeTensors
 /// `--catalog PATH`, accepted after every catalog subcommand's name.
 struct CatalogOption: ParsableArguments {
     @Option(name: .customLong("catalog"), help: ArgumentHelp(
-        "The catalog file (default: $TLKIT_CATALOG, else $XDG_DATA_HOME/tlkit/catalog.sqlite, else ~/.local/share/tlkit/catalog.sqlite).",
+        "The catalog file, or a postgresql:// URL (default: $TLKIT_CATALOG, else $XDG_DATA_HOME/tlkit/catalog.sqlite, else ~/.local/share/tlkit/catalog.sqlite).",
         valueName: "PATH"))
     var path: String?
 
