@@ -139,6 +139,31 @@ import Testing
         #expect(added.stdout == "first@1\n", "\(added.stderr)")
     }
 
+    @Test func passwordsComeFromTheURLOrPGPASSWORDAndAreNeverShown() throws {
+        let environment = ProcessInfo.processInfo.environment
+        guard let url = environment["TLKIT_TEST_POSTGRES_PASSWORD_URL"], let password = environment["TLKIT_TEST_POSTGRES_PASSWORD"] else {
+            throw CatalogError.io("TLKIT_TEST_POSTGRES_PASSWORD_URL and TLKIT_TEST_POSTGRES_PASSWORD are not set (Scripts/with-postgres.sh sets them)")
+        }
+        let shown = try PostgresLocation.parse(url).description
+        let wrong = try CLI.run(["list", "--catalog", url], environment: ["PGPASSWORD": "wrong-s3cret"])
+        #expect(wrong.status == 1)
+        #expect(wrong.stderr.hasPrefix("tlkit list: \(shown): authentication failed"), "\(wrong.stderr)")
+        #expect(!wrong.stderr.contains("wrong-s3cret"))
+        let missing = try CLI.run(["list", "--catalog", url], environment: ["PGPASSWORD": ""])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("authentication failed"), "\(missing.stderr)")
+        // The right password, from the environment or in the URL: an empty catalog, nothing printed.
+        let inURL = url.replacingOccurrences(of: "tlkit_password@", with: "tlkit_password:\(password)@")
+        for (catalog, variables) in [(url, ["PGPASSWORD": password]), (inURL, ["PGPASSWORD": ""])] {
+            let right = try CLI.run(["list", "--json", "--catalog", catalog], environment: variables)
+            #expect(right.status == 0, "\(right.stderr)")
+            #expect(right.stdout.isEmpty && right.stderr.isEmpty)
+        }
+        let failing = try CLI.run(["get", "nothing", "-o", "-", "--catalog", inURL], environment: ["PGPASSWORD": ""])
+        #expect(failing.status == 1)
+        #expect(failing.stderr.contains(shown) && !failing.stderr.contains(password), "\(failing.stderr)")
+    }
+
     @Test func aCatalogFromANewerTlkitIsRefused() throws {
         let catalog = try Self.newDatabase()
         let folder = CLI.temporaryFolder()
