@@ -67,6 +67,49 @@ import Testing
         #expect(try opened.totals().blobs == writers + 1)
     }
 
+    @Test func gcBesideAddsNeverTakesATensorAnAddUses() throws {
+        let catalog = try Self.newDatabase()
+        let folder = CLI.temporaryFolder()
+        // The shared tensor is stored but unused: every add below reuses it while gc wants it gone.
+        #expect(try CLI.run(["add", try Self.adapter(0, in: folder).path, "--name", "seed", "--catalog", catalog]).status == 0)
+        #expect(try CLI.run(["rm", "seed", "--catalog", catalog]).status == 0)
+        let writers = 4
+        let files = try (1...writers).map { try Self.adapter($0, in: folder) }
+        let results = UnsafeMutableBufferPointer<CLI.Result?>.allocate(capacity: writers + 1)
+        results.initialize(repeating: nil)
+        defer { results.deallocate() }
+        let box = UncheckedResults(results)
+        DispatchQueue.concurrentPerform(iterations: writers + 1) { i in
+            if i == writers {
+                for _ in 0..<8 { box.slots[i] = try? CLI.run(["gc", "--catalog", catalog]) }
+            } else {
+                box.slots[i] = try? CLI.run(["add", files[i].path, "--name", "farm", "--catalog", catalog])
+            }
+        }
+        #expect(results[writers]?.status == 0, "\(results[writers]?.stderr ?? "gc did not run")")
+        // Each add either landed or was refused as a whole, asking to be run again.
+        var added: [(String, URL)] = []
+        for i in 0..<writers {
+            guard let result = results[i] else { Issue.record("writer \(i) did not run"); continue }
+            if result.status == 0 {
+                added.append((result.stdout.trimmingCharacters(in: .whitespacesAndNewlines), files[i]))
+            } else {
+                #expect(result.status == 1 && result.stderr.contains("removed by a concurrent 'tlkit gc'"), "\(result.stderr)")
+                let again = try CLI.run(["add", files[i].path, "--name", "farm", "--catalog", catalog])
+                #expect(again.status == 0, "\(again.stderr)")
+                added.append((again.stdout.trimmingCharacters(in: .whitespacesAndNewlines), files[i]))
+            }
+        }
+        #expect(Set(added.map(\.0)) == Set((1...writers).map { "farm@\($0)" }))
+        for (ref, file) in added {
+            let got = try CLI.run(["get", ref, "-o", "-", "--catalog", catalog])
+            let original = try Data(contentsOf: file)
+            #expect(got.status == 0 && got.stdoutData == original, "\(ref): \(got.stderr)")
+        }
+        let verify = try CLI.run(["verify", "--catalog", catalog])
+        #expect(verify.status == 0, "\(verify.stderr)")
+    }
+
     @Test func listJSONMatchesTheSQLiteCatalog() throws {
         let server = try Self.newDatabase()
         let folder = CLI.temporaryFolder()
