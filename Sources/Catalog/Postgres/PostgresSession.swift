@@ -18,14 +18,14 @@ final class PostgresSession: @unchecked Sendable {
 
     init(_ location: PostgresLocation) throws {
         self.location = location
-        var quiet = Logger(label: "tlkit.catalog.postgres")
-        quiet.logLevel = .critical
-        let logger = quiet
+        // PostgresNIO's own log lines could include connection settings: keep them all quiet.
+        var logger = Logger(label: "tlkit.catalog.postgres")
+        logger.logLevel = .critical
         self.logger = logger
         let configuration = try PostgresSession.configuration(location)
         do {
             connection = try PostgresConnection.connect(on: PostgresConnection.defaultEventLoopGroup.any(), configuration: configuration,
-                                                        id: 1, logger: logger).wait()
+                                                        id: 1, logger: self.logger).wait()
         } catch {
             throw PostgresSession.explain(error, location, connecting: true)
         }
@@ -92,11 +92,6 @@ final class PostgresSession: @unchecked Sendable {
             _ = try? query("ROLLBACK")
             throw error
         }
-    }
-
-    /// The SQLSTATE of a server error, if `error` is one.
-    static func sqlState(_ error: any Error) -> String? {
-        (error as? PSQLError)?.serverInfo?[.sqlState]
     }
 
     /// A message that says what went wrong without printing the password (PostgresNIO's own
