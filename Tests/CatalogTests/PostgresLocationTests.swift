@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Catalog
 
@@ -22,6 +23,31 @@ import Testing
         // What the URL gives wins; the database defaults to the user's name.
         let given = try PostgresLocation.parse("postgresql://me@h:1/", environment: ["PGUSER": "other", "PGPASSWORD": "pw"])
         #expect(given.user == "me" && given.database == "me" && given.host == "h" && given.port == 1 && given.password == "pw")
+    }
+
+    @Test func readsPasswordsFromThePasswordFileAsLibpqDoes() throws {
+        let path = Fixture.folder() + "/pgpass"
+        let lines = [
+            "# comment",
+            "other:5432:*:me:not-this-one",
+            #"db.example:6543:cat:me:co\:lon\\slash"#,
+            "*:*:*:me:fallback",
+            "localhost:5432:*:sock:via-socket",
+        ]
+        Fixture.write(Array(lines.joined(separator: "\n").utf8), to: path)
+        chmod(path, 0o600)
+        let environment = ["PGPASSFILE": path]
+        #expect(try PostgresLocation.parse("postgresql://me@db.example:6543/cat", environment: environment).password == #"co:lon\slash"#)
+        #expect(try PostgresLocation.parse("postgresql://me@db.example/cat", environment: environment).password == "fallback")
+        #expect(try PostgresLocation.parse("postgresql://nobody@db.example/cat", environment: environment).password == nil)
+        // The server's default socket folder counts as localhost.
+        let socket = try PostgresLocation.parse("postgresql://sock@/d?host=\(PostgresLocation.defaultSocketFolder)", environment: environment)
+        #expect(socket.password == "via-socket")
+        // A password given in the URL or the environment wins; a file others may read is ignored.
+        #expect(try PostgresLocation.parse("postgresql://me:given@h/d", environment: environment).password == "given")
+        #expect(try PostgresLocation.parse("postgresql://me@h/d", environment: environment.merging(["PGPASSWORD": "env"]) { $1 }).password == "env")
+        chmod(path, 0o644)
+        #expect(try PostgresLocation.parse("postgresql://me@h/d", environment: environment).password == nil)
     }
 
     @Test func refusesWhatItCannotHonour() {

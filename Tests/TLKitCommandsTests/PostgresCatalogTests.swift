@@ -182,7 +182,7 @@ import Testing
         #expect(added.stdout == "first@1\n", "\(added.stderr)")
     }
 
-    @Test func passwordsComeFromTheURLOrPGPASSWORDAndAreNeverShown() throws {
+    @Test func passwordsComeFromTheURLPGPASSWORDOrThePasswordFileAndAreNeverShown() throws {
         let environment = ProcessInfo.processInfo.environment
         guard let url = environment["TLKIT_TEST_POSTGRES_PASSWORD_URL"], let password = environment["TLKIT_TEST_POSTGRES_PASSWORD"] else {
             throw CatalogError.io("TLKIT_TEST_POSTGRES_PASSWORD_URL and TLKIT_TEST_POSTGRES_PASSWORD are not set (Scripts/with-postgres.sh sets them)")
@@ -192,7 +192,7 @@ import Testing
         #expect(wrong.status == 1)
         #expect(wrong.stderr.hasPrefix("tlkit list: \(shown): authentication failed"), "\(wrong.stderr)")
         #expect(!wrong.stderr.contains("wrong-s3cret"))
-        let missing = try CLI.run(["list", "--catalog", url], environment: ["PGPASSWORD": ""])
+        let missing = try CLI.run(["list", "--catalog", url], environment: ["PGPASSWORD": "", "PGPASSFILE": "/nonexistent"])
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("authentication failed"), "\(missing.stderr)")
         // The right password, from the environment or in the URL: an empty catalog, nothing printed.
@@ -202,6 +202,13 @@ import Testing
             #expect(right.status == 0, "\(right.stderr)")
             #expect(right.stdout.isEmpty && right.stderr.isEmpty)
         }
+        // Or from a password file.
+        let location = try PostgresLocation.parse(url)
+        let passfile = CLI.temporaryFolder().appendingPathComponent("pgpass")
+        try Data("\(location.host):\(location.port):*:\(location.user):\(password)\n".utf8).write(to: passfile)
+        chmod(passfile.path, 0o600)
+        let fromFile = try CLI.run(["list", "--json", "--catalog", url], environment: ["PGPASSWORD": "", "PGPASSFILE": passfile.path])
+        #expect(fromFile.status == 0 && fromFile.stderr.isEmpty, "\(fromFile.stderr)")
         let failing = try CLI.run(["get", "nothing", "-o", "-", "--catalog", inURL], environment: ["PGPASSWORD": ""])
         #expect(failing.status == 1)
         #expect(failing.stderr.contains(shown) && !failing.stderr.contains(password), "\(failing.stderr)")

@@ -3,8 +3,8 @@ import Foundation
 /// A PostgreSQL catalog location, read the way libpq reads a connection URL:
 /// `postgresql://[user[:password]@][host][:port][/dbname][?param=value&…]` (also `postgres://`), with
 /// the parameters `host`, `port`, `dbname`, `user`, `password` and `sslmode`, and `PGHOST`, `PGPORT`,
-/// `PGUSER`, `PGDATABASE`, `PGPASSWORD` for what the URL leaves out. A host that starts with `/` is the
-/// folder of the server's Unix socket.
+/// `PGUSER`, `PGDATABASE`, `PGPASSWORD`, `PGSSLMODE` and the password file for what the URL leaves out.
+/// A host that starts with `/` is the folder of the server's Unix socket.
 public struct PostgresLocation: Equatable, Sendable {
     public static let schemes: Set<String> = ["postgresql", "postgres"]
 
@@ -89,15 +89,47 @@ public struct PostgresLocation: Equatable, Sendable {
         guard let mode = SSLMode(rawValue: modeText) else {
             throw fail("sslmode '\(modeText)' is not supported (use disable, allow, prefer or require)")
         }
-        return PostgresLocation(host: host ?? env("PGHOST") ?? defaultHost(), port: portNumber, user: resolvedUser,
-                                database: database ?? env("PGDATABASE") ?? resolvedUser,
-                                password: password ?? env("PGPASSWORD"), sslMode: mode)
+        var location = PostgresLocation(host: host ?? env("PGHOST") ?? defaultHost(), port: portNumber, user: resolvedUser,
+                                        database: database ?? env("PGDATABASE") ?? resolvedUser,
+                                        password: password ?? env("PGPASSWORD"), sslMode: mode)
+        if location.password == nil {
+            let file = env("PGPASSFILE") ?? CatalogLocation.home(environment) + "/.pgpass"
+            location.password = location.passwordFromFile(file)
+        }
+        return location
+    }
+
+    /// The password a libpq password file (`~/.pgpass`, or `$PGPASSFILE`) gives this location: lines of
+    /// `host:port:database:user:password`, `*` matching anything, `\:` and `\\` for a literal colon and
+    /// backslash, the first matching line winning. As libpq does, a file that others may read is
+    /// ignored, and the server's default socket folder is matched as `localhost`.
+    func passwordFromFile(_ path: String) -> String? {
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_mode & 0o077 == 0,
+              let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        let hostName = host == PostgresLocation.defaultSocketFolder ? "localhost" : host
+        let wanted = [hostName, String(port), database, user]
+        for line in text.split(separator: "\n", omittingEmptySubsequences: true) where !line.hasPrefix("#") {
+            var fields: [String] = [], field = "", escaped = false
+            for c in line where c != "\r" {
+                if escaped { field.append(c); escaped = false } else if c == "\\" { escaped = true } else if c == ":" && fields.count < 4 {
+                    fields.append(field); field = ""
+                } else { field.append(c) }
+            }
+            fields.append(field)
+            guard fields.count == 5, zip(fields, wanted).allSatisfy({ $0 == "*" || $0 == $1 }) else { continue }
+            return fields[4]
+        }
+        return nil
     }
 
     /// libpq's default on Debian: the server's socket folder when there is one, else the loopback host.
     private static func defaultHost() -> String {
-        FileSystem.exists("/var/run/postgresql") ? "/var/run/postgresql" : "localhost"
+        FileSystem.exists(defaultSocketFolder) ? defaultSocketFolder : "localhost"
     }
+
+    /// Where Debian's server puts its Unix socket.
+    static let defaultSocketFolder = "/var/run/postgresql"
 
     private static func currentUser() -> String {
         if let entry = getpwuid(geteuid()), let name = entry.pointee.pw_name { return String(cString: name) }
