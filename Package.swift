@@ -13,6 +13,7 @@ var package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // System libraries, each wrapped by a tiny module map.
@@ -56,6 +57,7 @@ var package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "PostgresNIO", package: "postgres-nio"),
         ]),
         .target(name: "TLKitCommands", dependencies: [
             "SafeTensors", "JSONOutput", "SDXL", "Adapters", "TorchPickle", "Catalog", "CMalloc", "Engine", "UNet", "TextEncoders", "VAE", "Imaging", "Training", "Sampling",

@@ -6,8 +6,9 @@ import GRDB
 ///
 /// The operations live in extensions, one file each: `CatalogAdd`, `CatalogRead`, `CatalogEdit`,
 /// `CatalogVerify`.
-public final class Catalog: @unchecked Sendable {
+public final class Catalog: CatalogStore, @unchecked Sendable {
     public let path: String
+    public var location: String { path }
     let store: Store
 
     private init(path: String, store: Store) {
@@ -64,9 +65,14 @@ public final class Catalog: @unchecked Sendable {
 
     private func notFound(_ db: Database, _ reference: Reference) throws -> CatalogError {
         let versions = try Int.fetchAll(db, sql: "SELECT version FROM entries WHERE name = ? ORDER BY version", arguments: [reference.name])
+        return Catalog.notFound(reference, versions: versions, location: path)
+    }
+
+    /// "No such entry" or "no such version" (with the versions there are), for any backend.
+    static func notFound(_ reference: Reference, versions: [Int], location: String) -> CatalogError {
         if versions.isEmpty {
-            return .notFound("\(reference): no such entry in the catalog \(path) (see 'tlkit list')")
+            return .notFound("\(reference): no such entry in the catalog \(location) (see 'tlkit list')")
         }
-        return .notFound("\(reference): no such version in the catalog \(path); \(reference.name) has versions \(versions.map(String.init).joined(separator: ", "))")
+        return .notFound("\(reference): no such version in the catalog \(location); \(reference.name) has versions \(versions.map(String.init).joined(separator: ", "))")
     }
 }

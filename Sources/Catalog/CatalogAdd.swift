@@ -20,14 +20,7 @@ extension Catalog {
 
         // 1. Each tensor's hash, on every core. Every byte is read (reading the facts may have set the
         //    mapping up for scattered reads).
-        file.adviseWholeRead()
-        var blobHashes = [String](repeating: "", count: tensors.count)
-        blobHashes.withUnsafeMutableBufferPointer { out in
-            let out = UncheckedBox(out)
-            DispatchQueue.concurrentPerform(iterations: tensors.count) { i in
-                out.value[i] = Hashing.sha256(file.rawBytes(tensors[i]))
-            }
-        }
+        let blobHashes = Catalog.tensorHashes(file)
 
         // 2. Which tensors are new (first occurrence of each hash not yet stored).
         let existing = try store.read { db in try storedBlobs(db, Set(blobHashes)) }
@@ -41,19 +34,7 @@ extension Catalog {
         //    already: its hashes are then computed by the compression workers in their idle time.
         //    Otherwise they come first, and say whether the file is stored already.
         let fileHashes = HashPair()
-        let hashTasks: [@Sendable () -> Void] = [
-            {
-                var whole = StreamHasher()
-                whole.update(file.headerBytes)
-                whole.update(file.dataSection)
-                fileHashes.file = whole.finalize()
-            },
-            {
-                var data = StreamHasher()
-                data.update(file.dataSection)
-                fileHashes.data = "0x" + data.finalize()
-            },
-        ]
+        let hashTasks = Catalog.fileHashTasks(file, into: fileHashes)
         if fresh.isEmpty {
             DispatchQueue.concurrentPerform(iterations: hashTasks.count) { hashTasks[$0]() }
             if let same = try store.read({ db in try sameFile(db, fileHashes.file) }) { return .alreadyStored(same) }
@@ -119,6 +100,38 @@ extension Catalog {
                           AddStatistics(tensors: tensors.count, newBlobs: newBlobs, sharedBlobs: distinct - newBlobs,
                                         size: file.header.fileLength, addedBytes: added))
         }
+    }
+
+    /// Each tensor's SHA-256, on every core. Every byte is read (reading the facts may have set the
+    /// mapping up for scattered reads).
+    static func tensorHashes(_ file: SafeTensorsFile) -> [String] {
+        let tensors = file.header.tensors
+        file.adviseWholeRead()
+        var blobHashes = [String](repeating: "", count: tensors.count)
+        blobHashes.withUnsafeMutableBufferPointer { out in
+            let out = UncheckedBox(out)
+            DispatchQueue.concurrentPerform(iterations: tensors.count) { i in
+                out.value[i] = Hashing.sha256(file.rawBytes(tensors[i]))
+            }
+        }
+        return blobHashes
+    }
+
+    /// Two tasks that hash the whole file and its data section into `hashes`.
+    static func fileHashTasks(_ file: SafeTensorsFile, into hashes: HashPair) -> [@Sendable () -> Void] {
+        [
+            {
+                var whole = StreamHasher()
+                whole.update(file.headerBytes)
+                whole.update(file.dataSection)
+                hashes.file = whole.finalize()
+            },
+            {
+                var data = StreamHasher()
+                data.update(file.dataSection)
+                hashes.data = "0x" + data.finalize()
+            },
+        ]
     }
 
     /// Now as ISO 8601 UTC to the second (`2025-01-31T12:00:00Z`), without Foundation's formatter

@@ -4,6 +4,10 @@ public enum CatalogError: Error, CustomStringConvertible, Equatable, Sendable {
     case noCatalog(path: String)
     /// A catalog given as a URL; only the scheme is kept, so a password in it is never printed.
     case unsupportedURL(scheme: String)
+    /// A catalog URL that cannot be used; the message never repeats the URL (it may hold a password).
+    case invalidLocation(String)
+    /// The catalog's server failed or refused; `location` is printed without a password.
+    case server(location: String, why: String)
     case notACatalog(path: String, why: String)
     case newerSchema(path: String, found: Int, known: Int)
     case notFound(String)
@@ -18,7 +22,9 @@ public enum CatalogError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .noCatalog(path):
             return "\(path): no catalog here yet (it is created by the first 'tlkit add'; use --catalog PATH or $TLKIT_CATALOG for another one)"
         case let .unsupportedURL(scheme):
-            return "\(scheme)://…: catalogs at URLs are not supported; give the path of a catalog file (--catalog PATH or $TLKIT_CATALOG)"
+            return "\(scheme)://…: catalogs at such URLs are not supported; give a postgresql:// URL or the path of a catalog file (--catalog PATH or $TLKIT_CATALOG)"
+        case let .invalidLocation(why): return "invalid catalog URL: \(why)"
+        case let .server(location, why): return "\(location): \(why)"
         case let .notACatalog(path, why):
             return "\(path): not a tlkit catalog (\(why)); it was left untouched — give another path with --catalog"
         case let .newerSchema(path, found, known):

@@ -53,16 +53,20 @@ extension Catalog {
 
     /// Decodes one blob row (sha256, codec, raw_size, data) and checks its address; nil when intact.
     static func checkBlob(_ row: Row) throws -> String? {
-        let sha: String = row[0], codecName: String = row[1], rawSize: Int = row[2]
+        try row.withUnsafeData(atIndex: 3) { data in
+            try checkBlob(sha: row[0], codecName: row[1], rawSize: row[2], stored: data)
+        }
+    }
+
+    /// Decodes one unused blob's stored bytes and checks them against its address; nil when intact.
+    static func checkBlob(sha: String, codecName: String, rawSize: Int, stored: Data?) throws -> String? {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, rawSize), alignment: 16)
         defer { buffer.deallocate() }
         let decoded = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<rawSize])
         do {
             let codec = try Codec(name: codecName)
-            try row.withUnsafeData(atIndex: 3) { data in
-                guard let data else { throw CatalogError.corrupt("no data") }
-                try data.withUnsafeBytes { try codec.decode($0, into: decoded) }
-            }
+            guard let stored else { throw CatalogError.corrupt("no data") }
+            try stored.withUnsafeBytes { try codec.decode($0, into: decoded) }
         } catch {
             return "unused blob \(sha.prefix(12))…: cannot decode: \(error)"
         }

@@ -17,8 +17,9 @@ struct Rebuild {
         var problems: [String] = []
     }
 
-    /// One tensor of the entry and, when its blob exists, how it is stored.
-    private struct Part {
+    /// One tensor of the entry and, when its blob exists, how it is stored (`rowID` is the backend's
+    /// number for the blob).
+    struct Part {
         let name: String
         let blob: String
         let codec: String?
@@ -32,14 +33,7 @@ struct Rebuild {
     /// reach the sink, and the stream ends before the first tensor that is damaged or missing.
     static func run(_ db: Database, entryID: Int64, checkBlobs: Bool, hashData: Bool = false, stopAtFirstProblem: Bool = false,
                     sink: @escaping (UnsafeRawBufferPointer) throws -> Void) throws -> Result {
-        guard let header = try Data.fetchOne(db, sql: "SELECT bytes FROM entry_headers WHERE entry_id = ?", arguments: [entryID]) else {
-            return Result(problems: ["its header is missing"])
-        }
-        let state = State(sink: sink, hashData: hashData, stopAtFirstProblem: stopAtFirstProblem)
-        let headerBytes = [UInt8](header)
-        headerBytes.withUnsafeBytes { state.whole.update($0) }
-        try headerBytes.withUnsafeBytes { try sink($0) }
-
+        let header = try Data.fetchOne(db, sql: "SELECT bytes FROM entry_headers WHERE entry_id = ?", arguments: [entryID])
         var parts: [Part] = []
         let rows = try RawRows(db, sql: """
             SELECT t.name, t.blob, b.codec, b.raw_size, b.rowid FROM entry_tensors t
@@ -50,6 +44,21 @@ struct Rebuild {
                               rowID: rows.isNull(4) ? nil : rows.int64(4)))
         }
         let reader = try BlobReader(db)
+        return try withExtendedLifetime(reader) {
+            try stream(header: header.map { [UInt8]($0) }, parts: parts, read: { try reader.read(rowID: $0) }, checkBlobs: checkBlobs,
+                       hashData: hashData, stopAtFirstProblem: stopAtFirstProblem, sink: sink)
+        }
+    }
+
+    /// The backend-independent part of `run`: `header` (nil when missing), then each part's blob as
+    /// `read` returns its stored bytes (valid until the next call).
+    static func stream(header: [UInt8]?, parts: [Part], read: (Int64) throws -> UnsafeRawBufferPointer, checkBlobs: Bool,
+                       hashData: Bool, stopAtFirstProblem: Bool, sink: @escaping (UnsafeRawBufferPointer) throws -> Void) throws -> Result {
+        guard let headerBytes = header else { return Result(problems: ["its header is missing"]) }
+        let state = State(sink: sink, hashData: hashData, stopAtFirstProblem: stopAtFirstProblem)
+        headerBytes.withUnsafeBytes { state.whole.update($0) }
+        try headerBytes.withUnsafeBytes { try sink($0) }
+
         let planes = ReusableBuffer()
         // Three chunks let decoding run ahead a little; with very large tensors (each its own chunk)
         // two keep memory near what it was with one buffer per tensor in flight.
@@ -75,17 +84,15 @@ struct Rebuild {
             }
             if state.failed { break }
             do {
-                let stored = try reader.read(rowID: rowID)
+                let stored = try read(rowID)
                 // The chunk is taken only once the row's raw size is known to match the stored bytes.
-                try withExtendedLifetime(reader) {
-                    try Codec.decode(codecName: codecName, rawSize: rawSize, stored: stored, scratch: planes) { size in
-                        if let open = chunk, open.used + size > open.memory.count { handOver() }
-                        if chunk == nil {
-                            let buffer = chunks.take()
-                            chunk = Chunk(buffer: buffer, memory: buffer.prefix(max(Rebuild.chunkBytes, size)))
-                        }
-                        return UnsafeMutableRawBufferPointer(rebasing: chunk!.memory[chunk!.used..<(chunk!.used + size)])
+                try Codec.decode(codecName: codecName, rawSize: rawSize, stored: stored, scratch: planes) { size in
+                    if let open = chunk, open.used + size > open.memory.count { handOver() }
+                    if chunk == nil {
+                        let buffer = chunks.take()
+                        chunk = Chunk(buffer: buffer, memory: buffer.prefix(max(Rebuild.chunkBytes, size)))
                     }
+                    return UnsafeMutableRawBufferPointer(rebasing: chunk!.memory[chunk!.used..<(chunk!.used + size)])
                 }
             } catch {
                 state.note("tensor '\(part.name)' (blob \(part.blob.prefix(12))…): cannot decode: \(error)")

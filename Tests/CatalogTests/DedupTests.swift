@@ -7,11 +7,11 @@ import SafeTensors
 
 @Suite struct DedupTests {
     /// Stored bytes of all blobs plus headers, straight from the database.
-    static func storedBytes(_ catalog: Catalog) throws -> Int { try catalog.totals().storedBytes }
+    static func storedBytes(_ catalog: any CatalogStore) throws -> Int { try catalog.totals().storedBytes }
 
-    @Test func secondCheckpointStoresOnlyTheChangedTensors() throws {
+    @Test(arguments: Backend.all) func secondCheckpointStoresOnlyTheChangedTensors(backend: Backend) throws {
         let folder = SafeTensorsFixture.folder()
-        let catalog = try Catalog.open(at: folder + "/c.sqlite", create: true)
+        let catalog = try backend.newCatalog(in: folder)
         let first = folder + "/step1.safetensors", second = folder + "/step2.safetensors"
         SafeTensorsFixture.write(try SafeTensorsFixture.checkpoint(step: 1), to: first)
         SafeTensorsFixture.write(try SafeTensorsFixture.checkpoint(step: 2), to: second)
@@ -35,9 +35,9 @@ import SafeTensors
         #expect(growth < file.header.fileLength / 2)
     }
 
-    @Test func identicalReaddAddsNothing() throws {
+    @Test(arguments: Backend.all) func identicalReaddAddsNothing(backend: Backend) throws {
         let folder = SafeTensorsFixture.folder()
-        let catalog = try Catalog.open(at: folder + "/c.sqlite", create: true)
+        let catalog = try backend.newCatalog(in: folder)
         let path = folder + "/a.safetensors"
         SafeTensorsFixture.write(try SafeTensorsFixture.checkpoint(step: 3, modules: 2), to: path)
         _ = try catalog.add(file: try SafeTensorsFile.open(path), originalPath: path, name: "a", tags: ["x"])
@@ -48,9 +48,9 @@ import SafeTensors
         #expect(after.entries == before.entries && after.blobs == before.blobs && after.storedBytes == before.storedBytes)
     }
 
-    @Test func removedVersionsKeepSharedTensorsAndGCFreesTheRest() throws {
+    @Test(arguments: Backend.all) func removedVersionsKeepSharedTensorsAndGCFreesTheRest(backend: Backend) throws {
         let folder = SafeTensorsFixture.folder()
-        let catalog = try Catalog.open(at: folder + "/c.sqlite", create: true)
+        let catalog = try backend.newCatalog(in: folder)
         for step in 1...3 {
             let path = folder + "/s\(step).safetensors"
             SafeTensorsFixture.write(try SafeTensorsFixture.checkpoint(step: step, modules: 3), to: path)

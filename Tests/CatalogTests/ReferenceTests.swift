@@ -38,9 +38,9 @@ import TestSupport
         #expect(CatalogLocation.resolve(explicit: nil, environment: ["XDG_DATA_HOME": "relative", "HOME": "/h"]) == "/h/.local/share/tlkit/catalog.sqlite")
     }
 
-    @Test func namesLatestAndExactVersions() throws {
+    @Test(arguments: Backend.all) func namesLatestAndExactVersions(backend: Backend) throws {
         let folder = SafeTensorsFixture.folder()
-        let catalog = try Catalog.open(at: folder + "/c.sqlite", create: true)
+        let catalog = try backend.newCatalog(in: folder)
         for step in 1...3 {
             // A new file per step: rewriting a mapped one would read as "changed while being read" to any
             // other test in this process (MappedInputs watches every mapped input).

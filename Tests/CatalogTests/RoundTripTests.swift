@@ -28,9 +28,9 @@ import SafeTensors
         return out
     }
 
-    @Test func everySampleComesBackByteIdentical() throws {
+    @Test(arguments: Backend.all) func everySampleComesBackByteIdentical(backend: Backend) throws {
         let folder = SafeTensorsFixture.folder()
-        let catalog = try Catalog.open(at: folder + "/c.sqlite", create: true)
+        let catalog = try backend.newCatalog(in: folder)
         for (label, bytes) in try Self.samples() {
             let path = folder + "/in.safetensors"
             SafeTensorsFixture.write(bytes, to: path)

@@ -11,13 +11,17 @@ import Testing
     }
 
     @Test func urlsAreNeverPaths() throws {
-        let url = "postgresql://user:s3cret@host:5432/db"
+        // A PostgreSQL URL is a server (here one that cannot be reached), never a file.
+        let url = "postgresql://user:s3cret@127.0.0.1:1/db"
         let (environment, _) = Self.home()
         let folder = FileManager.default.currentDirectoryPath
+        for result in [try CLI.run(["list", "--catalog", url]), try CLI.run(["add", Poison.kohya, "--catalog", url])] {
+            #expect(result.status == 1, "\(result.stderr)")
+            #expect(result.stderr.contains("postgresql://user@127.0.0.1:1/db: cannot reach the server"), "\(result.stderr)")
+            #expect(!result.stderr.contains("s3cret"), "the password was echoed: \(result.stderr)")
+        }
         let runs = [
-            try CLI.run(["list", "--catalog", url]),
-            try CLI.run(["add", Poison.kohya, "--catalog", url]),
-            try CLI.run(["get", "x", "-o", "-", "--catalog", url]),
+            try CLI.run(["get", "x", "-o", "-", "--catalog", "mysql://root:s3cret@db/x"]),
             try CLI.run(["list"], environment: environment.merging(["TLKIT_CATALOG": "mysql://root:s3cret@db/x"]) { $1 }),
             try CLI.run(["merge", "x", "-o", "-", "--catalog", "sqlite://s3cret"]),
         ]
@@ -26,7 +30,7 @@ import Testing
             #expect(result.stderr.contains("://") && result.stderr.contains("not supported"), "\(result.stderr)")
             #expect(!result.stderr.contains("s3cret"), "the password was echoed: \(result.stderr)")
         }
-        for made in ["postgresql:", "mysql:", "sqlite:"] {
+        for made in ["postgresql:", "mysql:", "sqlite:", "127.0.0.1:1"] {
             #expect(!FileManager.default.fileExists(atPath: folder + "/" + made), "\(made) was created as a folder")
         }
     }

@@ -44,7 +44,7 @@ struct AddCommand: ParsableCommand {
         }
     }
 
-    func add(to store: Catalog) throws {
+    func add(to store: any CatalogStore) throws {
         for argument in files {
             // Adapter folders (a training folder, checkpoint-N/, a PEFT folder) stand for their file;
             // the file's facts are read where it lies, so an official checkpoint finds its hparams.

@@ -2,6 +2,6 @@ import ArgumentParser
 
 /// The catalog subcommands, for the root `tlkit` command to include.
 let catalogSubcommands: [any ParsableCommand.Type] = [
-    AddCommand.self, ListCommand.self, ShowCommand.self, GetCommand.self, RmCommand.self,
+    InitCommand.self, AddCommand.self, ListCommand.self, ShowCommand.self, GetCommand.self, RmCommand.self,
     TagCommand.self, UntagCommand.self, VerifyCommand.self, GcCommand.self,
 ]

@@ -7,23 +7,26 @@ import SafeTensors
 /// `--catalog PATH`, accepted after every catalog subcommand's name.
 struct CatalogOption: ParsableArguments {
     @Option(name: .customLong("catalog"), help: ArgumentHelp(
-        "The catalog file (default: $TLKIT_CATALOG, else $XDG_DATA_HOME/tlkit/catalog.sqlite, else ~/.local/share/tlkit/catalog.sqlite).",
+        "The catalog file, or a postgresql:// URL (default: $TLKIT_CATALOG, else $XDG_DATA_HOME/tlkit/catalog.sqlite, else ~/.local/share/tlkit/catalog.sqlite).",
         valueName: "PATH"))
     var path: String?
 
     var resolved: String { CatalogLocation.resolve(explicit: path, environment: ProcessInfo.processInfo.environment) }
 
-    func open(create: Bool) throws -> Catalog { try Catalog.open(at: resolved, create: create) }
+    func open(create: Bool) throws -> any CatalogStore { try CatalogStores.open(resolved, create: create) }
+
+    /// The catalog, or nil when there is none yet (reading commands then see an empty one).
+    func openIfPresent() throws -> (any CatalogStore)? { try CatalogStores.openIfPresent(resolved) }
 
     /// Opens the catalog to add to it, creating it when missing. When `body` fails, a catalog this call
     /// created is removed again if it holds nothing: a failed command never leaves one behind.
-    func adding<T>(_ body: (Catalog) throws -> T) throws -> T {
-        let path = resolved
-        let existed = FileSystem.exists(path)
+    func adding<T>(_ body: (any CatalogStore) throws -> T) throws -> T {
+        let location = resolved
+        let existed = CatalogStores.exists(location)
         do {
-            return try body(try Catalog.open(at: path, create: true))
+            return try body(try CatalogStores.open(location, create: true))
         } catch {
-            if !existed { Catalog.discardIfEmpty(at: path) }
+            if !existed { CatalogStores.discardIfEmpty(location) }
             throw error
         }
     }

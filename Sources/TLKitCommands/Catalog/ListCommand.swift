@@ -32,7 +32,7 @@ struct ListCommand: ParsableCommand {
     func run() throws {
         try CatalogCLI.run("list") {
             // No catalog yet is an empty one: nothing is listed and nothing is created.
-            let entries = try Catalog.openIfPresent(at: catalog.resolved)?.list(filter: ListFilter(tag: tag, base: base, method: method, nameGlob: name)) ?? []
+            let entries = try catalog.openIfPresent()?.list(filter: ListFilter(tag: tag, base: base, method: method, nameGlob: name)) ?? []
             if json {
                 var out = JSONWriter(capacity: entries.count * 600)
                 for entry in entries {

@@ -28,6 +28,7 @@ extension TagCommand: HasExamples {}
 extension UntagCommand: HasExamples {}
 extension VerifyCommand: HasExamples {}
 extension GcCommand: HasExamples {}
+extension InitCommand: HasExamples {}
 
 /// What `tlkit help SUB` and `tlkit SUB --help` add to ArgumentParser's help, and which topics exist.
 enum HelpRequest {

@@ -165,7 +165,7 @@ struct Train: ParsableCommand {
         let file = try SafeTensorsFile.open(path)
         return try catalog.adding { store in
             switch try store.add(file: file, originalPath: path, name: addToCatalog, tags: [], note: nil,
-                                 facts: catalogFacts(for: file, path: path), level: nil) {
+                                 facts: catalogFacts(for: file, path: path), level: nil, beforeCommit: {}) {
             case let .added(ref, _), let .alreadyStored(ref): return "\(ref)"
             }
         }
