@@ -17,7 +17,7 @@ struct InitCommand: ParsableCommand {
     func run() throws {
         try CatalogCLI.run("init") {
             let store = try catalog.open(create: true)
-            CatalogCLI.info("\(store.location): catalog ready")
+            Console.error("\(store.location): catalog ready")
         }
     }
 }
