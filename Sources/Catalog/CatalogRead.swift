@@ -87,13 +87,7 @@ extension Catalog {
     /// One row per entry and tag (a LEFT JOIN, tags in order), read column by column from SQLite:
     /// `list` of a large catalog spends its time here.
     static func summaries(_ db: Database, _ whereClause: String, _ arguments: StatementArguments) throws -> [EntrySummary] {
-        let rows = try RawRows(db, sql: """
-            SELECT e.name, e.version, e.kind, e.format, e.base, e.method, e.rank, e.min_rank, e.trigger, e.token, e.class,
-                e.steps, e.note, e.size, e.stored, e.added_bytes, e.sha256, e.data_hash, e.tensor_count, e.source, e.added_at,
-                e.id, t.tag
-            FROM entries e LEFT JOIN tags t ON t.entry_id = e.id
-            \(whereClause) ORDER BY e.name, e.version, t.tag
-            """, arguments: arguments)
+        let rows = try RawRows(db, sql: EntrySummary.query(whereClause), arguments: arguments)
         var out: [EntrySummary] = []
         var current: (id: Int64, summary: EntrySummary)?
         while try rows.next() {

@@ -71,13 +71,7 @@ extension PostgresCatalog {
     /// The entries `whereClause` selects (it may use `e.` columns), ordered by name and version, with
     /// their tags in order (one row per entry and tag).
     func summaries(_ whereClause: String, _ values: [(any PostgresThrowingDynamicTypeEncodable)?]) throws -> [EntrySummary] {
-        let rows = try session.query("""
-            SELECT e.name, e.version, e.kind, e.format, e.base, e.method, e.rank, e.min_rank, e.trigger, e.token, e.class,
-                e.steps, e.note, e.size, e.stored, e.added_bytes, e.sha256, e.data_hash, e.tensor_count, e.source, e.added_at,
-                e.id, t.tag
-            FROM entries e LEFT JOIN tags t ON t.entry_id = e.id
-            \(whereClause) ORDER BY e.name, e.version, t.tag
-            """, values)
+        let rows = try session.query(EntrySummary.query(whereClause), values)
         var out: [EntrySummary] = []
         var current: (id: Int64, summary: EntrySummary)?
         for row in rows {
