@@ -34,7 +34,7 @@ var package = Package(
         .target(name: "SafeTensors", dependencies: ["CMappedGuard", "JSONOutput"]),
         // torch.save archives read as data, never executed.
         .target(name: "TorchPickle", dependencies: ["SafeTensors"]),
-        .target(name: "Engine", dependencies: ["CBLAS", "CDNNL", "CAttention"]),
+        .target(name: "Engine", dependencies: ["CBLAS", "CDNNL", "CAttention", "CMalloc"]),
         .target(name: "Tokenizer", dependencies: ["CZlib"], resources: [.copy("Resources")]),
         .target(name: "SDXL", dependencies: ["SafeTensors"]),
         // SHA-256 digests spelled once (lowercase hex) for every target that writes or compares one.

@@ -89,22 +89,21 @@ public struct Tensor<T: Scalar>: @unchecked Sendable {
     }
 }
 
-/// Owner of a 64-byte aligned allocation (cache line / AVX-512 register width).
+/// Owner of a 64-byte aligned, zero-filled allocation (cache line / AVX-512 register width); large ones come
+/// from `TensorMemory`, which reuses them.
 public final class TensorStorage<T: Scalar>: @unchecked Sendable {
     @usableFromInline let base: UnsafeMutablePointer<T>
     let count: Int
+    private let capacity: Int
 
     init(count: Int) {
         self.count = count
-        let bytes = max(count, 1) * MemoryLayout<T>.stride
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-        // All-zero bytes are +0 in every IEEE format; a memset, because this generic class is not
-        // specialised and `initialize(repeating:)` would copy element by element through value witnesses.
-        raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
-        base = raw.bindMemory(to: T.self, capacity: max(count, 1))
+        let memory = TensorMemory.allocate(max(count, 1) * MemoryLayout<T>.stride)
+        capacity = memory.capacity
+        base = memory.pointer.bindMemory(to: T.self, capacity: max(count, 1))
     }
 
-    deinit { UnsafeMutableRawPointer(base).deallocate() }
+    deinit { TensorMemory.release(UnsafeMutableRawPointer(base), capacity: capacity) }
 }
 
 /// Precondition that `t` has exactly `shape` (with a readable message).

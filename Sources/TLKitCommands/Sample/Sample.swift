@@ -1,6 +1,5 @@
 import Adapters
 import ArgumentParser
-import CMalloc
 import Engine
 import Foundation
 import SDXL
@@ -129,7 +128,7 @@ struct Sample: ParsableCommand {
             // Adapters may be merged into the Float32 weights before the switch; without any, load straight into it.
             // Released once the latents are final, so the UNet and the VAE decode never hold memory at once.
             var sampling: SamplingRun? = try SamplingRun(model: modelFile, loadingIn: adapters.isEmpty ? chosen : .fp32)
-            _ = malloc_trim(0)  // loading freed each block's Float32 weights once rounded: hand those pages back
+            TensorMemory.trim()  // loading freed each block's Float32 weights once rounded: hand those pages back
             let (noise, usedSeed) = try initialNoise(channels: sampling!.inChannels, progress: progress)
             let (h, w) = (noise.shape[2] * 8, noise.shape[3] * 8)
             let multiple = sampling!.sizeMultiple
@@ -154,7 +153,7 @@ struct Sample: ParsableCommand {
                 }
             }
             sampling = nil
-            _ = malloc_trim(0)  // the UNet's weights were many heap blocks: hand their pages back before the decode
+            TensorMemory.trim()  // the UNet's weights and activations: hand their pages back before the decode
             try policy.admit(result: UnsafeBufferPointer(start: final.data, count: final.count), what: "the sampled latents")
             if let outputLatents { try LatentsFile.write(final, to: outputLatents) }
             if let output {

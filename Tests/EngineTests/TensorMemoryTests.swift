@@ -1,0 +1,39 @@
+@testable import Engine
+import XCTest
+
+/// Large tensor buffers are kept after use and handed out again (TensorMemory); a reused buffer must read
+/// as zeros like a fresh one, and the kept total must stay bounded.
+final class TensorMemoryTests: XCTestCase {
+    /// An element count no other test allocates (37 granules), so the buffer kept is ours.
+    private let count = 37 * TensorMemory.granule / 4 - 1000
+
+    func testAReusedBufferIsTheSameMemoryAndReadsAsZeros() {
+        var first: Tensor<Float>? = Tensor<Float>(zeros: [count])
+        let address = first!.data
+        first!.fill(3.5)
+        first = nil
+        let second = Tensor<Float>(zeros: [count])
+        XCTAssertEqual(second.data, address, "the kept buffer is handed out again")
+        XCTAssertFalse((0..<count).contains { second[$0] != 0 }, "a reused buffer reads as zeros")
+    }
+
+    func testSmallTensorsAreNotKept() {
+        TensorMemory.trim()
+        do { let small = Tensor<Float>(zeros: [1000]); small.fill(1) }
+        XCTAssertEqual(TensorMemory.cachedBytes, 0)
+    }
+
+    func testKeptBytesStayWithinTheLimitAndTrimReturnsThemAll() {
+        TensorMemory.trim()
+        // Two untouched buffers of 1.1 GB each: mapping costs nothing until written.
+        let big = (TensorMemory.cachedLimit / 2 + TensorMemory.granule * 50) / 4
+        do {  // both released at the end of the scope: 2.2 GB offered to a 2 GB cache
+            let a = Tensor<Float>(zeros: [big]), b = Tensor<Float>(zeros: [big])
+            XCTAssertNotEqual(a.data, b.data)
+        }
+        XCTAssertGreaterThan(TensorMemory.cachedBytes, 0)
+        XCTAssertLessThanOrEqual(TensorMemory.cachedBytes, TensorMemory.cachedLimit, "the oldest is released first")
+        TensorMemory.trim()
+        XCTAssertEqual(TensorMemory.cachedBytes, 0)
+    }
+}
