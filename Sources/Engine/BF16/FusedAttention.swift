@@ -11,7 +11,7 @@ public enum FusedAttention {
     public static let supported = tl_attention_bf16_supported() != 0
     /// `TLKIT_UNFUSED_ATTENTION` set to anything but empty or `0` selects the oneDNN products instead, so
     /// benchmarks can compare both in one sitting (`TLKIT_UNFUSED_ATTENTION=$m` with m empty keeps the kernel).
-    static let enabled = supported && !["", "0"].contains(getenv("TLKIT_UNFUSED_ATTENTION").map { String(cString: $0) } ?? "")
+    static let enabled = supported && ["", "0"].contains(getenv("TLKIT_UNFUSED_ATTENTION").map { String(cString: $0) } ?? "")
 
     static func applies(_ g: AttentionGeometry) -> Bool { enabled && g.d % 64 == 0 && !g.causal }
 
