@@ -8,17 +8,24 @@ import CMalloc
 /// tops back to the kernel, so each of those tensors page-faulted its memory in again, zero-filled by the
 /// kernel: 3.4 million page faults and about 5 s of kernel time per 1024 px step (measured with
 /// `perf record -e page-faults`). Buffers of `poolFrom` bytes and more are therefore mapped here, rounded to
-/// whole 2 MB (so a repeated size finds its buffer again, and transparent huge pages can back it), and
-/// kept after use up to `cachedLimit` bytes, oldest released first. `trim()` returns the kept ones.
+/// whole 2 MB (so a repeated size finds its buffer again), and kept after use up to `cachedLimit` bytes,
+/// oldest released first. `trim()` returns the kept ones. (Asking for transparent huge pages made training
+/// slower: with the kernel's `defrag=madvise`, every fresh mapping's first touch waited for compaction.)
 public enum TensorMemory {
     static let poolFrom = 1 << 20
     static let granule = 2 << 20
-    static let cachedLimit = 2 << 30
+    /// Kept at most (2 GB: a 512 px training step with less got slower again, measured). A phase that reuses
+    /// little may lower it (`sample` does for the VAE decode, whose layers each run once).
+    public static var cachedLimit: Int {
+        get { lock.withLock { limit } }
+        set { lock.withLock { limit = max(0, newValue) }; shrink() }
+    }
 
     private static let lock = NSLock()
     /// Kept buffers, oldest first.
     nonisolated(unsafe) private static var kept: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
     nonisolated(unsafe) private static var keptBytes = 0
+    nonisolated(unsafe) private static var limit = 2 << 30
 
     /// A 64-byte aligned, zero-filled buffer of at least `bytes`; `capacity` is what `release` needs back.
     static func allocate(_ bytes: Int) -> (pointer: UnsafeMutableRawPointer, capacity: Int) {
@@ -37,11 +44,18 @@ public enum TensorMemory {
 
     static func release(_ pointer: UnsafeMutableRawPointer, capacity: Int) {
         guard capacity >= poolFrom else { return pointer.deallocate() }
-        var evicted: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
         lock.withLock {
             kept.append((pointer, capacity))
             keptBytes += capacity
-            while keptBytes > cachedLimit, !kept.isEmpty {
+        }
+        shrink()
+    }
+
+    /// Unmaps the oldest kept buffers until the rest fit the limit.
+    private static func shrink() {
+        var evicted: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
+        lock.withLock {
+            while keptBytes > limit, !kept.isEmpty {
                 let oldest = kept.removeFirst()
                 keptBytes -= oldest.bytes
                 evicted.append(oldest)
@@ -77,7 +91,6 @@ public enum TensorMemory {
         guard let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
             fatalError("out of memory: cannot map \(bytes) bytes for a tensor")
         }
-        _ = madvise(p, bytes, MADV_HUGEPAGE)
         return p
     }
 }

@@ -36,4 +36,19 @@ final class TensorMemoryTests: XCTestCase {
         TensorMemory.trim()
         XCTAssertEqual(TensorMemory.cachedBytes, 0)
     }
+
+    func testLoweringTheLimitReleasesTheOldestAtOnce() {
+        TensorMemory.trim()
+        let saved = TensorMemory.cachedLimit
+        defer { TensorMemory.cachedLimit = saved }
+        var a: Tensor<Float>? = Tensor<Float>(zeros: [3 * TensorMemory.granule / 4])
+        var b: Tensor<Float>? = Tensor<Float>(zeros: [5 * TensorMemory.granule / 4])
+        a = nil
+        b = nil
+        XCTAssertNil(a ?? b)
+        XCTAssertEqual(TensorMemory.cachedBytes, 8 * TensorMemory.granule)
+        TensorMemory.cachedLimit = 6 * TensorMemory.granule
+        XCTAssertEqual(TensorMemory.cachedBytes, 5 * TensorMemory.granule, "a (3 granules, released first) is unmapped")
+        TensorMemory.trim()
+    }
 }
