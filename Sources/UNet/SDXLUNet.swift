@@ -51,6 +51,10 @@ public final class SDXLUNet {
         guard let config = model.unetConfig else {
             throw UNetError.noConfig(model.unetConfigError ?? "no UNet configuration in \(model.path)")
         }
+        // Loading frees each block's Float32 weights once rounded; keeping many for reuse would only raise the peak.
+        let kept = TensorMemory.cachedLimit
+        TensorMemory.cachedLimit = 256 << 20
+        defer { TensorMemory.cachedLimit = kept }
         try self.init(config: config, source: UNetWeightSource(model: model), precision: precision)
     }
 
