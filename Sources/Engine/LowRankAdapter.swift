@@ -153,7 +153,7 @@ public enum LowRankAdapter {
         }
     }
 
-    private static func dims<T>(_ x: Tensor<T>, _ f: AdapterFactors<T>, _ active: Int) -> (Int, Int, Int, Int) {
+    static func dims<T>(_ x: Tensor<T>, _ f: AdapterFactors<T>, _ active: Int) -> (Int, Int, Int, Int) {
         precondition(x.rank >= 2, "adapter wants x [N, in], got \(x.shape)")
         let inF = x.shape[x.rank - 1], n = x.count / max(inF, 1), r = f.rank
         precondition(active >= 0 && active <= r, "adapter: \(active) active components of \(r)")

@@ -61,7 +61,8 @@ final class DenseLayer {
     func forward(_ x: Tensor<Float>, _ pass: UNetPass) -> Tensor<Float> {
         let y = bf16?.forward(x: x, bias: bias) ?? Linear.forward(x: x, weight: weight, bias: bias)
         for b in pass.bindings[path] ?? [] {
-            LowRankAdapter.forward(x: x, factors: b.factors, active: b.active, y: y)
+            if bf16 != nil { BF16Adapter.forward(x: x, factors: b.factors, active: b.active, y: y) }
+            else { LowRankAdapter.forward(x: x, factors: b.factors, active: b.active, y: y) }
         }
         savedInput = pass.recording ? x : nil
         return y
@@ -78,7 +79,8 @@ extension DenseLayer {
             if let bf16 { bf16.backwardData(dy: dy, dx: dx) } else { Linear.backward(dy: dy, x: x, weight: weight, dx: dx, dWeight: nil, dBias: nil) }
         }
         if let b = pass.bindings[path]?.first, let g = grads.factors[path] {
-            LowRankAdapter.backward(dy: dy, x: x, factors: b.factors, active: b.active, dx: dx, gradients: g)
+            if bf16 != nil { BF16Adapter.backward(dy: dy, x: x, factors: b.factors, active: b.active, dx: dx, gradients: g) }
+            else { LowRankAdapter.backward(dy: dy, x: x, factors: b.factors, active: b.active, dx: dx, gradients: g) }
         }
         return dx
     }

@@ -152,6 +152,43 @@ struct BF16Tests {
         #expect((0..<onlyDV.count).allSatisfy { onlyDV.data[$0] == grads[2].data[$0] })
     }
 
+    /// The bf16 adapter hook (stacked factors, bf16 products) against the Float32 hook: forward and every
+    /// ortho gradient within bf16's bound (≤ 1e-2 of the scale, ≤ 2e-2 for gradients, as attention above);
+    /// masked components (index ≥ active) stay untouched; low-rank factors take the same forward.
+    @Test func adapterFollowsFloat32() {
+        var rng = TestRandom(seed: 13)
+        let (n, inF, outF, r, active) = (37, 96, 80, 8, 5)
+        let x = rng.floats([2, n, inF]), dy = rng.floats([2, n, outF]), y0 = rng.floats([2, n, outF])
+        let ortho = AdapterFactors<Float>.ortho(q: rng.floats([r, inF]), p: rng.floats([outF, r]), lambda: rng.floats([r]),
+                                                q0: rng.floats([r, inF]), p0: rng.floats([outF, r]), lambda0: rng.floats([r]))
+        let lowRank = AdapterFactors<Float>.lowRank(down: rng.floats([r, inF]), up: rng.floats([outF, r]), scale: 0.75)
+        for factors in [ortho, lowRank] {
+            let y = y0.clone(), reference = y0.clone()
+            BF16Adapter.forward(x: x, factors: factors, active: active, y: y)
+            LowRankAdapter.forward(x: x, factors: factors, active: active, y: reference)
+            let (effect, referenceEffect) = (Tensor(shape: y.shape) { y[$0] - y0[$0] }, Tensor(shape: y.shape) { reference[$0] - y0[$0] })
+            print("BF16Adapter forward vs Float32: \(scaleRelative(effect, referenceEffect))")
+            #expect(scaleRelative(effect, referenceEffect) <= 1e-2)
+        }
+        func gradients(_ backward: (Tensor<Float>, Tensor<Float>, Tensor<Float>, Tensor<Float>) -> Void) -> [Tensor<Float>] {
+            let g = [Tensor<Float>(zeros: [r, inF]), Tensor<Float>(zeros: [outF, r]), Tensor<Float>(zeros: [r]), Tensor<Float>(zeros: x.shape)]
+            backward(g[0], g[1], g[2], g[3])
+            return g
+        }
+        let bf16 = gradients { dQ, dP, dL, dx in
+            BF16Adapter.backward(dy: dy, x: x, factors: ortho, active: active, dx: dx, gradients: .ortho(q: dQ, p: dP, lambda: dL))
+        }
+        let reference = gradients { dQ, dP, dL, dx in
+            LowRankAdapter.backward(dy: dy, x: x, factors: ortho, active: active, dx: dx, gradients: .ortho(q: dQ, p: dP, lambda: dL))
+        }
+        let errors = zip(bf16, reference).map { scaleRelative($0, $1) }
+        print("BF16Adapter backward vs Float32 (dQ, dP, dλ, dx): \(errors)")
+        #expect(errors.allSatisfy { $0 <= 2e-2 })
+        #expect((active * inF..<r * inF).allSatisfy { bf16[0][$0] == 0 }, "masked rows of dQ untouched")
+        #expect((0..<outF).allSatisfy { o in (active..<r).allSatisfy { bf16[1][o * r + $0] == 0 } }, "masked columns of dP untouched")
+        #expect((active..<r).allSatisfy { bf16[2][$0] == 0 })
+    }
+
     // MARK: Helpers
 
     func double(_ t: Tensor<Float>) -> Tensor<Double> { Tensor(shape: t.shape) { Double(t[$0]) } }
