@@ -41,14 +41,14 @@ public enum BF16Adapter {
         defer { profiled.end() }
         if active == 0 { return }
         let s = Stacked(factors, active: active, inF: inF, outF: outF), k = s.k
-        withRounded(x.data, count: n * inF) { xb in
+        BFloat16.withRounded(x.data, count: n * inF) { xb in
             Scratch.with(n * k, of: Float.self) { h in
                 s.down.withUnsafeBufferPointer { down in
                     BF16Matmul.run(batch: 1, m: n, n: k, k: inF, a: xb, .init(n * inF, inF, 1),
                                    b: down.baseAddress!, .init(k * inF, 1, inF), c: h, .init(n * k, k, 1))
                 }
                 scaleColumns(h, rows: n, s.scales)
-                withRounded(h, count: n * k) { hb in
+                BFloat16.withRounded(h, count: n * k) { hb in
                     s.up.withUnsafeBufferPointer { up in
                         BF16Matmul.run(batch: 1, m: n, n: outF, k: k, a: hb, .init(n * k, k, 1),
                                        b: up.baseAddress!, .init(outF * k, 1, k), c: y.data, .init(n * outF, outF, 1), accumulate: true)
@@ -75,8 +75,8 @@ public enum BF16Adapter {
         defer { profiled.end() }
         if a == 0 { return }
         let s = Stacked(factors, active: a, inF: inF, outF: outF), k = s.k
-        withRounded(dy.data, count: n * outF) { dyb in
-        withRounded(x.data, count: n * inF) { xb in
+        BFloat16.withRounded(dy.data, count: n * outF) { dyb in
+        BFloat16.withRounded(x.data, count: n * inF) { xb in
         Scratch.with(n * k + n * a + a * outF, of: Float.self) { work in
             let g = work, u = work + n * k, dPt = u + n * a
             s.down.withUnsafeBufferPointer { down in
@@ -98,7 +98,7 @@ public enum BF16Adapter {
                 if let dP {
                     // dP[:, :a] += dyᵀ · (u ⊙ λ), made as its transpose [a, out] and added column by column.
                     scaleColumns(u, rows: n, (0..<a).map { lambda[$0] })
-                    withRounded(u, count: n * a) { ub in
+                    BFloat16.withRounded(u, count: n * a) { ub in
                         BF16Matmul.run(batch: 1, m: a, n: outF, k: n, a: ub, .init(n * a, 1, a),
                                        b: dyb, .init(n * outF, outF, 1), c: dPt, .init(a * outF, outF, 1))
                     }
@@ -106,7 +106,7 @@ public enum BF16Adapter {
                 }
                 // [g ⊙ λ, −g0 ⊙ λ0]: dQ[:a] += (g ⊙ λ)ᵀ · x; dx += [g ⊙ λ, −g0 ⊙ λ0] · [q; q0]
                 scaleColumns(g, rows: n, s.scales)
-                withRounded(g, count: n * k) { gb in
+                BFloat16.withRounded(g, count: n * k) { gb in
                     if let dQ {
                         BF16Matmul.run(batch: 1, m: a, n: inF, k: n, a: gb, .init(n * k, 1, k),
                                        b: xb, .init(n * inF, inF, 1), c: dQ.data, .init(a * inF, inF, 1), accumulate: true)
@@ -120,15 +120,6 @@ public enum BF16Adapter {
             }
         }
         }
-        }
-    }
-
-    /// Runs `body` with `count` Float32 values rounded to bf16 in a scratch buffer.
-    private static func withRounded<R>(_ src: UnsafePointer<Float>, count: Int, _ body: (UnsafeMutablePointer<UInt16>) -> R) -> R {
-        Scratch.withBytes(2 * count) { raw in
-            let b = raw.assumingMemoryBound(to: UInt16.self)
-            BFloat16.convert(src, to: b, count: count)
-            return body(b)
         }
     }
 

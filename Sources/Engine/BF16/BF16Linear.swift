@@ -34,10 +34,9 @@ public final class BF16Linear: @unchecked Sendable {
         defer { profiled.end() }
         let plan = bias == nil ? cached(&forwardPlans, n) { forwardPlan(n, bias: false) }
                                : cached(&biasedPlans, n) { forwardPlan(n, bias: true) }
-        Scratch.withBytes(2 * n * inFeatures) { xb in
-            BFloat16.convert(x.data, to: xb.assumingMemoryBound(to: UInt16.self), count: n * inFeatures)
+        BFloat16.withRounded(x.data, count: n * inFeatures) { xb in
             var args: [(slot: Int32, layout: dnnl_memory_desc_t, pointer: UnsafeMutableRawPointer)] = [
-                (OneDNN.src, plan.layout(dnnl_query_src_md), xb),
+                (OneDNN.src, plan.layout(dnnl_query_src_md), UnsafeMutableRawPointer(xb)),
                 (OneDNN.weights, plan.layout(dnnl_query_weights_md), weight.pointer),
                 (OneDNN.dst, plan.layout(dnnl_query_dst_md), UnsafeMutableRawPointer(y.data)),
             ]
@@ -61,10 +60,9 @@ public final class BF16Linear: @unchecked Sendable {
         let profiled = ProfiledOperation("linear.backward bf16", flops: 2 * n * inFeatures * outFeatures)
         defer { profiled.end() }
         let plan = cached(&backwardPlans, n) { backwardPlan(n) }
-        Scratch.withBytes(2 * n * outFeatures) { db in
-            BFloat16.convert(dy.data, to: db.assumingMemoryBound(to: UInt16.self), count: n * outFeatures)
+        BFloat16.withRounded(dy.data, count: n * outFeatures) { db in
             plan.run([
-                (OneDNN.src, plan.layout(dnnl_query_src_md), db),
+                (OneDNN.src, plan.layout(dnnl_query_src_md), UnsafeMutableRawPointer(db)),
                 (OneDNN.weights, plan.layout(dnnl_query_weights_md), weight.pointer),
                 (OneDNN.dst, plan.layout(dnnl_query_dst_md), UnsafeMutableRawPointer(dx.data)),
             ])

@@ -25,6 +25,15 @@ public enum BFloat16 {
         }
     }
 
+    /// Runs `body` with `count` Float32 values rounded into a scratch bf16 buffer (activations a product consumes).
+    static func withRounded<R>(_ src: UnsafePointer<Float>, count: Int, _ body: (UnsafeMutablePointer<UInt16>) -> R) -> R {
+        Scratch.withBytes(2 * count) { raw in
+            let b = raw.assumingMemoryBound(to: UInt16.self)
+            convert(src, to: b, count: count)
+            return body(b)
+        }
+    }
+
     /// A Float32 matrix [rows, cols] (row stride `ld`) rounded into a contiguous bf16 buffer.
     static func convert(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int, to dst: UnsafeMutablePointer<UInt16>) {
         if ld == cols { return convert(src, to: dst, count: rows * cols) }
