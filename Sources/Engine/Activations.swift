@@ -128,8 +128,12 @@ public enum GEGLU {
                 let h = pp + r * 2 * f, g = h + f, d = dyp + r * f
                 let dh = dpp + r * 2 * f, dg = dh + f
                 for i in 0..<f {
-                    dh[i] += d[i] * Activation.gelu.value(g[i])
-                    dg[i] += d[i] * h[i] * Activation.gelu.derivative(g[i])
+                    // gelu(g) = g·Φ(g) and gelu′(g) = Φ(g) + g·φ(g) share Φ: one erf per element.
+                    let x = g[i]
+                    let cdf = T(0.5) * (1 + T.fastErf(x * T(0.7071067811865476)))
+                    let pdf = T(0.3989422804014327) * T.fastExp(T(-0.5) * x * x)
+                    dh[i] += d[i] * (x * cdf)
+                    dg[i] += d[i] * h[i] * (cdf + x * pdf)
                 }
             }
         }

@@ -18,6 +18,21 @@ public enum AdapterFactors<T: Scalar> {
         case .ortho(let q, _, _, _, _, _): return q.shape[0]
         }
     }
+
+    /// The Linear's input and output widths the factors fit (down/q [R, in], up/p [out, R]).
+    public var inFeatures: Int {
+        switch self {
+        case .lowRank(let down, _, _): return down.shape[1]
+        case .ortho(let q, _, _, _, _, _): return q.shape[1]
+        }
+    }
+
+    public var outFeatures: Int {
+        switch self {
+        case .lowRank(_, let up, _): return up.shape[0]
+        case .ortho(_, let p, _, _, _, _): return p.shape[0]
+        }
+    }
 }
 
 /// Gradient buffers for the trainable factors, shaped like them; nil = not needed.

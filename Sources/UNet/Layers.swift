@@ -42,6 +42,8 @@ final class DenseLayer {
     let bias: Tensor<Float>?
     let inFeatures: Int, outFeatures: Int
     var savedInput: Tensor<Float>?
+    /// The trained hook's factors as the bf16 forward stacked and rounded them, for its backward.
+    var savedStack: BF16Adapter.Stacked?
 
     init(_ source: UNetWeightSource, _ path: String, bias: Bool = true) throws {
         self.path = path
@@ -59,12 +61,24 @@ final class DenseLayer {
     }
 
     func forward(_ x: Tensor<Float>, _ pass: UNetPass) -> Tensor<Float> {
-        let y = bf16?.forward(x: x, bias: bias) ?? Linear.forward(x: x, weight: weight, bias: bias)
-        for b in pass.bindings[path] ?? [] {
-            if bf16 != nil { BF16Adapter.forward(x: x, factors: b.factors, active: b.active, y: y) }
-            else { LowRankAdapter.forward(x: x, factors: b.factors, active: b.active, y: y) }
-        }
+        let bindings = pass.bindings[path] ?? []
         savedInput = pass.recording ? x : nil
+        savedStack = nil
+        guard let bf16 else {
+            let y = Linear.forward(x: x, weight: weight, bias: bias)
+            for b in bindings { LowRankAdapter.forward(x: x, factors: b.factors, active: b.active, y: y) }
+            return y
+        }
+        // One rounding of x serves the Linear and its hooks; the trained hook's stack is kept for backward.
+        let y = Tensor<Float>(zeros: x.shape.dropLast() + [outFeatures])
+        BFloat16.withRounded(x) { xr in
+            bf16.forward(x: xr, bias: bias, y: y)
+            for (i, b) in bindings.enumerated() {
+                let stack = BF16Adapter.Stacked(b.factors, active: b.active, inF: inFeatures, outF: outFeatures)
+                BF16Adapter.forward(x: xr, factors: b.factors, stacked: stack, active: b.active, y: y)
+                if i == 0 && pass.recording { savedStack = stack }
+            }
+        }
         return y
     }
 }
@@ -73,14 +87,30 @@ extension DenseLayer {
     /// dy [N…, out] → dx [N…, in] (nil when `needInput` is false); adapter factor gradients accumulate.
     func backward(_ dy: Tensor<Float>, _ pass: UNetPass, _ grads: UNetGradientStore, needInput: Bool = true) -> Tensor<Float>? {
         let x = recorded(savedInput, path)
-        savedInput = nil
+        let stack = savedStack
+        (savedInput, savedStack) = (nil, nil)
         let dx = needInput ? Tensor<Float>(zeros: x.shape) : nil
-        if let dx {
-            if let bf16 { bf16.backwardData(dy: dy, dx: dx) } else { Linear.backward(dy: dy, x: x, weight: weight, dx: dx, dWeight: nil, dBias: nil) }
+        // The trained hook: the first binding, when the pass collects its gradients.
+        let binding = grads.factors[path] == nil ? nil : pass.bindings[path]?.first
+        let gradients = binding == nil ? nil : grads.factors[path]
+        guard let bf16 else {
+            if let dx { Linear.backward(dy: dy, x: x, weight: weight, dx: dx, dWeight: nil, dBias: nil) }
+            if let binding, let gradients {
+                LowRankAdapter.backward(dy: dy, x: x, factors: binding.factors, active: binding.active, dx: dx, gradients: gradients)
+            }
+            return dx
         }
-        if let b = pass.bindings[path]?.first, let g = grads.factors[path] {
-            if bf16 != nil { BF16Adapter.backward(dy: dy, x: x, factors: b.factors, active: b.active, dx: dx, gradients: g) }
-            else { LowRankAdapter.backward(dy: dy, x: x, factors: b.factors, active: b.active, dx: dx, gradients: g) }
+        guard let binding, let gradients, case .ortho = binding.factors, case .ortho = gradients, let stack else {
+            if let dx { bf16.backwardData(dy: dy, dx: dx) }
+            if let binding, let gradients {
+                BF16Adapter.backward(dy: dy, x: x, factors: binding.factors, active: binding.active, dx: dx, gradients: gradients)
+            }
+            return dx
+        }
+        // One rounding of dy serves the Linear's backward and the hook's.
+        BFloat16.withRounded(dy) { dyr in
+            if let dx { bf16.backwardData(dy: dyr, dx: dx) }
+            BF16Adapter.backward(dy: dyr, x: x, factors: binding.factors, stacked: stack, active: binding.active, dx: dx, gradients: gradients)
         }
         return dx
     }

@@ -3,14 +3,18 @@
 /// reached only 110–140 GFLOP/s in Float32; here the trainable and frozen factors are stacked into one
 /// product of twice the rank, y += ((x · [q; q0]ᵀ) ⊙ [λ; −λ0]) · [p, p0]ᵀ (low-rank: down, scale, up), so a
 /// hook is two bf16 products in the forward and five in the ortho backward instead of four and seven.
-/// The factors are rounded per call (they change every training step; a few hundred kB each).
+/// The factors change every training step (a few hundred kB each), so they are stacked and rounded once
+/// per forward (`Stacked`), and a training layer hands the same stack to its backward.
 public enum BF16Adapter {
     /// The active components of both copies, rounded: down [k, in], up [out, k], and Float32 column scales [k].
-    struct Stacked {
+    public struct Stacked {
         let k: Int
         let down: [UInt16], up: [UInt16], scales: [Float]
 
-        init(_ f: AdapterFactors<Float>, active a: Int, inF: Int, outF: Int) {
+        /// Stacks the first `a` components of the factors of a Linear [outF, inF].
+        public init(_ f: AdapterFactors<Float>, active a: Int, inF: Int, outF: Int) {
+            precondition(f.inFeatures == inF && f.outFeatures == outF && a >= 0 && a <= f.rank,
+                         "adapter factors [\(f.outFeatures), \(f.inFeatures)] rank \(f.rank) for a Linear [\(outF), \(inF)], \(a) active")
             let copies: [(down: Tensor<Float>, up: Tensor<Float>, scales: [Float])]
             switch f {
             case let .lowRank(down, up, scale): copies = [(down, up, [Float](repeating: scale, count: a))]
@@ -24,8 +28,7 @@ public enum BF16Adapter {
                     for (c, copy) in copies.enumerated() {
                         // Rows of down are contiguous in both; each row of up takes a columns of the copy's [out, R].
                         BFloat16.convert(copy.down.data, to: d.baseAddress! + c * a * inF, count: a * inF)
-                        let src = copy.up.data, dst = u.baseAddress! + c * a
-                        for o in 0..<outF { for j in 0..<a { dst[o * k + j] = BFloat16.bits(src[o * r + j]) } }
+                        BFloat16.convert(copy.up.data, rows: outF, cols: a, ld: r, to: u.baseAddress! + c * a, dstLd: k)
                     }
                 }
             }
@@ -35,24 +38,31 @@ public enum BF16Adapter {
 
     /// y [N, out] += ΔW(m) · x for x [N, in].
     public static func forward(x: Tensor<Float>, factors: AdapterFactors<Float>, active: Int, y: Tensor<Float>) {
-        let (n, inF, outF, _) = LowRankAdapter.dims(x, factors, active)
+        let (_, inF, outF, _) = LowRankAdapter.dims(x, factors, active)
+        let s = Stacked(factors, active: active, inF: inF, outF: outF)
+        BFloat16.withRounded(x) { forward(x: $0, factors: factors, stacked: s, active: active, y: y) }
+    }
+
+    /// The same on activations already rounded and factors already stacked (a bf16 Linear's hook).
+    public static func forward(x: BF16Rounded, factors: AdapterFactors<Float>, stacked s: Stacked, active: Int, y: Tensor<Float>) {
+        let inF = factors.inFeatures, outF = factors.outFeatures, n = x.count / max(inF, 1)
+        precondition(s.k == factors.copies * active, "adapter: factors stacked for another mask")
+        precondition(x.shape.last == inF, "adapter x \(x.shape) for in \(inF)")
         expectShape(y, x.shape.dropLast() + [outF], "adapter y")
         let profiled = ProfiledOperation("adapter.forward bf16", flops: factors.copies * 2 * n * active * (inF + outF))
         defer { profiled.end() }
         if active == 0 { return }
-        let s = Stacked(factors, active: active, inF: inF, outF: outF), k = s.k
-        BFloat16.withRounded(x.data, count: n * inF) { xb in
-            Scratch.with(n * k, of: Float.self) { h in
-                s.down.withUnsafeBufferPointer { down in
-                    BF16Matmul.run(batch: 1, m: n, n: k, k: inF, a: xb, .init(n * inF, inF, 1),
-                                   b: down.baseAddress!, .init(k * inF, 1, inF), c: h, .init(n * k, k, 1))
-                }
-                scaleColumns(h, rows: n, s.scales)
-                BFloat16.withRounded(h, count: n * k) { hb in
-                    s.up.withUnsafeBufferPointer { up in
-                        BF16Matmul.run(batch: 1, m: n, n: outF, k: k, a: hb, .init(n * k, k, 1),
-                                       b: up.baseAddress!, .init(outF * k, 1, k), c: y.data, .init(n * outF, outF, 1), accumulate: true)
-                    }
+        let k = s.k, xb = x.pointer
+        Scratch.with(n * k, of: Float.self) { h in
+            s.down.withUnsafeBufferPointer { down in
+                BF16Matmul.run(batch: 1, m: n, n: k, k: inF, a: xb, .init(n * inF, inF, 1),
+                               b: down.baseAddress!, .init(k * inF, 1, inF), c: h, .init(n * k, k, 1))
+            }
+            scaleColumns(h, rows: n, s.scales)
+            BFloat16.withRounded(h, count: n * k) { hb in
+                s.up.withUnsafeBufferPointer { up in
+                    BF16Matmul.run(batch: 1, m: n, n: outF, k: k, a: hb, .init(n * k, k, 1),
+                                   b: up.baseAddress!, .init(outF * k, 1, k), c: y.data, .init(n * outF, outF, 1), accumulate: true)
                 }
             }
         }
@@ -62,11 +72,23 @@ public enum BF16Adapter {
     /// the bf16 products; low-rank ones go to the Float32 hook.
     public static func backward(dy: Tensor<Float>, x: Tensor<Float>, factors: AdapterFactors<Float>, active a: Int,
                                 dx: Tensor<Float>?, gradients: AdapterGradients<Float>) {
-        guard case let .ortho(_, _, lambda, _, _, _) = factors, case let .ortho(dQ, dP, dLambda) = gradients else {
+        guard case .ortho = factors, case .ortho = gradients else {
             return LowRankAdapter.backward(dy: dy, x: x, factors: factors, active: a, dx: dx, gradients: gradients)
         }
+        let (_, inF, outF, _) = LowRankAdapter.dims(x, factors, a)
+        let s = Stacked(factors, active: a, inF: inF, outF: outF)
+        BFloat16.withRounded(dy) { backward(dy: $0, x: x, factors: factors, stacked: s, active: a, dx: dx, gradients: gradients) }
+    }
+
+    /// The same on an output gradient already rounded (shared with the Linear's backward) and the factors
+    /// stacked by the forward.
+    public static func backward(dy dyRounded: BF16Rounded, x: Tensor<Float>, factors: AdapterFactors<Float>, stacked s: Stacked,
+                                active a: Int, dx: Tensor<Float>?, gradients: AdapterGradients<Float>) {
+        guard case let .ortho(_, _, lambda, _, _, _) = factors, case let .ortho(dQ, dP, dLambda) = gradients else {
+            preconditionFailure("BF16Adapter: the stacked backward takes T-LoRA factors and gradients")
+        }
         let (n, inF, outF, r) = LowRankAdapter.dims(x, factors, a)
-        expectShape(dy, x.shape.dropLast() + [outF], "adapter dy")
+        precondition(dyRounded.shape == x.shape.dropLast() + [outF], "adapter dy \(dyRounded.shape)")
         if let dx { expectShape(dx, x.shape, "adapter dx") }
         if let dQ { expectShape(dQ, [r, inF], "adapter dQ") }
         if let dP { expectShape(dP, [outF, r], "adapter dP") }
@@ -74,8 +96,7 @@ public enum BF16Adapter {
         let profiled = ProfiledOperation("adapter.backward bf16", flops: 2 * n * a * (3 * outF + 4 * inF))
         defer { profiled.end() }
         if a == 0 { return }
-        let s = Stacked(factors, active: a, inF: inF, outF: outF), k = s.k
-        BFloat16.withRounded(dy.data, count: n * outF) { dyb in
+        let k = s.k, dyb = dyRounded.pointer
         BFloat16.withRounded(x.data, count: n * inF) { xb in
         Scratch.with(n * k + n * a + a * outF, of: Float.self) { work in
             let g = work, u = work + n * k, dPt = u + n * a
@@ -118,7 +139,6 @@ public enum BF16Adapter {
                 }
             }
             }
-        }
         }
         }
     }

@@ -5,7 +5,8 @@ import CDNNL
 /// One row-major copy serves both: the forward reads it as Wᵀ through strides (1, in), which oneDNN's
 /// brgemm kernels take at the speed of its own packed layout (measured), so no second copy is kept.
 ///
-/// Activations arrive in Float32 and are rounded to bf16 into a scratch buffer per call.
+/// Activations arrive in Float32 and are rounded to bf16 into a scratch buffer per call, or arrive rounded
+/// (`BF16Rounded`) when the caller shares one rounding with the layer's adapter hooks.
 /// Primitives are built once per row count and kept; a layer serves one call at a time.
 public final class BF16Linear: @unchecked Sendable {
     public let outFeatures, inFeatures: Int
@@ -26,6 +27,11 @@ public final class BF16Linear: @unchecked Sendable {
 
     /// y [N…, out] = x [N…, in] · Wᵀ + bias (y is overwritten).
     public func forward(x: Tensor<Float>, bias: Tensor<Float>?, y: Tensor<Float>) {
+        BFloat16.withRounded(x) { forward(x: $0, bias: bias, y: y) }
+    }
+
+    /// The same on activations already rounded (shared with the adapter hooks of the layer).
+    public func forward(x: BF16Rounded, bias: Tensor<Float>?, y: Tensor<Float>) {
         precondition(x.shape.last == inFeatures && x.count % inFeatures == 0, "BF16Linear: x \(x.shape) for in \(inFeatures)")
         let n = x.count / inFeatures
         precondition(y.count == n * outFeatures, "BF16Linear: y \(y.shape) for \(n) × \(outFeatures)")
@@ -34,15 +40,13 @@ public final class BF16Linear: @unchecked Sendable {
         defer { profiled.end() }
         let plan = bias == nil ? cached(&forwardPlans, n) { forwardPlan(n, bias: false) }
                                : cached(&biasedPlans, n) { forwardPlan(n, bias: true) }
-        BFloat16.withRounded(x.data, count: n * inFeatures) { xb in
-            var args: [(slot: Int32, layout: dnnl_memory_desc_t, pointer: UnsafeMutableRawPointer)] = [
-                (OneDNN.src, plan.layout(dnnl_query_src_md), UnsafeMutableRawPointer(xb)),
-                (OneDNN.weights, plan.layout(dnnl_query_weights_md), weight.pointer),
-                (OneDNN.dst, plan.layout(dnnl_query_dst_md), UnsafeMutableRawPointer(y.data)),
-            ]
-            if let bias { args.append((OneDNN.bias, OneDNN.descriptor([1, outFeatures], dnnl_f32, dnnl_ab), UnsafeMutableRawPointer(bias.data))) }
-            plan.run(args)
-        }
+        var args: [(slot: Int32, layout: dnnl_memory_desc_t, pointer: UnsafeMutableRawPointer)] = [
+            (OneDNN.src, plan.layout(dnnl_query_src_md), UnsafeMutableRawPointer(x.pointer)),
+            (OneDNN.weights, plan.layout(dnnl_query_weights_md), weight.pointer),
+            (OneDNN.dst, plan.layout(dnnl_query_dst_md), UnsafeMutableRawPointer(y.data)),
+        ]
+        if let bias { args.append((OneDNN.bias, OneDNN.descriptor([1, outFeatures], dnnl_f32, dnnl_ab), UnsafeMutableRawPointer(bias.data))) }
+        plan.run(args)
     }
 
     /// Allocating convenience: returns y [N…, out].
@@ -54,19 +58,22 @@ public final class BF16Linear: @unchecked Sendable {
 
     /// dx [N…, in] += dy [N…, out] · W (the frozen weight gets no gradient).
     public func backwardData(dy: Tensor<Float>, dx: Tensor<Float>) {
+        BFloat16.withRounded(dy) { backwardData(dy: $0, dx: dx) }
+    }
+
+    /// The same on an output gradient already rounded (shared with the adapter hooks of the layer).
+    public func backwardData(dy: BF16Rounded, dx: Tensor<Float>) {
         precondition(dy.shape.last == outFeatures && dy.count % outFeatures == 0, "BF16Linear: dy \(dy.shape)")
         let n = dy.count / outFeatures
         precondition(dx.count == n * inFeatures, "BF16Linear: dx \(dx.shape) for \(n) × \(inFeatures)")
         let profiled = ProfiledOperation("linear.backward bf16", flops: 2 * n * inFeatures * outFeatures)
         defer { profiled.end() }
         let plan = cached(&backwardPlans, n) { backwardPlan(n) }
-        BFloat16.withRounded(dy.data, count: n * outFeatures) { db in
-            plan.run([
-                (OneDNN.src, plan.layout(dnnl_query_src_md), UnsafeMutableRawPointer(db)),
-                (OneDNN.weights, plan.layout(dnnl_query_weights_md), weight.pointer),
-                (OneDNN.dst, plan.layout(dnnl_query_dst_md), UnsafeMutableRawPointer(dx.data)),
-            ])
-        }
+        plan.run([
+            (OneDNN.src, plan.layout(dnnl_query_src_md), UnsafeMutableRawPointer(dy.pointer)),
+            (OneDNN.weights, plan.layout(dnnl_query_weights_md), weight.pointer),
+            (OneDNN.dst, plan.layout(dnnl_query_dst_md), UnsafeMutableRawPointer(dx.data)),
+        ])
     }
 
     /// The implementation oneDNN runs the forward with for `rows` rows (tests check it is not a reference kernel).

@@ -34,14 +34,30 @@ public enum BFloat16 {
         }
     }
 
-    /// A Float32 matrix [rows, cols] (row stride `ld`) rounded into a contiguous bf16 buffer.
-    static func convert(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int, to dst: UnsafeMutablePointer<UInt16>) {
-        if ld == cols { return convert(src, to: dst, count: rows * cols) }
+    /// Runs `body` with a tensor's values rounded to bf16 in scratch memory: one rounding serves every
+    /// product that consumes the same activations (a Linear and the adapter hooked on it).
+    public static func withRounded<R>(_ x: Tensor<Float>, _ body: (BF16Rounded) -> R) -> R {
+        withRounded(x.data, count: x.count) { body(BF16Rounded(pointer: $0, shape: x.shape)) }
+    }
+
+    /// A Float32 matrix [rows, cols] (row stride `ld`) rounded into a bf16 buffer of row stride `dstLd`
+    /// (default: contiguous rows).
+    static func convert(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int, to dst: UnsafeMutablePointer<UInt16>,
+                        dstLd: Int? = nil) {
+        let dstLd = dstLd ?? cols
+        if ld == cols && dstLd == cols { return convert(src, to: dst, count: rows * cols) }
         Parallel.forEach(rows, grain: max(1, (1 << 16) / max(cols, 1))) { rs in
             for r in rs {
-                let s = src + r * ld, d = dst + r * cols
+                let s = src + r * ld, d = dst + r * dstLd
                 for c in 0..<cols { d[c] = bits(s[c]) }
             }
         }
     }
+}
+
+/// A tensor's values rounded to bf16, alive only inside `BFloat16.withRounded(_:_:)`.
+public struct BF16Rounded {
+    let pointer: UnsafeMutablePointer<UInt16>
+    public let shape: [Int]
+    var count: Int { shape.reduce(1, *) }
 }

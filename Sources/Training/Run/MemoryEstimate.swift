@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import UNet
 
@@ -25,9 +26,18 @@ public struct MemoryEstimate {
         self.available = available
     }
 
-    /// Room kept free beside the estimate: scratch buffers, attention blocks, allocator slack, and the
-    /// estimate's own roughness (a quarter of it).
-    var margin: Int { (1 << 30) + activations / 4 }
+    /// The figures themselves (tests of the decision).
+    init(weights: Int, adapter: Int, activations: Int, available: Int?) {
+        self.weights = weights
+        self.adapter = adapter
+        self.activations = activations
+        self.available = available
+    }
+
+    /// Room kept free beside the estimate: scratch buffers, attention blocks, allocator slack, the freed
+    /// tensor buffers kept for reuse (up to `TensorMemory.cachedLimit`), and the estimate's own roughness
+    /// (a quarter of it).
+    var margin: Int { (1 << 30) + TensorMemory.cachedLimit + activations / 4 }
 
     /// `--recompute auto` recomputes only when keeping every activation would not fit in the memory still
     /// available (with recomputation, activations shrink to block inputs plus one block's worth).
