@@ -19,6 +19,16 @@ public struct Tensor<T: Scalar>: @unchecked Sendable {
         self.offset = 0
     }
 
+    /// Tensor whose elements are not set: for the output of an operation that writes every element (a
+    /// reused buffer is not zero-filled first, which costs a memory pass per activation).
+    public init(uninitialized shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        self.shape = shape
+        self.count = shape.reduce(1, *)
+        self.storage = TensorStorage(count: count, zeroed: false)
+        self.offset = 0
+    }
+
     /// Tensor holding `values` (row-major) with the given shape.
     public init(shape: [Int], values: [T]) {
         self.init(zeros: shape)
@@ -89,16 +99,16 @@ public struct Tensor<T: Scalar>: @unchecked Sendable {
     }
 }
 
-/// Owner of a 64-byte aligned, zero-filled allocation (cache line / AVX-512 register width); large ones come
+/// Owner of a 64-byte aligned, zero-filled (unless asked otherwise) allocation (cache line / AVX-512 register width); large ones come
 /// from `TensorMemory`, which reuses them.
 public final class TensorStorage<T: Scalar>: @unchecked Sendable {
     @usableFromInline let base: UnsafeMutablePointer<T>
     let count: Int
     private let capacity: Int
 
-    init(count: Int) {
+    init(count: Int, zeroed: Bool = true) {
         self.count = count
-        let memory = TensorMemory.allocate(max(count, 1) * MemoryLayout<T>.stride)
+        let memory = TensorMemory.allocate(max(count, 1) * MemoryLayout<T>.stride, zeroed: zeroed)
         capacity = memory.capacity
         base = memory.pointer.bindMemory(to: T.self, capacity: max(count, 1))
     }

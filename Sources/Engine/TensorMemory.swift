@@ -27,16 +27,17 @@ public enum TensorMemory {
     nonisolated(unsafe) private static var keptBytes = 0
     nonisolated(unsafe) private static var limit = 2 << 30
 
-    /// A 64-byte aligned, zero-filled buffer of at least `bytes`; `capacity` is what `release` needs back.
-    static func allocate(_ bytes: Int) -> (pointer: UnsafeMutableRawPointer, capacity: Int) {
+    /// A 64-byte aligned buffer of at least `bytes`, zero-filled when `zeroed` (else it may hold what a
+    /// released tensor left); `capacity` is what `release` needs back.
+    static func allocate(_ bytes: Int, zeroed: Bool = true) -> (pointer: UnsafeMutableRawPointer, capacity: Int) {
         guard bytes >= poolFrom else {
             let pointer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 64)
-            pointer.initializeMemory(as: UInt8.self, repeating: 0, count: max(bytes, 1))
+            if zeroed { pointer.initializeMemory(as: UInt8.self, repeating: 0, count: max(bytes, 1)) }
             return (pointer, bytes)
         }
         let capacity = (bytes + granule - 1) / granule * granule
         if let reused = takeKept(capacity) {
-            reused.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+            if zeroed { reused.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
             return (reused, capacity)
         }
         return (map(capacity), capacity)  // fresh anonymous pages read as zero

@@ -76,7 +76,7 @@ final class TransformerBlock {
         let h1 = added(h, attn1.forward(norm1.forward(h, pass), context: nil, pass))
         let h2 = added(h1, attn2.forward(norm2.forward(h1, pass), context: context, pass))
         let p = ffIn.forward(norm3.forward(h2, pass), pass)
-        let g = Tensor<Float>(zeros: Array(p.shape.dropLast()) + [p.shape.last! / 2])
+        let g = Tensor<Float>(uninitialized: Array(p.shape.dropLast()) + [p.shape.last! / 2])
         GEGLU.forward(p: p, y: g)
         savedGate = pass.recording ? p : nil
         return added(h2, ffOut.forward(g, pass))

@@ -70,7 +70,7 @@ final class DenseLayer {
             return y
         }
         // One rounding of x serves the Linear and its hooks; the trained hook's stack is kept for backward.
-        let y = Tensor<Float>(zeros: x.shape.dropLast() + [outFeatures])
+        let y = Tensor<Float>(uninitialized: x.shape.dropLast() + [outFeatures])
         BFloat16.withRounded(x) { xr in
             bf16.forward(x: xr, bias: bias, y: y)
             for (i, b) in bindings.enumerated() {
@@ -89,7 +89,8 @@ extension DenseLayer {
         let x = recorded(savedInput, path)
         let stack = savedStack
         (savedInput, savedStack) = (nil, nil)
-        let dx = needInput ? Tensor<Float>(zeros: x.shape) : nil
+        // In bf16 the Linear's product sets dx (the hooks add to it), so it needs no zero-fill.
+        let dx = needInput ? (bf16 == nil ? Tensor<Float>(zeros: x.shape) : Tensor<Float>(uninitialized: x.shape)) : nil
         // The trained hook: the first binding, when the pass collects its gradients.
         let binding = grads.factors[path] == nil ? nil : pass.bindings[path]?.first
         let gradients = binding == nil ? nil : grads.factors[path]
@@ -101,7 +102,7 @@ extension DenseLayer {
             return dx
         }
         guard let binding, let gradients, case .ortho = binding.factors, case .ortho = gradients, let stack else {
-            if let dx { bf16.backwardData(dy: dy, dx: dx) }
+            if let dx { BFloat16.withRounded(dy) { bf16.backwardData(dy: $0, dx: dx, overwriting: true) } }
             if let binding, let gradients {
                 BF16Adapter.backward(dy: dy, x: x, factors: binding.factors, active: binding.active, dx: dx, gradients: gradients)
             }
@@ -109,7 +110,7 @@ extension DenseLayer {
         }
         // One rounding of dy serves the Linear's backward and the hook's.
         BFloat16.withRounded(dy) { dyr in
-            if let dx { bf16.backwardData(dy: dyr, dx: dx) }
+            if let dx { bf16.backwardData(dy: dyr, dx: dx, overwriting: true) }
             BF16Adapter.backward(dy: dyr, x: x, factors: binding.factors, stacked: stack, active: binding.active, dx: dx, gradients: gradients)
         }
         return dx
@@ -177,7 +178,7 @@ final class GroupNormLayer {
     }
 
     func forward(_ x: Tensor<Float>, _ pass: UNetPass) -> Tensor<Float> {
-        let y = Tensor<Float>(zeros: x.shape)
+        let y = Tensor<Float>(uninitialized: x.shape)  // every element written
         let stats = GroupNorm.forward(x: x, groups: groups, eps: eps, gamma: gamma, beta: beta, y: y)
         saved = pass.recording ? (x, stats) : nil
         return y
@@ -207,7 +208,7 @@ final class LayerNormLayer {
     }
 
     func forward(_ x: Tensor<Float>, _ pass: UNetPass) -> Tensor<Float> {
-        let y = Tensor<Float>(zeros: x.shape)
+        let y = Tensor<Float>(uninitialized: x.shape)  // every element written
         let stats = LayerNorm.forward(x: x, eps: eps, gamma: gamma, beta: beta, y: y)
         saved = pass.recording ? (x, stats) : nil
         return y
@@ -229,7 +230,7 @@ extension LayerNormLayer {
 /// a + b (same element count), new tensor shaped like a.
 func added(_ a: Tensor<Float>, _ b: Tensor<Float>) -> Tensor<Float> {
     precondition(a.count == b.count, "add: \(a.shape) vs \(b.shape)")
-    let y = Tensor<Float>(zeros: a.shape)
+    let y = Tensor<Float>(uninitialized: a.shape)
     let ap = a.data, bp = b.data, yp = y.data
     Parallel.forEach(a.count, grain: 16384) { r in for i in r { yp[i] = ap[i] + bp[i] } }
     return y
@@ -245,7 +246,7 @@ func accumulate(_ a: Tensor<Float>, _ b: Tensor<Float>) {
 /// x [B, C, S] → [B, S, C] (channels-first image to tokens), or back with `inverse`.
 func transposed(_ x: Tensor<Float>, rows: Int, cols: Int, shape: [Int]) -> Tensor<Float> {
     let batch = x.count / (rows * cols)
-    let y = Tensor<Float>(zeros: shape)
+    let y = Tensor<Float>(uninitialized: shape)
     let xp = x.data, yp = y.data
     for b in 0..<batch {
         let src = xp + b * rows * cols, dst = yp + b * rows * cols

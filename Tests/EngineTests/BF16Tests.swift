@@ -43,6 +43,13 @@ struct BF16Tests {
         let backErr = scaleRelative(dx, dxRef)
         print("BF16Linear \(n)×\(inF)×\(outF) backward: \(backErr)")
         #expect(backErr <= 1e-5)
+
+        // Overwriting sets dx whatever it held (what a layer's fresh, uninitialised dx relies on), and one
+        // rounding of dy shared by callers gives the same result.
+        let set = Tensor<Float>(shape: [n, inF]) { _ in .nan }, fromZero = Tensor<Float>(zeros: [n, inF])
+        BFloat16.withRounded(dy) { layer.backwardData(dy: $0, dx: set, overwriting: true) }
+        layer.backwardData(dy: dy, dx: fromZero)
+        #expect(set.array == fromZero.array)
     }
 
     @Test func linearRunsOnNativeBF16Kernels() {

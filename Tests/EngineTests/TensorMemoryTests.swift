@@ -17,6 +17,18 @@ final class TensorMemoryTests: XCTestCase {
         XCTAssertFalse((0..<count).contains { second[$0] != 0 }, "a reused buffer reads as zeros")
     }
 
+    /// An uninitialised tensor takes a kept buffer as it is (no zero-fill: its operation writes every element).
+    func testAnUninitialisedTensorReusesTheBufferWithoutClearingIt() {
+        let n = count - 4096  // same granules as `count`, an element count no other test allocates
+        var first: Tensor<Float>? = Tensor<Float>(zeros: [n])
+        let address = first!.data
+        first!.fill(2.25)
+        first = nil
+        let second = Tensor<Float>(uninitialized: [n])
+        XCTAssertEqual(second.data, address)
+        XCTAssertEqual(second[n - 1], 2.25, "left as the released tensor had it")
+    }
+
     func testSmallTensorsAreNotKept() {
         TensorMemory.trim()
         do { let small = Tensor<Float>(zeros: [1000]); small.fill(1) }

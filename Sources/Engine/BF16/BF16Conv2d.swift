@@ -78,7 +78,7 @@ public final class BF16Conv2d: @unchecked Sendable {
 
     /// Allocating convenience: returns y [B, Cout, Ho, Wo].
     public func forward(x: Tensor<Float>, bias: Tensor<Float>?) -> Tensor<Float> {
-        let y = Tensor<Float>(zeros: [x.shape[0], outChannels, outputSize(x.shape[2]), outputSize(x.shape[3])])
+        let y = Tensor<Float>(uninitialized: [x.shape[0], outChannels, outputSize(x.shape[2]), outputSize(x.shape[3])])
         forward(x: x, bias: bias, y: y)
         return y
     }

@@ -14,6 +14,7 @@ public final class BF16Linear: @unchecked Sendable {
     private var forwardPlans: [Int: OneDNNPrimitive] = [:]
     private var biasedPlans: [Int: OneDNNPrimitive] = [:]
     private var backwardPlans: [Int: OneDNNPrimitive] = [:]
+    private var overwritingBackwardPlans: [Int: OneDNNPrimitive] = [:]
 
     public init(weight w: Tensor<Float>) {
         precondition(w.rank == 2, "BF16Linear wants a weight [out, in]")
@@ -51,7 +52,7 @@ public final class BF16Linear: @unchecked Sendable {
 
     /// Allocating convenience: returns y [N…, out].
     public func forward(x: Tensor<Float>, bias: Tensor<Float>?) -> Tensor<Float> {
-        let y = Tensor<Float>(zeros: x.shape.dropLast() + [outFeatures])
+        let y = Tensor<Float>(uninitialized: x.shape.dropLast() + [outFeatures])
         forward(x: x, bias: bias, y: y)
         return y
     }
@@ -61,14 +62,16 @@ public final class BF16Linear: @unchecked Sendable {
         BFloat16.withRounded(dy) { backwardData(dy: $0, dx: dx) }
     }
 
-    /// The same on an output gradient already rounded (shared with the adapter hooks of the layer).
-    public func backwardData(dy: BF16Rounded, dx: Tensor<Float>) {
+    /// The same on an output gradient already rounded (shared with the adapter hooks of the layer);
+    /// `overwriting` sets dx instead of adding to it (a fresh, uninitialised dx needs no zero-fill).
+    public func backwardData(dy: BF16Rounded, dx: Tensor<Float>, overwriting: Bool = false) {
         precondition(dy.shape.last == outFeatures && dy.count % outFeatures == 0, "BF16Linear: dy \(dy.shape)")
         let n = dy.count / outFeatures
         precondition(dx.count == n * inFeatures, "BF16Linear: dx \(dx.shape) for \(n) × \(inFeatures)")
         let profiled = ProfiledOperation("linear.backward bf16", flops: 2 * n * inFeatures * outFeatures)
         defer { profiled.end() }
-        let plan = cached(&backwardPlans, n) { backwardPlan(n) }
+        let plan = overwriting ? cached(&overwritingBackwardPlans, n) { backwardPlan(n, accumulate: false) }
+                               : cached(&backwardPlans, n) { backwardPlan(n, accumulate: true) }
         plan.run([
             (OneDNN.src, plan.layout(dnnl_query_src_md), UnsafeMutableRawPointer(dy.pointer)),
             (OneDNN.weights, plan.layout(dnnl_query_weights_md), weight.pointer),
@@ -104,11 +107,11 @@ public final class BF16Linear: @unchecked Sendable {
         return p
     }
 
-    private func backwardPlan(_ n: Int) -> OneDNNPrimitive {
+    private func backwardPlan(_ n: Int, accumulate: Bool) -> OneDNNPrimitive {
         var src = OneDNN.descriptor([n, outFeatures], dnnl_bf16, dnnl_ab)
         var wei = OneDNN.descriptor([outFeatures, inFeatures], dnnl_bf16, dnnl_ab)
         var dst = OneDNN.descriptor([n, inFeatures], dnnl_f32, dnnl_ab)
-        let attr = OneDNN.accumulating()
+        let attr = accumulate ? OneDNN.accumulating() : OneDNN.attributes()
         defer { dnnl_primitive_attr_destroy(attr) }
         guard let p = OneDNNPrimitive({ pd in
             var desc = dnnl_matmul_desc_t()
