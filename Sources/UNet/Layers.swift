@@ -154,12 +154,13 @@ extension ConvLayer {
     func backward(_ dy: Tensor<Float>) -> Tensor<Float> {
         let x = recorded(savedInput, "conv input")
         savedInput = nil
-        let dx = Tensor<Float>(zeros: x.shape)
-        if let bf16 {
-            bf16.backwardData(dy: dy, dx: dx)
-        } else {
+        guard let bf16 else {
+            let dx = Tensor<Float>(zeros: x.shape)
             Conv2d.backward(dy: dy, x: x, weight: weight, stride: stride, padding: padding, dx: dx, dWeight: nil, dBias: nil)
+            return dx
         }
+        let dx = Tensor<Float>(uninitialized: x.shape)  // set by the product, not added to
+        bf16.backwardData(dy: dy, dx: dx, overwriting: true)
         return dx
     }
 }

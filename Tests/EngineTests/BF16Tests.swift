@@ -84,6 +84,11 @@ struct BF16Tests {
         let backErr = scaleRelative(dx, dxRef)
         print("BF16Conv2d \(kernel)×\(kernel)/\(stride) backward: \(backErr)")
         #expect(backErr <= 1e-5)
+        // Overwriting sets dx whatever it held.
+        let set = Tensor<Float>(shape: x.shape) { _ in .nan }, fromZero = Tensor<Float>(zeros: x.shape)
+        layer.backwardData(dy: dy, dx: set, overwriting: true)
+        layer.backwardData(dy: dy, dx: fromZero)
+        #expect(set.array == fromZero.array)
         // Another input size gets its own primitive (and, if it asks for one, its own weight layout).
         let small = rng.floats([1, 24, 6, 8])
         let smallErr = scaleRelative(layer.forward(x: small, bias: nil), Conv2d.forward(

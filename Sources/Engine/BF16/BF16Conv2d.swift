@@ -31,6 +31,7 @@ public final class BF16Conv2d: @unchecked Sendable {
         let convolution: OneDNNPrimitive
         let toChannelsLast: OneDNNPrimitive
         let addChannelsFirst: OneDNNPrimitive
+        let setChannelsFirst: OneDNNPrimitive
         let weights: AlignedBuffer
     }
 
@@ -83,8 +84,9 @@ public final class BF16Conv2d: @unchecked Sendable {
         return y
     }
 
-    /// dx [B, Cin, H, W] += convᵀ(dy [B, Cout, Ho, Wo]) (the frozen weight gets no gradient).
-    public func backwardData(dy: Tensor<Float>, dx: Tensor<Float>) {
+    /// dx [B, Cin, H, W] += convᵀ(dy [B, Cout, Ho, Wo]) (the frozen weight gets no gradient);
+    /// `overwriting` sets dx instead (a fresh, uninitialised dx needs no zero-fill).
+    public func backwardData(dy: Tensor<Float>, dx: Tensor<Float>, overwriting: Bool = false) {
         let key = key(dx, bias: false)
         let (ho, wo) = (outputSize(key.height), outputSize(key.width))
         precondition(dy.shape == [key.batch, outChannels, ho, wo], "BF16Conv2d: dy \(dy.shape) for dx \(dx.shape)")
@@ -101,8 +103,8 @@ public final class BF16Conv2d: @unchecked Sendable {
                 conv.run([(OneDNN.diffDst, diffDst, db),
                           (OneDNN.weights, conv.layout(dnnl_query_weights_md), plan.weights.pointer),
                           (OneDNN.diffSrc, diffSrc, gb)])
-                plan.addChannelsFirst.run([(OneDNN.src, diffSrc, gb),
-                                           (OneDNN.dst, activations(dx.shape, dnnl_f32), UnsafeMutableRawPointer(dx.data))])
+                (overwriting ? plan.setChannelsFirst : plan.addChannelsFirst).run(
+                    [(OneDNN.src, diffSrc, gb), (OneDNN.dst, activations(dx.shape, dnnl_f32), UnsafeMutableRawPointer(dx.data))])
             }
         }
     }
@@ -187,6 +189,7 @@ public final class BF16Conv2d: @unchecked Sendable {
             toChannelsLast: OneDNNPrimitive(reorder: activations(dstShape, dnnl_f32), to: conv.layout(dnnl_query_diff_dst_md)),
             addChannelsFirst: OneDNNPrimitive(reorder: conv.layout(dnnl_query_diff_src_md), to: activations(srcShape, dnnl_f32),
                                               accumulate: true),
+            setChannelsFirst: OneDNNPrimitive(reorder: conv.layout(dnnl_query_diff_src_md), to: activations(srcShape, dnnl_f32)),
             weights: weights(in: conv.layout(dnnl_query_weights_md)))
         backwardPlans[key] = plan
         return plan

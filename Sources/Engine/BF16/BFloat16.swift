@@ -20,6 +20,8 @@ public enum BFloat16 {
 
     /// dst[i] = bits(src[i]) for `count` contiguous elements, on all threads.
     static func convert(_ src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<UInt16>, count: Int) {
+        let profiled = ProfiledOperation("bf16 rounding")
+        defer { profiled.end() }
         Parallel.forEach(count, grain: 1 << 16) { r in
             for i in r { dst[i] = bits(src[i]) }
         }
