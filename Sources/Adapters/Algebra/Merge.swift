@@ -28,6 +28,11 @@ public enum AdapterMerge {
     public static func merge(_ inputs: [Input], method: Method, rank: Int?, atTimestep: Double?) throws -> Result {
         guard !inputs.isEmpty else { throw AdapterError("nothing to merge") }
         var adapters = inputs.map(\.adapter)
+        // Adapters of different bases have nothing to add up (an unknown base goes with any).
+        let bases = zip(inputs, adapters).compactMap { input, a in a.base.base.map { (input.label, $0) } }
+        if let first = bases.first, let other = bases.first(where: { $0.1 != first.1 }) {
+            throw AdapterError("\(first.0) is a LoRA for \(first.1.displayName) but \(other.0) is for \(other.1.displayName): adapters of different base models cannot be merged")
+        }
         if let t = atTimestep {
             for (i, a) in adapters.enumerated() where a.schedule != nil { adapters[i] = Converter.bake(a, at: t) }
         }
@@ -91,6 +96,7 @@ public enum AdapterMerge {
                              schedule: method == .svd ? nil : schedules.first ?? nil,
                              componentsPerRank: method == .svd || !scheduled ? 1 : c.reduce(0, +),
                              modules: modules, metadata: [:], source: InMemoryFactors(factors))
+        result.base = adapters.first { $0.base.base != nil }?.base ?? adapters[0].base
         result.metadata["tlora.merged_from"] = inputs.map { "\($0.label):\(Converter.number($0.weight))" }.joined(separator: ", ")
         if let t = atTimestep { result.metadata["tlora.baked_at_timestep"] = Converter.number(t) }
         return Result(adapter: result, errors: method == .svd ? errors : nil,

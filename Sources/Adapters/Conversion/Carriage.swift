@@ -18,22 +18,31 @@ extension Converter {
         var seen: Set<String> = []
         for key in adapter.unknownKeys {
             let module = AdapterKeys.moduleName(ofKey: key)
-            if seen.insert(module).inserted { found.append((nil, module, "not an SDXL module tlkit knows")) }
+            if seen.insert(module).inserted { found.append((nil, module, "not \(knownModule(adapter.base.base)) tlkit knows")) }
         }
         for (index, module) in adapter.modules.enumerated() {
-            if let reason = reasonUncarried(module, by: format) { found.append((index, module.name, reason)) }
+            if let reason = reasonUncarried(module, by: format, base: adapter.base.base) { found.append((index, module.name, reason)) }
         }
         return found
     }
 
-    static func reasonUncarried(_ module: ModuleInfo, by format: OutputFormat) -> String? {
+    static func knownModule(_ base: BaseArchitecture?) -> String {
+        guard let base, base != .sdxl else { return "an SDXL module" }
+        return "a \(base.displayName) module"
+    }
+
+    static func reasonUncarried(_ module: ModuleInfo, by format: OutputFormat, base: BaseArchitecture?) -> String? {
         switch format {
         case .kohya:
-            return ModuleNames.kohyaName(module.name) == nil ? "kohya has no name for this module" : nil
+            guard BaseNames.kohyaName(module.name, base: base) == nil else { return nil }
+            // kohya's FLUX.1 and SD3 files fuse q, k and v; splitting or fusing factors is not done here.
+            return base == .flux1 || base == .sd3 ? "kohya names only the fused q, k, v projection of this block" : "kohya has no name for this module"
         case .tloraOfficial:
-            return ModuleNames.officialName(module.name) == nil || module.isConvolution
+            return BaseNames.officialName(module.name, base: base) == nil || module.isConvolution
                 ? "the official T-LoRA layout holds only UNet attention projections (to_q, to_k, to_v, to_out.0)" : nil
-        case .peft, .tlora:
+        case .peft:
+            return BaseNames.peftName(module.name, base: base) == nil ? "diffusers has no layer for this fused projection (kohya only)" : nil
+        case .tlora:
             return nil
         }
     }

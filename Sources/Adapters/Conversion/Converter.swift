@@ -46,6 +46,7 @@ public enum Converter {
     public static func convert(_ input: Adapter, _ request: ConvertRequest) throws -> (Adapter, ConversionReport) {
         var report = ConversionReport()
         report.notes += input.warnings
+        if request.to == .tloraOfficial { try BaseRequirement.requireSDXL(input, for: "--to tlora-official (the official T-LoRA layout is SDXL's)") }
         let lost = uncarried(input, to: request.to)
         if !lost.isEmpty, !request.skipUnsupported {
             throw UncarriedModules(modules: lost.map { ($0.module, $0.reason) })

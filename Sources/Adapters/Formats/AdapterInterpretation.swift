@@ -20,6 +20,8 @@ struct AdapterInterpretation {
     /// `../logs/hparams.yml` beside `checkpoint-N/`, when the layout can have one and it exists.
     var hparamsPath: String?
     var hparams: OfficialHparams?
+    /// The base model (Bases/), which decides how module names are read.
+    var base = BaseVerdict()
     var method: AdapterMethod?
     var schedule: RankSchedule?
     var componentsPerRank = 1
@@ -76,8 +78,9 @@ struct AdapterInterpretation {
         }
         if result.format == .attnProcs, flags.minRank != nil { result.format = .tloraOfficial }
 
+        result.base = BaseIdentification.identify(keys: keys, file: file, path: path, isOfficial: result.format == .tloraOfficial)
         for module in keys.modules {
-            guard let canonical = ModuleNames.canonical(fileName: module.fileName, format: result.format) else {
+            guard let canonical = BaseNames.canonical(fileName: module.fileName, format: result.format, base: result.base.base) else {
                 result.unknownKeys += module.tensors.values.sorted()
                 continue
             }
@@ -92,7 +95,8 @@ struct AdapterInterpretation {
         }
         if strict, result.modules.isEmpty {
             let unknown = result.unknownKeys
-            throw AdapterError("\(path): no module matches an SDXL layer (\(unknown.count) unrecognised tensors, e.g. \(unknown.first ?? ""))")
+            let layer = result.base.base.map { $0 == .sdxl ? "an SDXL layer" : "a layer of \($0.displayName)" } ?? "an SDXL layer"
+            throw AdapterError("\(path): no module matches \(layer) (\(unknown.count) unrecognised tensors, e.g. \(unknown.first ?? ""))")
         }
 
         let metadata = file.metadata

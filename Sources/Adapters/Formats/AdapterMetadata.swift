@@ -24,11 +24,13 @@ enum AdapterMetadata {
         }
         // ModelSpec 1.0.1 (MUST keys, then what is known).
         m["modelspec.sai_model_spec"] = "1.0.1"
-        m["modelspec.architecture"] = "stable-diffusion-xl-v1-base/lora"
-        m["modelspec.implementation"] = "https://github.com/Stability-AI/generative-models"
+        // The base's own names; an unknown base is written as SDXL, as before bases were told apart.
+        let base = adapter.base.base ?? .sdxl
+        m["modelspec.architecture"] = base == .sdxl ? base.modelSpecArchitecture : sameBase(adapter, "modelspec.architecture") ?? base.modelSpecArchitecture
+        m["modelspec.implementation"] = base.modelSpecImplementation
         m["modelspec.title"] = options.title ?? adapter.metadata["modelspec.title"] ?? "tlkit adapter"
-        m["modelspec.resolution"] = adapter.metadata["modelspec.resolution"] ?? "1024x1024"
-        m["modelspec.prediction_type"] = "epsilon"
+        m["modelspec.resolution"] = adapter.metadata["modelspec.resolution"] ?? base.resolution
+        if [.sd1, .sd2, .sdxl].contains(base) { m["modelspec.prediction_type"] = "epsilon" }
         m["modelspec.hash_sha256"] = "0x" + dataSHA256
         if let trigger = options.trigger ?? adapter.metadata["modelspec.trigger_phrase"] ?? defaultTrigger(adapter) {
             m["modelspec.trigger_phrase"] = trigger
@@ -36,8 +38,8 @@ enum AdapterMetadata {
         switch format {
         case .kohya:
             let ranks = Set(adapter.modules.map(\.rank))
-            m["ss_v2"] = "False"
-            m["ss_base_model_version"] = "sdxl_base_v1-0"
+            m["ss_v2"] = base == .sd2 ? "True" : "False"
+            m["ss_base_model_version"] = base == .sdxl ? base.kohyaVersion : sameBase(adapter, "ss_base_model_version") ?? base.kohyaVersion
             m["ss_network_module"] = "networks.lora"
             m["ss_network_dim"] = ranks.count == 1 ? String(ranks.first!) : "Dynamic"
             m["ss_network_alpha"] = uniformAlpha(adapter).map(number) ?? "Dynamic"
@@ -49,6 +51,12 @@ enum AdapterMetadata {
             break
         }
         return m
+    }
+
+    /// The input's value of `key` when it names the same base (it may say more: `sd_v2_v`, `flux-1-schnell/lora`).
+    static func sameBase(_ adapter: Adapter, _ key: String) -> String? {
+        guard let value = adapter.metadata[key], BaseMetadata.base([key: value])?.base == adapter.base.base else { return nil }
+        return value
     }
 
     static func defaultTrigger(_ adapter: Adapter) -> String? {

@@ -53,6 +53,7 @@ public enum AdapterReader {
                               source: FileFactors(file: file, path: path, modules: meaning.moduleKeys, infos: meaning.modules, format: meaning.format))
         adapter.warnings = meaning.warnings
         adapter.origin = path
+        adapter.base = meaning.base
         adapter.nonFinite = nonFiniteFindings(meaning.moduleKeys, canonical: meaning.modules.map(\.name), in: file, path: path)
         return adapter
     }

@@ -137,14 +137,17 @@ public enum AdapterWriter {
                 guard !module.isOrtho else { throw AdapterError("\(module.name): an ortho module must be folded before writing \(format.rawValue)") }
                 let base: String
                 if format == .kohya {
-                    guard let name = ModuleNames.kohyaName(module.name) else { throw AdapterError("\(module.name): no kohya name for this module") }
+                    guard let name = BaseNames.kohyaName(module.name, base: adapter.base.base) else { throw AdapterError("\(module.name): no kohya name for this module") }
                     base = name
                     plan.append(Planned(spec: TensorSpec(name: base + ".alpha", dtype: dtype, shape: []), module: index) { f in
                         guard case let .lowRank(l) = f else { return [] }
                         return [l.alpha ?? Float(l.rank)]
                     })
                 } else {
-                    base = ModuleNames.peftName(module.name)
+                    guard let name = BaseNames.peftName(module.name, base: adapter.base.base) else {
+                        throw AdapterError("\(module.name): diffusers has no layer for this fused projection (write it --to kohya)")
+                    }
+                    base = name
                 }
                 let (downKey, upKey) = format == .kohya ? (".lora_down.weight", ".lora_up.weight") : (".lora_A.weight", ".lora_B.weight")
                 plan.append(Planned(spec: TensorSpec(name: base + downKey, dtype: dtype, shape: module.downShape(rank: module.rank)), module: index) { f in

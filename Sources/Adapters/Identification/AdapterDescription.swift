@@ -35,7 +35,10 @@ enum AdapterDescription {
             identity.trigger = [token, meaning.hparams?.className].compactMap { $0 }.joined(separator: " ")
         }
         identity.trigger = metadata["modelspec.trigger_phrase"] ?? metadataTrigger(metadata) ?? identity.trigger
-        identity.base = base(keys: keys, file: file, metadata: metadata, isOfficial: meaning.format == .tloraOfficial)
+        let verdict = BaseIdentification.identify(keys: keys, file: file, path: path, isOfficial: meaning.format == .tloraOfficial)
+        identity.base = verdict.base?.rawValue
+        identity.derivative = verdict.derivative
+        identity.baseNote = verdict.note
     }
 
     static func isTextEncoder(_ moduleName: String) -> Bool {
@@ -56,26 +59,6 @@ enum AdapterDescription {
             let stored = (try? FileFactors.alpha(keys: module, rank: rank, file: file, format: keys.format)) ?? nil
             return stored ?? Double(rank)
         }
-    }
-
-    static func base(keys: AdapterKeys, file: SafeTensorsFile, metadata: [String: String], isOfficial: Bool) -> String? {
-        if let version = metadata["ss_base_model_version"] { return version.hasPrefix("sdxl") ? "sdxl" : nil }
-        if let architecture = metadata["modelspec.architecture"] {
-            return architecture.hasPrefix("stable-diffusion-xl") ? "sdxl" : nil
-        }
-        if metadata["tlora.version"] != nil || isOfficial { return "sdxl" }
-        let names = keys.modules.map(\.fileName)
-        // Two text encoders, or SGM block names in a kohya file, mean SDXL (SD 1.x/2.x have one encoder
-        // and kohya writes them with diffusers block names).
-        if names.contains(where: { $0.hasPrefix("lora_te2_") || $0.hasPrefix("text_encoder_2.") }) { return "sdxl" }
-        if names.contains(where: { $0.hasPrefix("lora_unet_input_blocks_") || $0.hasPrefix("lora_unet_output_blocks_") || $0.hasPrefix("lora_unet_middle_block_") }) {
-            return "sdxl"
-        }
-        // SDXL has no attention at the first level; SD 1.x/2.x do.
-        let unet = names.filter { $0.contains("down_blocks") || $0.contains("up_blocks") || $0.contains("mid_block") }
-        guard !unet.isEmpty else { return nil }
-        let firstLevel = unet.contains { $0.contains("down_blocks.0.attentions") || $0.contains("down_blocks_0_attentions") }
-        return firstLevel ? nil : "sdxl"
     }
 }
 
@@ -98,8 +81,7 @@ struct PeftMetadata {
 
     /// PEFT's rule: an `alpha_pattern` key matches a module whose path ends with it; else `lora_alpha`; else the rank.
     func alpha(forModule fileName: String, rank: Int) -> Double {
-        let component = fileName.hasPrefix("text_encoder_2.") ? "text_encoder_2"
-            : fileName.hasPrefix("text_encoder.") ? "text_encoder" : "unet"
+        let component = ["text_encoder_3", "text_encoder_2", "text_encoder", "transformer"].first { fileName.hasPrefix($0 + ".") } ?? "unet"
         guard let config = components[component] else { return Double(rank) }
         let path = fileName.hasPrefix(component + ".") ? String(fileName.dropFirst(component.count + 1)) : fileName
         if let patterns = config["alpha_pattern"] as? [String: Any] {

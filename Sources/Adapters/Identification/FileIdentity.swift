@@ -9,6 +9,10 @@ public struct FileIdentity: Sendable {
     /// `sgm` / `diffusers` for checkpoints; an `AdapterFormat` raw value for adapters.
     public var format: String?
     public var base: String?
+    /// The SDXL-derived model metadata names (`pony`, `illustrious`, `noobai`).
+    public var derivative: String?
+    /// Why `base` is unknown, or where metadata disagrees with the tensors (Bases/).
+    public var baseNote: String?
     public var dtypes: [String: Int] = [:]
     public var parameters: Int = 0
     public var tensorCount: Int = 0

@@ -72,6 +72,9 @@ public struct Adapter: Sendable {
     public var origin: String?
     /// Modules of the source file holding NaN or infinity; `NonFinitePolicy` decides what that means.
     public var nonFinite: [NonFiniteFinding] = []
+    /// The base model the source file was made for (unknown for results computed in memory from nothing).
+    /// It picks the module-name map the writers use; unknown names as SDXL.
+    public var base = BaseVerdict()
     private(set) var source: any FactorSource
 
     public init(format: AdapterFormat, method: AdapterMethod?, schedule: RankSchedule?, componentsPerRank: Int,

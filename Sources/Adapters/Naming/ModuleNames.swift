@@ -94,24 +94,29 @@ public enum ModuleNames {
             if name.hasPrefix("base_model.model.") { name = "unet." + name.dropFirst("base_model.model.".count) }
             return normalise(name)
         case .attnProcs, .tloraOfficial:
-            // `<path>.processor.to_q_lora` (UNet) or `…self_attn.to_q_lora` (text encoders, old diffusers).
-            // Ortho keys group as `…to_q_lora` (`.q_layer.weight`), down/up keys as `…to_q` (`_lora.down.weight`).
-            let trimmed = fileName.hasSuffix("_lora") ? String(fileName.dropLast("_lora".count)) : fileName
-            guard let dot = trimmed.lastIndex(of: ".") else { return nil }
-            var owner = String(trimmed[..<dot])
-            let projection = String(trimmed[trimmed.index(after: dot)...])
-            if owner.hasSuffix(".processor") { owner = String(owner.dropLast(".processor".count)) }
-            let isText = owner.hasPrefix("text_encoder")
-            let leaf: String
-            switch projection {
-            case "to_q": leaf = isText ? "q_proj" : "to_q"
-            case "to_k": leaf = isText ? "k_proj" : "to_k"
-            case "to_v": leaf = isText ? "v_proj" : "to_v"
-            case "to_out": leaf = isText ? "out_proj" : "to_out.0"
-            default: return nil
-            }
-            return normalise("\(owner).\(leaf)")
+            return attnProcsModule(fileName).flatMap(normalise)
         }
+    }
+
+    /// The module path an attention-processor name stands for, before the component is checked:
+    /// `<path>.processor.to_q_lora` (UNet) or `…self_attn.to_q_lora` (text encoders, old diffusers).
+    /// Ortho keys group as `…to_q_lora` (`.q_layer.weight`), down/up keys as `…to_q` (`_lora.down.weight`).
+    static func attnProcsModule(_ fileName: String) -> String? {
+        let trimmed = fileName.hasSuffix("_lora") ? String(fileName.dropLast("_lora".count)) : fileName
+        guard let dot = trimmed.lastIndex(of: ".") else { return nil }
+        var owner = String(trimmed[..<dot])
+        let projection = String(trimmed[trimmed.index(after: dot)...])
+        if owner.hasSuffix(".processor") { owner = String(owner.dropLast(".processor".count)) }
+        let isText = owner.hasPrefix("text_encoder")
+        let leaf: String
+        switch projection {
+        case "to_q": leaf = isText ? "q_proj" : "to_q"
+        case "to_k": leaf = isText ? "k_proj" : "to_k"
+        case "to_v": leaf = isText ? "v_proj" : "to_v"
+        case "to_out": leaf = isText ? "out_proj" : "to_out.0"
+        default: return nil
+        }
+        return "\(owner).\(leaf)"
     }
 
     /// Adds the component prefix (UNet when absent) and the text encoders' `text_model.` level; checks

@@ -65,6 +65,7 @@ struct Merge: ParsableCommand {
         }
         do {
             if let into {
+                for input in inputs { try BaseRequirement.requireSDXL(input.adapter, for: "merge --into (an SDXL checkpoint)") }
                 let t = atTimestep ?? 0
                 if inputs.contains(where: { $0.adapter.schedule != nil }) {
                     Console.error("warning: T-LoRA baked as it acts at t = \(Converter.number(t)); the timestep schedule is lost in the checkpoint")

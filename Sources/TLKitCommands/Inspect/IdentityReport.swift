@@ -11,6 +11,11 @@ enum IdentityReport {
             ("kind", .string(id.kind.rawValue)),
             ("format", .optional(id.format)),
             ("base", .optional(id.base)),
+        ]
+        // Only when there is something to say, so SDXL reports stay as they were.
+        if let derivative = id.derivative { fields.append(("derivative", .string(derivative))) }
+        if let note = id.baseNote { fields.append(("base_note", .string(note))) }
+        fields += [
             ("dtypes", .object(id.dtypes.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
             ("parameters", .int(id.parameters)),
             ("tensors", .int(id.tensorCount)),
@@ -76,8 +81,10 @@ enum IdentityReport {
 
     static func human(_ id: FileIdentity, tensors: [TensorInfo]?) -> String {
         var lines = ["\(id.path)"]
-        let what = [id.kind.rawValue, id.format, id.base.map { "base \($0)" }].compactMap { $0 }.joined(separator: ", ")
+        let base = id.base.map { "base \($0)" + (id.derivative.map { " (\($0))" } ?? "") }
+        let what = [id.kind.rawValue, id.format, base].compactMap { $0 }.joined(separator: ", ")
         lines.append("  \(what)")
+        if let note = id.baseNote { lines.append(id.base == nil ? "  base: unknown, \(note)" : "  base: \(note)") }
         let dtypes = id.dtypes.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " ")
         lines.append("  \(id.tensorCount) tensors, \(formatCount(id.parameters)) parameters (\(dtypes))")
         if let components = id.components {

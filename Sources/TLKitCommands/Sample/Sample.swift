@@ -138,8 +138,11 @@ struct Sample: ParsableCommand {
             let policy = nonFinite.policy
             let entries = try adapters.map { argument -> AdapterStack.Entry in
                 let parsed = try AdapterArgument(argument)
-                return AdapterStack.Entry(adapter: try parsed.read(flags: schedule.flags, catalog: catalog, policy: policy),
-                                          scale: Float(parsed.weight ?? 1), label: parsed.label)
+                let adapter = try parsed.read(flags: schedule.flags, catalog: catalog, policy: policy)
+                do { try BaseRequirement.requireSDXL(adapter, for: "sampling with an SDXL model") } catch let error as ConversionUsageError {
+                    throw CommandFailure(error.message, exitCode: 2)
+                }
+                return AdapterStack.Entry(adapter: adapter, scale: Float(parsed.weight ?? 1), label: parsed.label)
             }
             let source: SamplingRun.Prompt = embeddings.map { .embeddings(file: $0) } ?? .text(prompt ?? "", negative: negative)
             let final = try sampling!.run(noise: noise, prompt: source, adapters: entries, strict: strict, scheduler: try schedulerConfig(),
