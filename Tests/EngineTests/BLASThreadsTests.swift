@@ -10,12 +10,12 @@ final class BLASThreadsTests: XCTestCase {
         BLASThreads.set(3)
         defer { BLASThreads.set(ProcessInfo.processInfo.activeProcessorCount) }
         let secondStarted = DispatchSemaphore(value: 0), firstEnded = DispatchSemaphore(value: 0), secondEnded = DispatchSemaphore(value: 0)
-        var insideSecond: [Int32] = []
+        let insideSecond = Counts()
         DispatchQueue.global().async {
             BLASThreads.serial {
                 secondStarted.signal()
                 firstEnded.wait()
-                insideSecond.append(openblas_get_num_threads())
+                insideSecond.values.append(openblas_get_num_threads())
             }
             secondEnded.signal()
         }
@@ -26,10 +26,15 @@ final class BLASThreadsTests: XCTestCase {
         XCTAssertEqual(openblas_get_num_threads(), 1, "the second section still runs")
         firstEnded.signal()
         secondEnded.wait()
-        XCTAssertEqual(insideSecond, [1])
+        XCTAssertEqual(insideSecond.values, [1])
         XCTAssertEqual(openblas_get_num_threads(), 3)
         // A count set during a section takes effect when it ends.
         BLASThreads.serial { BLASThreads.set(2); XCTAssertEqual(openblas_get_num_threads(), 1) }
         XCTAssertEqual(openblas_get_num_threads(), 2)
     }
+}
+
+/// What the other thread saw (written before it signals, read after the wait).
+private final class Counts: @unchecked Sendable {
+    var values: [Int32] = []
 }
