@@ -34,13 +34,15 @@ var package = Package(
         .target(name: "SafeTensors", dependencies: ["CMappedGuard", "JSONOutput"]),
         // torch.save archives read as data, never executed.
         .target(name: "TorchPickle", dependencies: ["SafeTensors"]),
-        .target(name: "Engine", dependencies: ["CBLAS", "CDNNL", "CAttention", "CMalloc"]),
+        // OpenBLAS's process-wide thread count, changed in one place (serial sections may overlap).
+        .target(name: "BLASThreads", dependencies: ["CBLAS"]),
+        .target(name: "Engine", dependencies: ["CBLAS", "BLASThreads", "CDNNL", "CAttention", "CMalloc"]),
         .target(name: "Tokenizer", dependencies: ["CZlib"], resources: [.copy("Resources")]),
         .target(name: "SDXL", dependencies: ["SafeTensors"]),
         // SHA-256 digests spelled once (lowercase hex) for every target that writes or compares one.
         .target(name: "DigestHex", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Adapters", dependencies: [
-            "SafeTensors", "SDXL", "CBLAS", "DigestHex",
+            "SafeTensors", "SDXL", "CBLAS", "BLASThreads", "DigestHex",
             .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "UNet", dependencies: ["Engine", "SDXL", "Adapters"]),
@@ -74,7 +76,7 @@ var package = Package(
                 path: "Tests/TestSupport"),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "JSONOutput"]),
         .testTarget(name: "TorchPickleTests", dependencies: ["TorchPickle", "SafeTensors", "TestSupport"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "BLASThreads", "CBLAS", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"]),
         .testTarget(name: "SDXLTests", dependencies: ["SDXL", "SafeTensors", "TestSupport"]),
         .testTarget(name: "UNetTests", dependencies: ["UNet", "Engine", "SDXL", "Adapters", "SafeTensors", "TestSupport"]),

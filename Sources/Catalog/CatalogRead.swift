@@ -82,32 +82,10 @@ extension Catalog {
         }
     }
 
-    /// The entries `whereClause` selects (it may use `e.` columns), ordered by name and version.
-    ///
-    /// One row per entry and tag (a LEFT JOIN, tags in order), read column by column from SQLite:
-    /// `list` of a large catalog spends its time here.
+    /// The entries `whereClause` selects (it may use `e.` columns), ordered by name and version, read
+    /// column by column from SQLite: `list` of a large catalog spends its time here.
     static func summaries(_ db: Database, _ whereClause: String, _ arguments: StatementArguments) throws -> [EntrySummary] {
-        let rows = try RawRows(db, sql: EntrySummary.query(whereClause), arguments: arguments)
-        var out: [EntrySummary] = []
-        var current: (id: Int64, summary: EntrySummary)?
-        while try rows.next() {
-            let id = rows.int64(21), tag = rows.optionalText(22)
-            if current?.id == id, let tag {
-                current!.summary.tags.append(tag)
-                continue
-            }
-            if let done = current { out.append(done.summary) }
-            current = (id, EntrySummary(
-                name: rows.text(0), version: rows.int(1),
-                facts: EntryFacts(kind: rows.optionalText(2), format: rows.optionalText(3), base: rows.optionalText(4),
-                                  method: rows.optionalText(5), rank: rows.optionalInt(6), minRank: rows.optionalInt(7),
-                                  trigger: rows.optionalText(8), token: rows.optionalText(9), className: rows.optionalText(10),
-                                  steps: rows.optionalInt(11)),
-                note: rows.optionalText(12), tags: tag.map { [$0] } ?? [],
-                size: rows.int(13), stored: rows.int(14), added: rows.int(15), sha256: rows.text(16), dataHash: rows.text(17),
-                tensorCount: rows.int(18), source: rows.optionalText(19), addedAt: rows.text(20)))
-        }
-        if let done = current { out.append(done.summary) }
-        return out
+        let rows = try RawRows(db, sql: EntryRows.query(whereClause), arguments: arguments)
+        return try EntryRows.summaries { try rows.next() ? rows : nil }
     }
 }

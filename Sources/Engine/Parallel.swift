@@ -1,3 +1,4 @@
+import BLASThreads
 import CBLAS
 import Dispatch
 import Foundation
@@ -15,7 +16,7 @@ public enum Parallel {
         set {
             let n = max(1, newValue)
             lock.withLock { current = n }
-            openblas_set_num_threads(Int32(n))
+            BLASThreads.set(n)
             setOpenMPThreads(n)
         }
     }
@@ -42,10 +43,9 @@ public enum Parallel {
 
     /// Runs `body` with OpenBLAS on one thread, for callers that run
     /// independent GEMMs concurrently themselves (e.g. one attention head per thread).
+    /// Safe when several callers overlap (`BLASThreads.serial`).
     public static func withSerialBLAS<R>(_ body: () -> R) -> R {
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(Int32(threads)) }
-        return body()
+        BLASThreads.serial(body)
     }
 
     /// Runs `body` over `0..<count` split into at most `threads` contiguous

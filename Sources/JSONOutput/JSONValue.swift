@@ -40,34 +40,34 @@ public enum JSONText {
 }
 
 extension JSONValue {
-    /// Compact JSON text, object members in their stored order.
-    public func serialized() -> String {
+    /// Compact JSON text, object members in their stored order; `escapingSlashes`: see `JSONWriter.quote`.
+    public func serialized(escapingSlashes: Bool = false) -> String {
         var out = ByteBuffer()
-        write(to: &out, indent: nil, level: 0)
+        write(to: &out, indent: nil, level: 0, escapingSlashes: escapingSlashes)
         return out.withBytes { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Indented JSON text (two spaces), for human-facing files.
     public func pretty() -> String {
         var out = ByteBuffer()
-        write(to: &out, indent: "  ", level: 0)
+        write(to: &out, indent: "  ", level: 0, escapingSlashes: false)
         return out.withBytes { String(decoding: $0, as: UTF8.self) }
     }
 
-    private func write(to out: inout ByteBuffer, indent: String?, level: Int) {
+    private func write(to out: inout ByteBuffer, indent: String?, level: Int, escapingSlashes: Bool) {
         let newline = indent == nil ? "" : "\n"
         let pad = { (n: Int) in String(repeating: indent ?? "", count: n) }
         switch self {
         case .null: out.append("null")
         case let .bool(b): out.append(b ? "true" : "false")
         case let .number(n): out.append(utf8: n.text)
-        case let .string(s): JSONWriter.quote(s, into: &out)
+        case let .string(s): JSONWriter.quote(s, escapingSlashes: escapingSlashes, into: &out)
         case let .array(items):
             if items.isEmpty { out.append("[]"); return }
             out.append(utf8: "[" + newline)
             for (i, item) in items.enumerated() {
                 out.append(utf8: pad(level + 1))
-                item.write(to: &out, indent: indent, level: level + 1)
+                item.write(to: &out, indent: indent, level: level + 1, escapingSlashes: escapingSlashes)
                 out.append(utf8: (i + 1 < items.count ? "," : "") + newline)
             }
             out.append(utf8: pad(level) + "]")
@@ -76,9 +76,9 @@ extension JSONValue {
             out.append(utf8: "{" + newline)
             for (i, (key, value)) in members.enumerated() {
                 out.append(utf8: pad(level + 1))
-                JSONWriter.quote(key, into: &out)
+                JSONWriter.quote(key, escapingSlashes: escapingSlashes, into: &out)
                 out.append(indent == nil ? ":" : ": ")
-                value.write(to: &out, indent: indent, level: level + 1)
+                value.write(to: &out, indent: indent, level: level + 1, escapingSlashes: escapingSlashes)
                 out.append(utf8: (i + 1 < members.count ? "," : "") + newline)
             }
             out.append(utf8: pad(level) + "}")

@@ -67,15 +67,17 @@ public struct JSONWriter: ~Copyable {
 
     private static let hex = Array("0123456789abcdef".utf8)
 
-    public static func quote(_ s: String, into out: inout ByteBuffer) {
+    public static func quote(_ s: String, escapingSlashes: Bool = false, into out: inout ByteBuffer) {
         var s = s
-        s.withUTF8 { quote($0, into: &out) }
+        s.withUTF8 { quote($0, escapingSlashes: escapingSlashes, into: &out) }
     }
 
-    /// A JSON string of UTF-8 bytes: quotes, backslashes and control characters escaped.
-    public static func quote(_ utf8: UnsafeBufferPointer<UInt8>, into out: inout ByteBuffer) {
+    /// A JSON string of UTF-8 bytes: quotes, backslashes and control characters escaped. `escapingSlashes`
+    /// also writes the optional escapes `\/`, `\b` and `\f`, as `train --json` has always written its lines.
+    public static func quote(_ utf8: UnsafeBufferPointer<UInt8>, escapingSlashes: Bool = false, into out: inout ByteBuffer) {
         var plain = 0
-        while plain < utf8.count, utf8[plain] >= 0x20, utf8[plain] != 0x22, utf8[plain] != 0x5C { plain += 1 }
+        while plain < utf8.count, utf8[plain] >= 0x20, utf8[plain] != 0x22, utf8[plain] != 0x5C,
+              !(escapingSlashes && utf8[plain] == UInt8(ascii: "/")) { plain += 1 }
         out.reserve(plain + 2)
         out.appendReserved(UInt8(ascii: "\""))
         out.appendReserved(UnsafeBufferPointer(rebasing: utf8[0..<plain]))
@@ -87,6 +89,9 @@ public struct JSONWriter: ~Copyable {
                 case 0x0A: out.append("\\n")
                 case 0x0D: out.append("\\r")
                 case 0x09: out.append("\\t")
+                case UInt8(ascii: "/") where escapingSlashes: out.append("\\/")
+                case 0x08 where escapingSlashes: out.append("\\b")
+                case 0x0C where escapingSlashes: out.append("\\f")
                 case 0..<0x20:
                     out.append("\\u00")
                     out.append(hex[Int(byte >> 4)])

@@ -11,7 +11,7 @@ public struct TLKit: ParsableCommand {
         (diff and verify: 0 equal or intact, 1 different or corrupt, 2 error); 130/143 when interrupted.
         """,
         version: TLKitVersion.string,
-        subcommands: [Train.self, Sample.self, Inspect.self, Convert.self, Merge.self, Diff.self, Resize.self, Extract.self] + catalogSubcommands
+        subcommands: [TrainCommand.self, SampleCommand.self, InspectCommand.self, ConvertCommand.self, MergeCommand.self, DiffCommand.self, ResizeCommand.self, ExtractCommand.self] + catalogSubcommands
     )
 
     public init() {}

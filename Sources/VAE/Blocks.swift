@@ -5,16 +5,16 @@ import Engine
 /// x [1, Cin, H, W] → [1, Cout, H, W].
 struct ResnetBlock {
     let norm1, norm2: NormLayer
-    let conv1, conv2: ConvLayer
-    let shortcut: ConvLayer?
+    let conv1, conv2: VAEConv
+    let shortcut: VAEConv?
 
     init(_ source: VAEWeightSource, _ prefix: String, in inChannels: Int, out outChannels: Int, config: AutoencoderKLConfig) throws {
         norm1 = try NormLayer(source, prefix + "norm1", channels: inChannels, groups: config.groups, eps: config.eps)
-        conv1 = try ConvLayer(source, prefix + "conv1", in: inChannels, out: outChannels, kernel: 3)
+        conv1 = try VAEConv(source, prefix + "conv1", in: inChannels, out: outChannels, kernel: 3)
         norm2 = try NormLayer(source, prefix + "norm2", channels: outChannels, groups: config.groups, eps: config.eps)
-        conv2 = try ConvLayer(source, prefix + "conv2", in: outChannels, out: outChannels, kernel: 3)
+        conv2 = try VAEConv(source, prefix + "conv2", in: outChannels, out: outChannels, kernel: 3)
         shortcut = inChannels == outChannels ? nil
-            : try ConvLayer(source, prefix + "conv_shortcut", in: inChannels, out: outChannels, kernel: 1)
+            : try VAEConv(source, prefix + "conv_shortcut", in: inChannels, out: outChannels, kernel: 1)
     }
 
     func callAsFunction(_ x: Tensor<Float>) -> Tensor<Float> {
@@ -31,14 +31,14 @@ struct ResnetBlock {
 /// residual): t = tokens(norm(x)) [1, L, C]; y = x + to_out(softmax(q·kᵀ/√C)·v) back to [1, C, H, W].
 struct MidAttention {
     let norm: NormLayer
-    let q, k, v, out: DenseLayer
+    let q, k, v, out: VAELinear
 
     init(_ source: VAEWeightSource, _ prefix: String, channels c: Int, config: AutoencoderKLConfig) throws {
         norm = try NormLayer(source, prefix + "group_norm", channels: c, groups: config.groups, eps: config.eps)
-        q = try DenseLayer(source, prefix + "to_q", in: c, out: c)
-        k = try DenseLayer(source, prefix + "to_k", in: c, out: c)
-        v = try DenseLayer(source, prefix + "to_v", in: c, out: c)
-        out = try DenseLayer(source, prefix + "to_out.0", in: c, out: c)
+        q = try VAELinear(source, prefix + "to_q", in: c, out: c)
+        k = try VAELinear(source, prefix + "to_k", in: c, out: c)
+        v = try VAELinear(source, prefix + "to_v", in: c, out: c)
+        out = try VAELinear(source, prefix + "to_out.0", in: c, out: c)
     }
 
     func callAsFunction(_ x: Tensor<Float>) -> Tensor<Float> {

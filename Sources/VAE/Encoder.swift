@@ -4,24 +4,24 @@ import Engine
 /// (f = 2^(levels − 1)): conv_in; per level `layersPerBlock` resnets and, except at the last level, a
 /// stride-2 downsampler; mid block; GroupNorm, SiLU, conv_out; quant_conv.
 struct VAEEncoder {
-    let convIn: ConvLayer
-    let levels: [(resnets: [ResnetBlock], downsampler: ConvLayer?)]
+    let convIn: VAEConv
+    let levels: [(resnets: [ResnetBlock], downsampler: VAEConv?)]
     let mid: MidBlock
     let normOut: NormLayer
-    let convOut: ConvLayer
-    let quantConv: ConvLayer?
+    let convOut: VAEConv
+    let quantConv: VAEConv?
 
     init(_ source: VAEWeightSource, config: AutoencoderKLConfig) throws {
         let channels = config.blockOutChannels
-        convIn = try ConvLayer(source, "encoder.conv_in", in: config.inChannels, out: channels[0], kernel: 3)
-        var levels: [(resnets: [ResnetBlock], downsampler: ConvLayer?)] = []
+        convIn = try VAEConv(source, "encoder.conv_in", in: config.inChannels, out: channels[0], kernel: 3)
+        var levels: [(resnets: [ResnetBlock], downsampler: VAEConv?)] = []
         var previous = channels[0]
         for (level, c) in channels.enumerated() {
             let resnets = try (0..<config.layersPerBlock).map { j in
                 try ResnetBlock(source, VAEPaths.encoderResnet(level, j), in: j == 0 ? previous : c, out: c, config: config)
             }
             let downsampler = level == channels.count - 1 ? nil
-                : try ConvLayer(source, VAEPaths.downsampler(level), in: c, out: c, kernel: 3)
+                : try VAEConv(source, VAEPaths.downsampler(level), in: c, out: c, kernel: 3)
             levels.append((resnets, downsampler))
             previous = c
         }
@@ -29,8 +29,8 @@ struct VAEEncoder {
         mid = try MidBlock(source, side: "encoder", channels: previous, config: config)
         normOut = try NormLayer(source, "encoder.conv_norm_out", channels: previous, groups: config.groups, eps: config.eps)
         let moments = 2 * config.latentChannels
-        convOut = try ConvLayer(source, "encoder.conv_out", in: previous, out: moments, kernel: 3)
-        quantConv = config.useQuantConv ? try ConvLayer(source, "quant_conv", in: moments, out: moments, kernel: 1) : nil
+        convOut = try VAEConv(source, "encoder.conv_out", in: previous, out: moments, kernel: 3)
+        quantConv = config.useQuantConv ? try VAEConv(source, "quant_conv", in: moments, out: moments, kernel: 1) : nil
     }
 
     func callAsFunction(_ x: Tensor<Float>) -> Tensor<Float> {

@@ -1,11 +1,11 @@
 import Engine
 
-/// A convolution with bias: 3×3 layers pad by 1 (same size), 1×1 layers do not.
+/// A forward-only convolution with bias (the VAE is never trained): 3×3 layers pad by 1 (same size), 1×1 layers do not.
 /// x [B, Cin, H, W] → y [B, Cout, H, W]; `downsampled` gives [B, Cout, ⌈H/2⌉, ⌈W/2⌉].
 /// With a bf16 source, convolutions between wide layers (64 channels or more on both sides: all but
 /// conv_in, conv_out and the quant convs) also keep a bf16 copy for oneDNN; the narrow ones, which
 /// touch the latents and the pixels, stay Float32, as does the encoder's downsampler.
-struct ConvLayer {
+struct VAEConv {
     let weight: Tensor<Float>  // [Cout, Cin, k, k]
     let bias: Tensor<Float>    // [Cout]
     let bf16: BF16Conv2d?
@@ -28,8 +28,8 @@ struct ConvLayer {
     }
 }
 
-/// A Linear layer in PyTorch layout, stored as a 1×1 convolution in LDM files. x [N…, C] → [N…, Cout].
-struct DenseLayer {
+/// A forward-only Linear layer in PyTorch layout, stored as a 1×1 convolution in LDM files. x [N…, C] → [N…, Cout].
+struct VAELinear {
     let weight: Tensor<Float>  // [Cout, Cin]
     let bias: Tensor<Float>    // [Cout]
 

@@ -13,7 +13,7 @@ public struct VAEWeightSource: @unchecked Sendable {
     /// Path used in messages.
     public let path: String
     public let config: [String: Any]?
-    /// The arithmetic the VAE's wide convolutions are built for (see `ConvLayer`).
+    /// The arithmetic the VAE's wide convolutions are built for (see `VAEConv`).
     public var precision = Precision.fp32
     private let shapeOf: (String) -> [Int]?
     private let valuesOf: (String) throws -> [Float]

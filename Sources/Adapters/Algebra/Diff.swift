@@ -1,3 +1,4 @@
+import BLASThreads
 import CBLAS
 import Dispatch
 import Foundation
@@ -38,12 +39,11 @@ public enum AdapterDiff {
         let pairs = a.modules.enumerated().compactMap { i, module in indexB[module.name].map { (i, $0) } }
         let flagged = Set((a.nonFinite + b.nonFinite).map(\.module))
         let slots = ConcurrentSlots<Result<[ModuleResult], Error>>(count: pairs.count)
-        let saved = openblas_get_num_threads()
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(saved) }
-        DispatchQueue.concurrentPerform(iterations: pairs.count) { n in
-            let (i, j) = pairs[n]
-            slots.set(n, Result { try compareModule(a, i, b, j, timesteps: timesteps, flagged: flagged) })
+        BLASThreads.serial {
+            DispatchQueue.concurrentPerform(iterations: pairs.count) { n in
+                let (i, j) = pairs[n]
+                slots.set(n, Result { try compareModule(a, i, b, j, timesteps: timesteps, flagged: flagged) })
+            }
         }
         var all: [ModuleResult] = []
         for outcome in slots.values { all += try outcome!.get() }

@@ -126,17 +126,3 @@ public struct GCStatistics: Equatable, Sendable {
     public let fileSizeBefore: Int
     public let fileSizeAfter: Int
 }
-
-extension EntrySummary {
-    /// The summaries query both stores run: one row per entry and tag (a LEFT JOIN, tags in order), the
-    /// entry's id in column 21 and the tag in column 22; `whereClause` may use `e.` columns.
-    static func query(_ whereClause: String) -> String {
-        """
-        SELECT e.name, e.version, e.kind, e.format, e.base, e.method, e.rank, e.min_rank, e.trigger, e.token, e.class,
-            e.steps, e.note, e.size, e.stored, e.added_bytes, e.sha256, e.data_hash, e.tensor_count, e.source, e.added_at,
-            e.id, t.tag
-        FROM entries e LEFT JOIN tags t ON t.entry_id = e.id
-        \(whereClause) ORDER BY e.name, e.version, t.tag
-        """
-    }
-}

@@ -71,31 +71,17 @@ extension PostgresCatalog {
     /// The entries `whereClause` selects (it may use `e.` columns), ordered by name and version, with
     /// their tags in order (one row per entry and tag).
     func summaries(_ whereClause: String, _ values: [(any PostgresThrowingDynamicTypeEncodable)?]) throws -> [EntrySummary] {
-        let rows = try session.query(EntrySummary.query(whereClause), values)
-        var out: [EntrySummary] = []
-        var current: (id: Int64, summary: EntrySummary)?
-        for row in rows {
-            let cells = row.makeRandomAccess()
-            let id = try cells[21].decode(Int64.self), tag = try cells[22].decode(String?.self)
-            if current?.id == id, let tag {
-                current!.summary.tags.append(tag)
-                continue
-            }
-            if let done = current { out.append(done.summary) }
-            func text(_ i: Int) throws -> String? { try cells[i].decode(String?.self) }
-            func int(_ i: Int) throws -> Int? { try cells[i].decode(Int?.self) }
-            current = (id, EntrySummary(
-                name: try text(0) ?? "", version: try int(1) ?? 0,
-                facts: EntryFacts(kind: try text(2), format: try text(3), base: try text(4), method: try text(5),
-                                  rank: try int(6), minRank: try int(7), trigger: try text(8), token: try text(9),
-                                  className: try text(10), steps: try int(11)),
-                note: try text(12), tags: tag.map { [$0] } ?? [],
-                size: try int(13) ?? 0, stored: try int(14) ?? 0, added: try int(15) ?? 0, sha256: try text(16) ?? "",
-                dataHash: try text(17) ?? "", tensorCount: try int(18) ?? 0, source: try text(19), addedAt: try text(20) ?? ""))
-        }
-        if let done = current { out.append(done.summary) }
-        return out
+        var rows = try session.query(EntryRows.query(whereClause), values).makeIterator()
+        return try EntryRows.summaries { rows.next().map { PostgresEntryColumns(cells: $0.makeRandomAccess()) } }
     }
+}
+
+/// A PostgreSQL row of `EntryRows.query`.
+private struct PostgresEntryColumns: EntryColumns {
+    let cells: PostgresRandomAccessRow
+
+    func text(at column: Int) throws -> String? { try cells[column].decode(String?.self) }
+    func int(at column: Int) throws -> Int? { try cells[column].decode(Int?.self) }
 }
 
 /// The bytes `file(_:)` gathers from the rebuild's writer thread.

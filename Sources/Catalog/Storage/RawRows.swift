@@ -43,3 +43,8 @@ struct RawRows {
 
     func text(_ column: Int32) -> String { optionalText(column) ?? "" }
 }
+
+extension RawRows: EntryColumns {
+    func text(at column: Int) -> String? { optionalText(Int32(column)) }
+    func int(at column: Int) -> Int? { optionalInt(Int32(column)) }
+}

@@ -1,3 +1,4 @@
+import Adapters
 import ArgumentParser
 import CMalloc
 import Dispatch
@@ -20,7 +21,7 @@ public func runTLKit(_ arguments: [String] = Array(CommandLine.arguments.dropFir
             exit(2)
         }
         var command = try TLKit.parseAsRoot(arguments)
-        try command.run()
+        do { try command.run() } catch { throw CommandFailure.describing(error, from: command) }
         try finishRun()
         exit(0)
     } catch {
@@ -168,6 +169,36 @@ public struct CommandFailure: Error, CustomStringConvertible {
     func report() -> Never {
         Console.error("tlkit\(command.map { " \($0)" } ?? ""): \(message)")
         exit(exitCode)
+    }
+}
+
+/// A command whose failures the entry point describes (`CommandFailure.describing`): its `run` throws the
+/// libraries' errors as they are, and a `CommandFailure` only where it adds what the library cannot know.
+protocol DescribedFailures: ParsableCommand {
+    /// The exit code of every failure, whatever it was; nil: 1, or 2 for usage errors. `diff` answers like
+    /// cmp(1), whose 1 means "different", so all its failures exit 2.
+    static var everyFailureExitCode: Int32? { get }
+}
+
+extension DescribedFailures {
+    static var everyFailureExitCode: Int32? { nil }
+}
+
+extension CommandFailure {
+    /// What an error thrown by `command`'s run exits with: the one place that maps the errors of the
+    /// commands with `DescribedFailures` to exit codes and one-line messages (docs/contract.md, "Exit codes").
+    /// An `ExitCode` is the command's own answer; the others keep the handling of ArgumentParser and the
+    /// catalog (`CatalogCLI.run`).
+    static func describing(_ error: any Error, from command: any ParsableCommand) -> any Error {
+        guard let described = type(of: command) as? any DescribedFailures.Type, !(error is ExitCode) else { return error }
+        if let code = described.everyFailureExitCode {
+            return CommandFailure((error as? CommandFailure)?.message ?? "\(error)", exitCode: code)
+        }
+        switch error {
+        case is CommandFailure, is ValidationError: return error
+        case let usage as ConversionUsageError: return CommandFailure(usage.message, exitCode: 2)
+        default: return CommandFailure("\(error)")
+        }
     }
 }
 

@@ -11,14 +11,14 @@ protocol HasExamples: ParsableCommand {
     static var examples: [Example] { get }
 }
 
-extension Train: HasExamples {}
-extension Sample: HasExamples {}
-extension Inspect: HasExamples {}
-extension Convert: HasExamples {}
-extension Merge: HasExamples {}
-extension Diff: HasExamples {}
-extension Resize: HasExamples {}
-extension Extract: HasExamples {}
+extension TrainCommand: HasExamples {}
+extension SampleCommand: HasExamples {}
+extension InspectCommand: HasExamples {}
+extension ConvertCommand: HasExamples {}
+extension MergeCommand: HasExamples {}
+extension DiffCommand: HasExamples {}
+extension ResizeCommand: HasExamples {}
+extension ExtractCommand: HasExamples {}
 extension AddCommand: HasExamples {}
 extension ListCommand: HasExamples {}
 extension ShowCommand: HasExamples {}

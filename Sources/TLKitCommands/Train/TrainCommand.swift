@@ -5,7 +5,7 @@ import SafeTensors
 import Training
 
 /// `tlkit train`: a T-LoRA fine-tune of an SDXL UNet on one (or a few) images, the paper's recipe.
-struct Train: ParsableCommand {
+struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Fine-tune an SDXL UNet with T-LoRA on one image (the paper's recipe), on the CPU.",
@@ -34,7 +34,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("image"), help: "Training image (JPEG or PNG) or a folder of them (repeatable).")
     var images: [String] = []
 
-    @Option(help: "The placeholder token (the V* of the paper; default: \(Train.defaults.token)).")
+    @Option(help: "The placeholder token (the V* of the paper; default: \(TrainCommand.defaults.token)).")
     var token: String?
 
     @Option(name: .customLong("class"), help: "The subject's class noun, e.g. dog.")
@@ -43,45 +43,45 @@ struct Train: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output folder.")
     var output: String
 
-    @Option(help: "Prompt template; {token} and {class} are filled in (default: \(Train.defaults.prompt)).")
+    @Option(help: "Prompt template; {token} and {class} are filled in (default: \(TrainCommand.defaults.prompt)).")
     var prompt: String?
 
-    @Option(help: "tlora (ortho + timestep mask), vanilla-tlora, ortho-lora or lora (default: \(Train.defaults.method.rawValue)).")
+    @Option(help: "tlora (ortho + timestep mask), vanilla-tlora, ortho-lora or lora (default: \(TrainCommand.defaults.method.rawValue)).")
     var method: TrainingMethod?
 
-    @Option(parsing: .unconditional, help: "Adapter rank R (default: \(Train.defaults.rank)).")
+    @Option(parsing: .unconditional, help: "Adapter rank R (default: \(TrainCommand.defaults.rank)).")
     var rank: Int?
 
-    @Option(parsing: .unconditional, help: "Rank kept at t = T, T-LoRA methods (default: \(Train.defaults.minRank)).")
+    @Option(parsing: .unconditional, help: "Rank kept at t = T, T-LoRA methods (default: \(TrainCommand.defaults.minRank)).")
     var minRank: Int?
 
-    @Option(parsing: .unconditional, help: "Exponent alpha of the rank schedule r(t) (default: \(Train.defaults.rankAlpha)).")
+    @Option(parsing: .unconditional, help: "Exponent alpha of the rank schedule r(t) (default: \(TrainCommand.defaults.rankAlpha)).")
     var rankAlpha: Double?
 
-    @Option(name: .customLong("init"), help: "Singular values that become lambda: last (the paper), principal or middle (default: \(Train.defaults.initialization.rawValue)).")
+    @Option(name: .customLong("init"), help: "Singular values that become lambda: last (the paper), principal or middle (default: \(TrainCommand.defaults.initialization.rawValue)).")
     var initialization: InitSpectrum?
 
     // Optional, so that the man page can state the default too (its generator shows none).
-    @Option(name: .customLong("steps"), parsing: .unconditional, help: ArgumentHelp("Optimizer steps (default: \(Train.defaults.steps)).", valueName: "steps"))
+    @Option(name: .customLong("steps"), parsing: .unconditional, help: ArgumentHelp("Optimizer steps (default: \(TrainCommand.defaults.steps)).", valueName: "steps"))
     var stepsGiven: Int?
-    var steps: Int { stepsGiven ?? Train.defaults.steps }
+    var steps: Int { stepsGiven ?? TrainCommand.defaults.steps }
 
-    @Option(parsing: .unconditional, help: "AdamW learning rate, constant (default: \(Train.defaults.optimizer.learningRate)).")
+    @Option(parsing: .unconditional, help: "AdamW learning rate, constant (default: \(TrainCommand.defaults.optimizer.learningRate)).")
     var lr: Double?
 
-    @Option(parsing: .unconditional, help: "AdamW decoupled weight decay (default: \(Train.defaults.optimizer.weightDecay)).")
+    @Option(parsing: .unconditional, help: "AdamW decoupled weight decay (default: \(TrainCommand.defaults.optimizer.weightDecay)).")
     var weightDecay: Double?
 
-    @Option(parsing: .unconditional, help: "Training resolution in pixels (default: \(Train.defaults.resolution), the paper's; 512 is much faster on a CPU).")
+    @Option(parsing: .unconditional, help: "Training resolution in pixels (default: \(TrainCommand.defaults.resolution), the paper's; 512 is much faster on a CPU).")
     var resolution: Int?
 
-    @Option(parsing: .unconditional, help: "Random seed: initialisation, timesteps, noise (default: \(Train.defaults.seed)).")
+    @Option(parsing: .unconditional, help: "Random seed: initialisation, timesteps, noise (default: \(TrainCommand.defaults.seed)).")
     var seed: UInt64?
 
     @Option(name: .customLong("checkpoint-every"), parsing: .unconditional,
-            help: ArgumentHelp("Write a checkpoint every N steps (default: \(Train.defaults.checkpointEvery)).", valueName: "checkpoint-every"))
+            help: ArgumentHelp("Write a checkpoint every N steps (default: \(TrainCommand.defaults.checkpointEvery)).", valueName: "checkpoint-every"))
     var checkpointEveryGiven: Int?
-    var checkpointEvery: Int { checkpointEveryGiven ?? Train.defaults.checkpointEvery }
+    var checkpointEvery: Int { checkpointEveryGiven ?? TrainCommand.defaults.checkpointEvery }
 
     @Flag(help: "Continue the run in --output from its newest checkpoint with its own settings (--steps may be raised; other settings must be left out or equal the run's).")
     var resume = false
@@ -110,7 +110,7 @@ struct Train: ParsableCommand {
     static let defaults = TrainingSettings(model: "", images: [], token: "sks", className: "", prompt: "a photo of {token} {class}")
 
     var settings: TrainingSettings {
-        let d = Train.defaults
+        let d = TrainCommand.defaults
         return TrainingSettings(
             model: model, vae: vae, images: images, token: token ?? d.token, className: className ?? "", prompt: prompt ?? d.prompt,
             method: method ?? d.method, rank: rank ?? d.rank, minRank: minRank ?? d.minRank, rankAlpha: rankAlpha ?? d.rankAlpha,
@@ -172,7 +172,7 @@ struct Train: ParsableCommand {
     }
 }
 
-extension Train {
+extension TrainCommand {
     /// Each setting given on the command line that differs from the run's, as "--rank 8 (the run has 4)".
     /// Only the length (--steps) and the checkpoint spacing of a run may change when it is resumed.
     func resumeConflicts(with run: TrainingSettings) throws -> [String] {

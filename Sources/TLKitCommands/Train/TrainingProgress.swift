@@ -1,4 +1,5 @@
 import Foundation
+import JSONOutput
 import Training
 
 /// Training progress: a bar on a terminal (step, moving-average loss, seconds per step, ETA), one line per
@@ -24,7 +25,8 @@ final class TrainingProgress {
         timing.add(seconds)
         average = average.map { 0.9 * $0 + 0.1 * loss } ?? loss
         if json {
-            emit(["event": "step", "step": step, "total": total, "loss": loss, "loss_average": average!, "seconds": seconds])
+            emit([("event", .string("step")), ("step", .int(step)), ("total", .int(total)), ("loss", .double(loss)),
+                  ("loss_average", .double(average!)), ("seconds", .double(seconds))])
         } else if isTerminal {
             let width = 24, filled = width * step / max(total, 1)
             let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
@@ -38,8 +40,9 @@ final class TrainingProgress {
 
     func checkpoint(_ step: Int, path: String, catalogReference: String?) {
         if json {
-            var event: [String: Any] = ["event": "checkpoint", "step": step, "path": path, "loss_average": average ?? NSNull()]
-            if let catalogReference { event["catalog"] = catalogReference }
+            var event: [(String, JSONValue)] = [("event", .string("checkpoint")), ("step", .int(step)), ("path", .string(path)),
+                                                ("loss_average", average.map { .double($0) } ?? .null)]
+            if let catalogReference { event.append(("catalog", .string(catalogReference))) }
             emit(event)
             return
         }
@@ -59,7 +62,7 @@ final class TrainingProgress {
     }
 
     func done(path: String, steps: Int) {
-        if json { emit(["event": "done", "steps": steps, "path": path]) }
+        if json { emit([("event", .string("done")), ("steps", .int(steps)), ("path", .string(path))]) }
         Console.error("trained \(steps) steps: \(path)")
     }
 
@@ -69,9 +72,12 @@ final class TrainingProgress {
         barShown = false
     }
 
-    private func emit(_ object: [String: Any]) {
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-        Console.out(String(decoding: data, as: UTF8.self))
+    private func emit(_ members: [(String, JSONValue)]) { Console.out(Self.line(members)) }
+
+    /// One JSON line: members sorted by key and slashes escaped, as the lines have always been written.
+    /// (The loss and times are finite: the trainer stops on a non-finite loss before reporting the step.)
+    static func line(_ members: [(String, JSONValue)]) -> String {
+        JSONValue.object(members.sorted { $0.0 < $1.0 }).serialized(escapingSlashes: true)
     }
 
     static func duration(_ seconds: Double) -> String {

@@ -4,8 +4,9 @@ import Foundation
 import JSONOutput
 import SafeTensors
 
-struct Merge: ParsableCommand {
+struct MergeCommand: DescribedFailures {
     static let configuration = CommandConfiguration(
+        commandName: "merge",
         abstract: "Merge adapters (dW = w1*dW1 + w2*dW2 + ...), or bake them into a checkpoint with --into.",
         discussion: """
         concat (default) is exact: the factors are concatenated, ranks add up, and T-LoRA inputs with one \
@@ -63,38 +64,30 @@ struct Merge: ParsableCommand {
         let inputs = try arguments.map { arg in
             AdapterMerge.Input(adapter: try arg.read(catalog: catalog, policy: policy), weight: arg.weight ?? 1, label: arg.label)
         }
-        do {
-            if let into {
-                for input in inputs { try BaseRequirement.requireSDXL(input.adapter, for: "merge --into (an SDXL checkpoint)") }
-                let t = atTimestep ?? 0
-                if inputs.contains(where: { $0.adapter.schedule != nil }) {
-                    Console.error("warning: T-LoRA baked as it acts at t = \(Converter.number(t)); the timestep schedule is lost in the checkpoint")
-                }
-                let report = try CheckpointBake.bake(inputs, into: into, output: output, atTimestep: t, policy: policy)
-                let text = "baked \(counted(report.applied.count, "module")) into \(into) → \(output); \(counted(report.untouchedTensors, "tensor")) copied unchanged; \(counted(report.skipped.count, "module")) skipped"
-                emit(json ? JSONValue.object([("output", .string(output)), ("applied", .int(report.applied.count)),
-                                              ("untouched_tensors", .int(report.untouchedTensors)),
-                                              ("skipped", .array(report.skipped.map { .object([("module", .string($0.0)), ("reason", .string($0.1))]) }))]).serialized() : text)
-                return
+        if let into {
+            for input in inputs { try BaseRequirement.requireSDXL(input.adapter, for: "merge --into (an SDXL checkpoint)") }
+            let t = atTimestep ?? 0
+            if inputs.contains(where: { $0.adapter.schedule != nil }) {
+                Console.error("warning: T-LoRA baked as it acts at t = \(Converter.number(t)); the timestep schedule is lost in the checkpoint")
             }
-            let result = try AdapterMerge.merge(inputs, method: method == .svd ? .svd : .concat, rank: rank, atTimestep: atTimestep)
-            let format = to ?? (result.adapter.schedule != nil ? .tlora : .kohya)
-            let (converted, _) = try Converter.convert(result.adapter, ConvertRequest(to: format))
-            try AdapterWriter.write(converted, format: format, to: output, options: WriteOptions(nonFinite: policy))
-            var text = "merged \(counted(inputs.count, "adapter")) (\(counted(converted.modules.count, "module"))) → \(output) (\(format.rawValue))"
-            if let e = result.overallError { text += ", svd relative error \(String(format: "%.3g", e))" }
-            emit(json ? JSONValue.object([
-                ("output", .string(output)), ("format", .string(format.rawValue)), ("modules", .int(converted.modules.count)),
-                ("overall_relative_error", result.overallError.map { .double($0) } ?? .null),
-                ("module_errors", .array(zip(converted.modules, result.errors ?? []).map { .object([("module", .string($0.name)), ("relative_error", .double($1))]) })),
-            ]).serialized() : text)
-        } catch let error as ConversionUsageError {
-            throw CommandFailure(error.message, exitCode: 2)
-        } catch let error as CommandFailure {
-            throw error
-        } catch {
-            throw CommandFailure("\(error)")
+            let report = try CheckpointBake.bake(inputs, into: into, output: output, atTimestep: t, policy: policy)
+            let text = "baked \(counted(report.applied.count, "module")) into \(into) → \(output); \(counted(report.untouchedTensors, "tensor")) copied unchanged; \(counted(report.skipped.count, "module")) skipped"
+            emit(json ? JSONValue.object([("output", .string(output)), ("applied", .int(report.applied.count)),
+                                          ("untouched_tensors", .int(report.untouchedTensors)),
+                                          ("skipped", .array(report.skipped.map { .object([("module", .string($0.0)), ("reason", .string($0.1))]) }))]).serialized() : text)
+            return
         }
+        let result = try AdapterMerge.merge(inputs, method: method == .svd ? .svd : .concat, rank: rank, atTimestep: atTimestep)
+        let format = to ?? (result.adapter.schedule != nil ? .tlora : .kohya)
+        let (converted, _) = try Converter.convert(result.adapter, ConvertRequest(to: format))
+        try AdapterWriter.write(converted, format: format, to: output, options: WriteOptions(nonFinite: policy))
+        var text = "merged \(counted(inputs.count, "adapter")) (\(counted(converted.modules.count, "module"))) → \(output) (\(format.rawValue))"
+        if let e = result.overallError { text += ", svd relative error \(String(format: "%.3g", e))" }
+        emit(json ? JSONValue.object([
+            ("output", .string(output)), ("format", .string(format.rawValue)), ("modules", .int(converted.modules.count)),
+            ("overall_relative_error", result.overallError.map { .double($0) } ?? .null),
+            ("module_errors", .array(zip(converted.modules, result.errors ?? []).map { .object([("module", .string($0.name)), ("relative_error", .double($1))]) })),
+        ]).serialized() : text)
     }
 
     func emit(_ text: String) {

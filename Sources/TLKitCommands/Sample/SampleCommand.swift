@@ -7,8 +7,9 @@ import Sampling
 import VAE
 
 /// `tlkit sample`: parses, reads the adapters and the noise, prints the run's events, writes latents and PNGs.
-struct Sample: ParsableCommand {
+struct SampleCommand: DescribedFailures {
     static let configuration = CommandConfiguration(
+        commandName: "sample",
         abstract: "Generate SDXL samples with adapters applied per timestep, as diffusers' SDXL pipeline does.",
         discussion: """
         Euler discrete sampling with the model's scheduler settings (SDXL: leading spacing, steps offset 1, \
@@ -119,59 +120,51 @@ struct Sample: ParsableCommand {
     func run() throws {
         threads.apply()
         let progress = SampleProgress(json: json)
-        do {
-            let modelFile = try SDXLModel.open(model)
-            // Loaded first, so a missing or bad VAE fails before the long part.
-            let chosen = precision.resolved
-            let decoder = output == nil ? nil
-                : try vae.map { try AutoencoderKL(path: $0, precision: chosen) } ?? AutoencoderKL(model: modelFile, precision: chosen)
-            // Adapters may be merged into the Float32 weights before the switch; without any, load straight into it.
-            // Released once the latents are final, so the UNet and the VAE decode never hold memory at once.
-            var sampling: SamplingRun? = try SamplingRun(model: modelFile, loadingIn: adapters.isEmpty ? chosen : .fp32)
-            TensorMemory.trim()  // loading freed each block's Float32 weights once rounded: hand those pages back
-            let (noise, usedSeed) = try initialNoise(channels: sampling!.inChannels, progress: progress)
-            let (h, w) = (noise.shape[2] * 8, noise.shape[3] * 8)
-            let multiple = sampling!.sizeMultiple
-            guard h % multiple == 0, w % multiple == 0 else {
-                throw CommandFailure("\(w)×\(h) px: this model needs width and height in multiples of \(multiple) px", exitCode: latents == nil ? 2 : 1)
-            }
-            let policy = nonFinite.policy
-            let entries = try adapters.map { argument -> AdapterStack.Entry in
-                let parsed = try AdapterArgument(argument)
-                let adapter = try parsed.read(flags: schedule.flags, catalog: catalog, policy: policy)
-                do { try BaseRequirement.requireSDXL(adapter, for: "sampling with an SDXL model") } catch let error as ConversionUsageError {
-                    throw CommandFailure(error.message, exitCode: 2)
-                }
-                return AdapterStack.Entry(adapter: adapter, scale: Float(parsed.weight ?? 1), label: parsed.label)
-            }
-            let source: SamplingRun.Prompt = embeddings.map { .embeddings(file: $0) } ?? .text(prompt ?? "", negative: negative)
-            let final = try sampling!.run(noise: noise, prompt: source, adapters: entries, strict: strict, scheduler: try schedulerConfig(),
-                                         steps: steps, guidance: Float(guidance), precision: precision.resolved) { event in
-                switch event {
-                case let .adapter(report): progress.adapter(report)
-                case let .precision(resolved):
-                    progress.note(precision.summary, json: .object([("event", .string("precision")), ("precision", .string(resolved.rawValue))]))
-                case let .step(p): progress.step(p)
-                case let .note(text): Console.error(text)
-                }
-            }
-            sampling = nil
-            TensorMemory.trim()  // the UNet's weights and activations: hand their pages back before the decode
-            try policy.admit(result: UnsafeBufferPointer(start: final.data, count: final.count), what: "the sampled latents")
-            if let outputLatents { try LatentsFile.write(final, to: outputLatents) }
-            if let output {
-                let parameters = SampleImages.parameters(prompt: prompt, negative: negative, steps: steps, guidance: guidance,
-                                                         seed: usedSeed, width: w, height: h, model: model, adapters: entries)
-                let images = try SamplingRun.decode(final, vae: decoder!)
-                try policy.admit(result: UnsafeBufferPointer(start: images.data, count: images.count), what: "the decoded image")
-                try SampleImages.write(images: images, pattern: output, parameters: parameters)
-            }
-            progress.done(outputLatents: outputLatents, images: output, count: final.shape[0])
-        } catch let failure as CommandFailure {
-            throw failure
-        } catch {
-            throw CommandFailure("\(error)")
+        let modelFile = try SDXLModel.open(model)
+        // Loaded first, so a missing or bad VAE fails before the long part.
+        let chosen = precision.resolved
+        let decoder = output == nil ? nil
+            : try vae.map { try AutoencoderKL(path: $0, precision: chosen) } ?? AutoencoderKL(model: modelFile, precision: chosen)
+        // Adapters may be merged into the Float32 weights before the switch; without any, load straight into it.
+        // Released once the latents are final, so the UNet and the VAE decode never hold memory at once.
+        var sampling: SamplingRun? = try SamplingRun(model: modelFile, loadingIn: adapters.isEmpty ? chosen : .fp32)
+        TensorMemory.trim()  // loading freed each block's Float32 weights once rounded: hand those pages back
+        let (noise, usedSeed) = try initialNoise(channels: sampling!.inChannels, progress: progress)
+        let (h, w) = (noise.shape[2] * 8, noise.shape[3] * 8)
+        let multiple = sampling!.sizeMultiple
+        guard h % multiple == 0, w % multiple == 0 else {
+            throw CommandFailure("\(w)×\(h) px: this model needs width and height in multiples of \(multiple) px", exitCode: latents == nil ? 2 : 1)
         }
+        let policy = nonFinite.policy
+        let entries = try adapters.map { argument -> AdapterStack.Entry in
+            let parsed = try AdapterArgument(argument)
+            let adapter = try parsed.read(flags: schedule.flags, catalog: catalog, policy: policy)
+            try BaseRequirement.requireSDXL(adapter, for: "sampling with an SDXL model")  // a usage error: exit 2
+            return AdapterStack.Entry(adapter: adapter, scale: Float(parsed.weight ?? 1), label: parsed.label)
+        }
+        let source: SamplingRun.Prompt = embeddings.map { .embeddings(file: $0) } ?? .text(prompt ?? "", negative: negative)
+        let final = try sampling!.run(noise: noise, prompt: source, adapters: entries, strict: strict, scheduler: try schedulerConfig(),
+                                     steps: steps, guidance: Float(guidance), precision: precision.resolved) { event in
+            switch event {
+            case let .adapter(report): progress.adapter(report)
+            case let .precision(resolved):
+                progress.note(precision.summary, json: .object([("event", .string("precision")), ("precision", .string(resolved.rawValue))]))
+            case let .step(p): progress.step(p)
+            case let .note(text): Console.error(text)
+            }
+        }
+        sampling = nil
+        TensorMemory.trim()  // the UNet's weights and activations: hand their pages back before the decode
+        try policy.admit(result: UnsafeBufferPointer(start: final.data, count: final.count), what: "the sampled latents")
+        if let outputLatents { try LatentsFile.write(final, to: outputLatents) }
+        if let output {
+            let parameters = SampleImages.parameters(prompt: prompt, negative: negative, steps: steps, guidance: guidance,
+                                                     seed: usedSeed, width: w, height: h, model: model, adapters: entries)
+            let images = try SamplingRun.decode(final, vae: decoder!)
+            try policy.admit(result: UnsafeBufferPointer(start: images.data, count: images.count), what: "the decoded image")
+            try SampleImages.write(images: images, pattern: output, parameters: parameters)
+        }
+        progress.done(outputLatents: outputLatents, images: output, count: final.shape[0])
     }
 
     /// The initial noise [N, C, h/8, w/8]: --latents, or torch-compatible normals of the seed.

@@ -5,8 +5,9 @@ import Foundation
 import JSONOutput
 import SafeTensors
 
-struct Inspect: ParsableCommand {
+struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "inspect",
         abstract: "Describe safetensors files and SDXL pipeline folders.",
         discussion: """
         Identifies SDXL checkpoints (single-file SGM or diffusers), LoRAs (kohya, PEFT, diffusers, attn-procs), \

@@ -3,8 +3,9 @@ import ArgumentParser
 import Foundation
 import SafeTensors
 
-struct Convert: ParsableCommand {
+struct ConvertCommand: DescribedFailures {
     static let configuration = CommandConfiguration(
+        commandName: "convert",
         abstract: "Convert an adapter between kohya, PEFT/diffusers, tlkit T-LoRA and the official T-LoRA layout.",
         discussion: """
         Lossless unless a lossy option is given. A T-LoRA written as a standard LoRA (--to kohya|peft) is folded \
@@ -69,26 +70,21 @@ struct Convert: ParsableCommand {
         let read = try AdapterArgument(input).read(flags: schedule.flags, catalog: catalog, policy: nil)
         let destination = try output ?? defaultOutput()
         if read.format == to.adapterFormat, atTimestep == nil, rank == nil, dtype == nil, input != "-",
-           FileManager.default.fileExists(atPath: input), let file = AdapterLocation.resolve(input), Convert.canReopen(file),
+           FileManager.default.fileExists(atPath: input), let file = AdapterLocation.resolve(input), ConvertCommand.canReopen(file),
            !TorchInput.isArchive(file) {
             try copy(file, to: destination)
             Console.error("note: \(input) is already \(to.rawValue); copied unchanged to \(destination)")
             return
         }
-        let adapter: Adapter
-        do { adapter = try nonFinite.policy.admit(read) } catch { throw CommandFailure("\(error)") }
+        let adapter = try nonFinite.policy.admit(read)
         let converted: Adapter, report: ConversionReport
         do {
             (converted, report) = try Converter.convert(adapter, ConvertRequest(to: to, atTimestep: atTimestep, rank: rank, flags: schedule.flags,
                                                                                 skipUnsupported: skipUnsupported))
             try AdapterWriter.write(converted, format: to, to: destination,
                                     options: WriteOptions(dtype: dtype?.dtype, title: title, trigger: trigger, nonFinite: nonFinite.policy))
-        } catch let error as ConversionUsageError {
-            throw CommandFailure(error.message, exitCode: 2)
         } catch let error as UncarriedModules {
             throw CommandFailure("\(input): \(error) (--to \(to.rawValue))")
-        } catch {
-            throw CommandFailure("\(error)")
         }
         for warning in adapter.warnings { Console.error("warning: \(warning)") }
         let text = json ? ConvertReport.json(report, input: input, output: destination, from: adapter, to: converted).serialized()

@@ -5,8 +5,9 @@ import JSONOutput
 import SafeTensors
 import SDXL
 
-struct Extract: ParsableCommand {
+struct ExtractCommand: DescribedFailures {
     static let configuration = CommandConfiguration(
+        commandName: "extract",
         abstract: "Extract a LoRA from the weight difference of two SDXL checkpoints.",
         discussion: """
         The checkpoints may be in any layout and dtype (single file, diffusers UNet file or pipeline folder). \
@@ -40,22 +41,18 @@ struct Extract: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            let baseModel = try SDXLModel.open(base), tunedModel = try SDXLModel.open(tuned)
-            let (adapter, results, unchanged) = try AdapterExtract.extract(
-                base: baseModel, tuned: tunedModel, target: rank.map { .rank($0) } ?? .energy(energy!),
-                modules: modules == .all ? .all : .attention, policy: nonFinite.policy)
-            let (converted, _) = try Converter.convert(adapter, ConvertRequest(to: to ?? .kohya))
-            try AdapterWriter.write(converted, format: to ?? .kohya, to: output, options: WriteOptions(nonFinite: nonFinite.policy))
-            let energyKept = results.map(\.retainedEnergy)
-            let text = json
-                ? JSONValue.object([("output", .string(output)), ("modules", .array(results.map {
-                    .object([("module", .string($0.module)), ("rank", .int($0.rank)), ("retained_energy", .double($0.retainedEnergy))])
-                })), ("unchanged", .int(unchanged.count))]).serialized()
-                : "extracted \(results.count) modules → \(output); \(unchanged.count) unchanged; retained energy min \(String(format: "%.4f", energyKept.min() ?? 1))"
-            if json, output != "-" { Console.out(text) } else { Console.error(text) }
-        } catch {
-            throw CommandFailure("\(error)")
-        }
+        let baseModel = try SDXLModel.open(base), tunedModel = try SDXLModel.open(tuned)
+        let (adapter, results, unchanged) = try AdapterExtract.extract(
+            base: baseModel, tuned: tunedModel, target: rank.map { .rank($0) } ?? .energy(energy!),
+            modules: modules == .all ? .all : .attention, policy: nonFinite.policy)
+        let (converted, _) = try Converter.convert(adapter, ConvertRequest(to: to ?? .kohya))
+        try AdapterWriter.write(converted, format: to ?? .kohya, to: output, options: WriteOptions(nonFinite: nonFinite.policy))
+        let energyKept = results.map(\.retainedEnergy)
+        let text = json
+            ? JSONValue.object([("output", .string(output)), ("modules", .array(results.map {
+                .object([("module", .string($0.module)), ("rank", .int($0.rank)), ("retained_energy", .double($0.retainedEnergy))])
+            })), ("unchanged", .int(unchanged.count))]).serialized()
+            : "extracted \(results.count) modules → \(output); \(unchanged.count) unchanged; retained energy min \(String(format: "%.4f", energyKept.min() ?? 1))"
+        if json, output != "-" { Console.out(text) } else { Console.error(text) }
     }
 }

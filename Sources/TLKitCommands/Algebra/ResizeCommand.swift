@@ -4,8 +4,9 @@ import Foundation
 import JSONOutput
 import SafeTensors
 
-struct Resize: ParsableCommand {
+struct ResizeCommand: DescribedFailures {
     static let configuration = CommandConfiguration(
+        commandName: "resize",
         abstract: "Lower an adapter's rank by SVD, to a rank or to a retained share of its energy.",
         discussion: """
         Each module's delta (dW) is decomposed from its factors; the kept components carry the scale, so the effect \
@@ -36,26 +37,22 @@ struct Resize: ParsableCommand {
 
     func run() throws {
         let adapter = try AdapterArgument(input).read(catalog: catalog, policy: nonFinite.policy)
-        do {
-            let (resized, results, overall) = try AdapterResize.resize(adapter, to: rank.map { .rank($0) } ?? .energy(energy!))
-            let format = to ?? (adapter.format == .peft ? .peft : .kohya)
-            try AdapterWriter.write(resized, format: format, to: output, options: WriteOptions(nonFinite: nonFinite.policy))
-            let text: String
-            if json {
-                text = JSONValue.object([
-                    ("output", .string(output)), ("retained_energy", .double(overall)),
-                    ("modules", .array(results.map { .object([("module", .string($0.module)), ("rank_in", .int($0.rankIn)),
-                                                             ("rank_out", .int($0.rankOut)), ("retained_energy", .double($0.retainedEnergy))]) })),
-                ]).serialized()
-            } else {
-                let ranks = Set(results.map(\.rankOut)).sorted()
-                let worst = results.min { $0.retainedEnergy < $1.retainedEnergy }
-                text = "\(input) → \(output): \(results.count) modules, rank \(ranks.first!)\(ranks.count > 1 ? "–\(ranks.last!)" : ""), retained energy \(String(format: "%.6f", overall)) overall" +
-                    (worst.map { ", lowest \(String(format: "%.6f", $0.retainedEnergy)) in \($0.module)" } ?? "")
-            }
-            if json, output != "-" { Console.out(text) } else { Console.error(text) }
-        } catch {
-            throw CommandFailure("\(error)")
+        let (resized, results, overall) = try AdapterResize.resize(adapter, to: rank.map { .rank($0) } ?? .energy(energy!))
+        let format = to ?? (adapter.format == .peft ? .peft : .kohya)
+        try AdapterWriter.write(resized, format: format, to: output, options: WriteOptions(nonFinite: nonFinite.policy))
+        let text: String
+        if json {
+            text = JSONValue.object([
+                ("output", .string(output)), ("retained_energy", .double(overall)),
+                ("modules", .array(results.map { .object([("module", .string($0.module)), ("rank_in", .int($0.rankIn)),
+                                                         ("rank_out", .int($0.rankOut)), ("retained_energy", .double($0.retainedEnergy))]) })),
+            ]).serialized()
+        } else {
+            let ranks = Set(results.map(\.rankOut)).sorted()
+            let worst = results.min { $0.retainedEnergy < $1.retainedEnergy }
+            text = "\(input) → \(output): \(results.count) modules, rank \(ranks.first!)\(ranks.count > 1 ? "–\(ranks.last!)" : ""), retained energy \(String(format: "%.6f", overall)) overall" +
+                (worst.map { ", lowest \(String(format: "%.6f", $0.retainedEnergy)) in \($0.module)" } ?? "")
         }
+        if json, output != "-" { Console.out(text) } else { Console.error(text) }
     }
 }

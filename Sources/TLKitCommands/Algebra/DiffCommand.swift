@@ -3,8 +3,9 @@ import ArgumentParser
 import JSONOutput
 import SafeTensors
 
-struct Diff: ParsableCommand {
+struct DiffCommand: DescribedFailures {
     static let configuration = CommandConfiguration(
+        commandName: "diff",
         abstract: "Compare two adapters module by module.",
         discussion: """
         Per module: the norms of both deltas, the relative difference |dA - dB| / max(|dA|, |dB|) (Frobenius norms) and the cosine \
@@ -25,7 +26,7 @@ struct Diff: ParsableCommand {
     @Option(help: "Comma-separated DDPM timesteps to compare at (T-LoRA masks applied), e.g. 999,500,0.")
     var timesteps: String?
 
-    @Option(parsing: .unconditional, help: "Largest relative difference counted as equal (default: \(Diff.defaultTolerance)).")
+    @Option(parsing: .unconditional, help: "Largest relative difference counted as equal (default: \(DiffCommand.defaultTolerance)).")
     var tolerance: Double?
     static let defaultTolerance = 1e-6
 
@@ -34,24 +35,15 @@ struct Diff: ParsableCommand {
 
     @OptionGroup var catalog: CatalogOption
 
-    func run() throws {
-        do {
-            try compare()
-        } catch let code as ExitCode {
-            throw code
-        } catch let failure as CommandFailure {
-            throw CommandFailure(failure.message, exitCode: 2)
-        } catch {
-            throw CommandFailure("\(error)", exitCode: 2)
-        }
-    }
+    // Like cmp(1): 1 means "different", so any failure exits 2.
+    static var everyFailureExitCode: Int32? { 2 }
 
-    func compare() throws {
+    func run() throws {
         var ts: [Double?] = [nil]
         if let timesteps {
             let parsed = timesteps.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
             guard !parsed.isEmpty, parsed.allSatisfy({ $0 != nil && (0...1000).contains($0!) }) else {
-                throw CommandFailure("--timesteps takes comma-separated numbers between 0 and 1000", exitCode: 2)
+                throw CommandFailure("--timesteps takes comma-separated numbers between 0 and 1000")
             }
             ts = parsed
         }
@@ -59,7 +51,7 @@ struct Diff: ParsableCommand {
         let adapterA = try AdapterArgument(a).read(catalog: catalog, policy: nil), adapterB = try AdapterArgument(b).read(catalog: catalog, policy: nil)
         for finding in adapterA.nonFinite + adapterB.nonFinite { Console.error("tlkit: \(finding.description)") }
         let (results, summary) = try AdapterDiff.compare(adapterA, adapterB, timesteps: ts)
-        let equal = results.allSatisfy { $0.finite && $0.relativeDifference <= tolerance ?? Diff.defaultTolerance }
+        let equal = results.allSatisfy { $0.finite && $0.relativeDifference <= tolerance ?? DiffCommand.defaultTolerance }
             && summary.onlyInA.isEmpty && summary.onlyInB.isEmpty && summary.nonFinite.isEmpty
         if json {
             Console.out(document(results, summary, equal: equal).serialized())
@@ -99,7 +91,7 @@ struct Diff: ParsableCommand {
     }
 
     func human(_ results: [AdapterDiff.ModuleResult], _ s: AdapterDiff.Summary, equal: Bool) -> String {
-        var lines = ["\(equal ? "equal" : "different") within \(tolerance ?? Diff.defaultTolerance): \(Set(results.map(\.module)).count) modules compared, mean relative difference \(String(format: "%.3g", s.relativeDifference)), cosine \(s.cosine.map { String(format: "%.6f", $0) } ?? "n/a")"]
+        var lines = ["\(equal ? "equal" : "different") within \(tolerance ?? DiffCommand.defaultTolerance): \(Set(results.map(\.module)).count) modules compared, mean relative difference \(String(format: "%.3g", s.relativeDifference)), cosine \(s.cosine.map { String(format: "%.6f", $0) } ?? "n/a")"]
         if !s.onlyInA.isEmpty { lines.append("only in A: \(s.onlyInA.count) (e.g. \(s.onlyInA[0]))") }
         if !s.onlyInB.isEmpty { lines.append("only in B: \(s.onlyInB.count) (e.g. \(s.onlyInB[0]))") }
         if !s.nonFinite.isEmpty { lines.append("NaN or infinite values: \(s.nonFinite.count) modules (e.g. \(s.nonFinite[0]))") }
