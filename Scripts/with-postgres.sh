@@ -4,6 +4,9 @@
 # socket in that folder), TLKIT_TEST_POSTGRES_URL points the catalog tests at it (and
 # TLKIT_TEST_POSTGRES_PASSWORD_URL with TLKIT_TEST_POSTGRES_PASSWORD at a role that must give a
 # password), and the server and folder are removed afterwards, whatever the command's outcome.
+# The server also takes TLS connections on 127.0.0.1 (a free port; that role only, with its password),
+# with a certificate for 127.0.0.1 and localhost from a throwaway CA: TLKIT_TEST_POSTGRES_TLS_URL,
+# TLKIT_TEST_POSTGRES_CA (that CA) and TLKIT_TEST_POSTGRES_OTHER_CA (one that did not sign it).
 #   Scripts/with-postgres.sh swift test ...        (or: Scripts/with-postgres.sh Scripts/test.sh)
 set -euo pipefail
 [ $# -gt 0 ] || { echo "usage: $0 COMMAND [ARGUMENT...]" >&2; exit 2; }
@@ -33,17 +36,42 @@ trap cleanup EXIT
 
 "${as[@]}" "$bin/initdb" -D "$dir/data" -U tlkit --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
   || { cat "$dir/initdb.log" >&2; exit 1; }
-# Everyone is trusted on the socket except one role that must give its password (authentication tests).
-printf 'local all tlkit_password scram-sha-256\nlocal all all trust\n' > "$dir/pg_hba.conf"
-"${as[@]}" cp "$dir/pg_hba.conf" "$dir/data/pg_hba.conf"
-"${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-  -o "-c listen_addresses='' -c unix_socket_directories='$dir' -c max_connections=200 -c fsync=off" start >/dev/null \
-  || { cat "$dir/server.log" >&2; exit 1; }
+# A CA, the server's certificate it signs, and a second CA that signed nothing (TLS tests).
+tls="$dir/tls"
+mkdir "$tls"
+for ca in ca other-ca; do
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=tlkit test $ca" \
+    -keyout "$tls/$ca.key" -out "$tls/$ca.crt" >/dev/null 2>&1
+done
+openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$tls/server.key" -out "$tls/server.csr" >/dev/null 2>&1
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$tls/san.ext"
+openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial -days 2 \
+  -extfile "$tls/san.ext" -out "$tls/server.crt" >/dev/null 2>&1
+cp "$tls/server.crt" "$tls/server.key" "$dir/data/"
+chmod 600 "$dir/data/server.key"
+[ "$(id -u)" -ne 0 ] || chown nobody "$dir/data/server.crt" "$dir/data/server.key"
 
-"$bin/psql" -q "postgresql://tlkit@/postgres?host=$dir" \
+# Everyone is trusted on the socket except one role that must give its password (authentication
+# tests); over TCP only that role, with its password, over TLS.
+printf 'local all tlkit_password scram-sha-256\nlocal all all trust\nhostssl all tlkit_password 127.0.0.1/32 scram-sha-256\n' > "$dir/pg_hba.conf"
+"${as[@]}" cp "$dir/pg_hba.conf" "$dir/data/pg_hba.conf"
+# A free port on the loopback address (another server may take it first: then try the next one).
+started=""
+for port in $(shuf -i 20000-60000 -n 8); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
+  if "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+    -o "-c listen_addresses='127.0.0.1' -c port=$port -c unix_socket_directories='$dir' -c max_connections=200 -c fsync=off -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key" \
+    start >/dev/null; then started=$port; break; fi
+done
+[ -n "$started" ] || { cat "$dir/server.log" >&2; exit 1; }
+
+"$bin/psql" -q "postgresql://tlkit@:$port/postgres?host=$dir" \
   -c "CREATE ROLE tlkit_password LOGIN PASSWORD 'test-only-password'" >/dev/null
-export TLKIT_TEST_POSTGRES_URL="postgresql://tlkit@/postgres?host=$dir"
-export TLKIT_TEST_POSTGRES_PASSWORD_URL="postgresql://tlkit_password@/postgres?host=$dir"
+export TLKIT_TEST_POSTGRES_URL="postgresql://tlkit@:$port/postgres?host=$dir"
+export TLKIT_TEST_POSTGRES_PASSWORD_URL="postgresql://tlkit_password@:$port/postgres?host=$dir"
+export TLKIT_TEST_POSTGRES_TLS_URL="postgresql://tlkit_password@127.0.0.1:$port/postgres"
+export TLKIT_TEST_POSTGRES_CA="$tls/ca.crt"
+export TLKIT_TEST_POSTGRES_OTHER_CA="$tls/other-ca.crt"
 export TLKIT_TEST_POSTGRES_PASSWORD=test-only-password
 status=0
 "$@" || status=$?

@@ -13,6 +13,8 @@ public enum CatalogError: Error, CustomStringConvertible, Equatable, Sendable {
     case notFound(String)
     case invalidName(String, why: String)
     case invalidReference(String, why: String)
+    /// A copy would change a version the destination already holds.
+    case conflict(String)
     case codec(String)
     case corrupt(String)
     case io(String)
@@ -32,6 +34,7 @@ public enum CatalogError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .notFound(what): return what
         case let .invalidName(name, why): return "invalid catalog name '\(name)': \(why)"
         case let .invalidReference(ref, why): return "invalid catalog reference '\(ref)': \(why)"
+        case let .conflict(why): return why
         case let .codec(why): return why
         case let .corrupt(why): return why
         case let .io(why): return why

@@ -43,4 +43,10 @@ public protocol CatalogStore: AnyObject, Sendable {
 
     /// Re-hashes every stored tensor and rebuilds every file (or only those of `reference`).
     func verify(_ reference: Reference?) throws -> [Problem]
+
+    /// Runs `body` on one consistent state of the catalog (the source of a copy, see `CatalogTransfer`).
+    func readSnapshot<T>(_ body: (any CatalogSnapshot) throws -> T) throws -> T
+
+    /// Runs `body` in one write transaction that receives a copy (see `CatalogTransfer`).
+    func receive<T>(_ body: (any CatalogReceiver) throws -> T) throws -> T
 }

@@ -51,8 +51,19 @@ import TestSupport
         #expect(try PostgresLocation.parse("postgresql://me@h/d", environment: environment).password == nil)
     }
 
+    @Test func certificateCheckingModesFindTheirCA() throws {
+        let given = try PostgresLocation.parse("postgresql://u@db.example/d?sslmode=verify-full&sslrootcert=/etc/ca.pem", environment: [:])
+        #expect(given.sslMode == .verifyFull && given.sslRootCert == "/etc/ca.pem")
+        let fromEnvironment = try PostgresLocation.parse("postgresql://u@h/d", environment: ["PGSSLMODE": "verify-ca", "PGSSLROOTCERT": "/ca.pem"])
+        #expect(fromEnvironment.sslMode == .verifyCA && fromEnvironment.sslRootCert == "/ca.pem")
+        // libpq's default place for the CA file; modes that do not check certificates need none.
+        let home = try PostgresLocation.parse("postgresql://u@h/d?sslmode=verify-full", environment: ["HOME": "/home/u"])
+        #expect(home.sslRootCert == "/home/u/.postgresql/root.crt")
+        #expect(try PostgresLocation.parse("postgresql://u@h/d?sslmode=require", environment: ["HOME": "/home/u"]).sslRootCert == nil)
+    }
+
     @Test func refusesWhatItCannotHonour() {
-        for url in ["postgresql://h/d?sslmode=verify-full", "postgresql://h/d?application=x", "postgresql://h:99999/d",
+        for url in ["postgresql://h/d?sslmode=verify-everything", "postgresql://h/d?application=x", "postgresql://h:99999/d",
                     "postgresql://h/d?host", "postgresql://[::1/d"] {
             #expect(throws: CatalogError.self, "\(url)") { try PostgresLocation.parse(url, environment: [:]) }
         }

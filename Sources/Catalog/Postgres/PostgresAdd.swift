@@ -96,7 +96,7 @@ extension PostgresCatalog {
 
     /// Stores one blob in chunks; false when a blob with this hash is already there (a concurrent
     /// writer's insert of the same hash makes this wait for its commit).
-    private func insertBlob(sha256: String, codec: Codec, rawSize: Int, stored: UnsafeRawBufferPointer) throws -> Bool {
+    func insertBlob(sha256: String, codec: Codec, rawSize: Int, stored: UnsafeRawBufferPointer) throws -> Bool {
         let rows = try session.query("""
             INSERT INTO blobs (sha256, codec, raw_size, stored_size) VALUES ($1, $2, $3, $4)
             ON CONFLICT (sha256) DO NOTHING RETURNING id
@@ -113,7 +113,7 @@ extension PostgresCatalog {
     }
 
     /// The stored sizes of those of `hashes` that are stored.
-    private func storedSizes(_ hashes: Set<String>) throws -> [String: Int] {
+    func storedSizes(_ hashes: Set<String>) throws -> [String: Int] {
         var found: [String: Int] = [:]
         for row in try session.query("SELECT sha256, stored_size FROM blobs WHERE sha256 = ANY($1)", [Array(hashes)]) {
             let (sha, size) = try row.decode((String, Int).self)

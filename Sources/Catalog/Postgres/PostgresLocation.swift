@@ -2,8 +2,9 @@ import Foundation
 
 /// A PostgreSQL catalog location, read the way libpq reads a connection URL:
 /// `postgresql://[user[:password]@][host][:port][/dbname][?param=value&…]` (also `postgres://`), with
-/// the parameters `host`, `port`, `dbname`, `user`, `password` and `sslmode`, and `PGHOST`, `PGPORT`,
-/// `PGUSER`, `PGDATABASE`, `PGPASSWORD`, `PGSSLMODE` and the password file for what the URL leaves out.
+/// the parameters `host`, `port`, `dbname`, `user`, `password`, `sslmode` and `sslrootcert`, and `PGHOST`,
+/// `PGPORT`, `PGUSER`, `PGDATABASE`, `PGPASSWORD`, `PGSSLMODE`, `PGSSLROOTCERT` and the password file for
+/// what the URL leaves out.
 /// A host that starts with `/` is the folder of the server's Unix socket.
 public struct PostgresLocation: Equatable, Sendable {
     public static let schemes: Set<String> = ["postgresql", "postgres"]
@@ -15,10 +16,16 @@ public struct PostgresLocation: Equatable, Sendable {
     /// Never printed: `description` leaves it out.
     public var password: String?
     public var sslMode: SSLMode
+    /// The CA certificates (PEM) that `verify-ca` and `verify-full` trust; `system` for the system's.
+    public var sslRootCert: String? = nil
 
-    /// libpq's modes; the certificate-checking ones are not offered yet.
+    /// libpq's modes. `verify-ca` checks the server's certificate against `sslRootCert`, `verify-full`
+    /// also that it names the host; the others do not check it.
     public enum SSLMode: String, Sendable {
         case disable, allow, prefer, require
+        case verifyCA = "verify-ca", verifyFull = "verify-full"
+
+        var checksCertificate: Bool { self == .verifyCA || self == .verifyFull }
     }
 
     /// The Unix socket path when `host` is a folder.
@@ -67,7 +74,7 @@ public struct PostgresLocation: Equatable, Sendable {
         if host == "" { host = nil }
         if port == "" { port = nil }
         var database: String? = path.isEmpty ? nil : try decode(path)
-        var sslMode: String?
+        var sslMode: String?, sslRootCert: String?
         for pair in query.split(separator: "&") where !pair.isEmpty {
             guard let equals = pair.firstIndex(of: "=") else { throw fail("the URL parameter '\(pair)' has no value") }
             let key = try decode(pair[..<equals]), value = try decode(pair[pair.index(after: equals)...])
@@ -78,7 +85,8 @@ public struct PostgresLocation: Equatable, Sendable {
             case "user": user = value
             case "password": password = value
             case "sslmode": sslMode = value
-            default: throw fail("unknown URL parameter '\(key)' (known: host, port, dbname, user, password, sslmode)")
+            case "sslrootcert": sslRootCert = value
+            default: throw fail("unknown URL parameter '\(key)' (known: host, port, dbname, user, password, sslmode, sslrootcert)")
             }
         }
         func env(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
@@ -87,11 +95,14 @@ public struct PostgresLocation: Equatable, Sendable {
         guard let portNumber = Int(portText), (1...65535).contains(portNumber) else { throw fail("invalid port '\(portText)'") }
         let modeText = sslMode ?? env("PGSSLMODE") ?? "prefer"
         guard let mode = SSLMode(rawValue: modeText) else {
-            throw fail("sslmode '\(modeText)' is not supported (use disable, allow, prefer or require)")
+            throw fail("sslmode '\(modeText)' is not supported (use disable, allow, prefer, require, verify-ca or verify-full)")
         }
+        // As libpq does, a certificate-checking mode without a CA file looks for ~/.postgresql/root.crt.
+        var rootCert = sslRootCert ?? env("PGSSLROOTCERT")
+        if rootCert == nil, mode.checksCertificate { rootCert = CatalogLocation.home(environment) + "/.postgresql/root.crt" }
         var location = PostgresLocation(host: host ?? env("PGHOST") ?? defaultHost(), port: portNumber, user: resolvedUser,
                                         database: database ?? env("PGDATABASE") ?? resolvedUser,
-                                        password: password ?? env("PGPASSWORD"), sslMode: mode)
+                                        password: password ?? env("PGPASSWORD"), sslMode: mode, sslRootCert: rootCert)
         if location.password == nil {
             let file = env("PGPASSFILE") ?? CatalogLocation.home(environment) + "/.pgpass"
             location.password = location.passwordFromFile(file)

@@ -47,17 +47,37 @@ final class PostgresSession: @unchecked Sendable {
                 // As libpq does for these modes: encrypt, without checking the server's certificate.
                 var settings = TLSConfiguration.makeClientConfiguration()
                 settings.certificateVerification = .none
-                let context: NIOSSLContext
-                do { context = try NIOSSLContext(configuration: settings) } catch {
-                    throw CatalogError.server(location: location.description, why: "cannot set up TLS: \(error)")
-                }
+                let context = try PostgresSession.context(settings, location)
                 tls = location.sslMode == .require ? .require(context) : .prefer(context)
+            case .verifyCA, .verifyFull:
+                tls = .require(try PostgresSession.context(PostgresSession.checkingSettings(location), location))
             }
             configuration = .init(host: location.host, port: location.port, username: location.user, password: location.password,
                                   database: location.database, tls: tls)
         }
         configuration.options.connectTimeout = .seconds(connectTimeout)
         return configuration
+    }
+
+    private static func context(_ settings: TLSConfiguration, _ location: PostgresLocation) throws -> NIOSSLContext {
+        do { return try NIOSSLContext(configuration: settings) } catch {
+            throw CatalogError.server(location: location.description, why: "cannot set up TLS: \(error)")
+        }
+    }
+
+    /// `verify-ca` and `verify-full`: the server's chain must lead to a certificate of `sslrootcert`
+    /// (`system`: the system's roots), and with `verify-full` name the host (or its IP address).
+    private static func checkingSettings(_ location: PostgresLocation) throws -> TLSConfiguration {
+        var settings = TLSConfiguration.makeClientConfiguration()
+        settings.certificateVerification = location.sslMode == .verifyFull ? .fullVerification : .noHostnameVerification
+        let file = location.sslRootCert ?? ""
+        if file != "system" {
+            guard FileSystem.exists(file) else {
+                throw CatalogError.server(location: location.description, why: "sslmode=\(location.sslMode.rawValue) needs the CA certificate that signed the server's: the file '\(file)' does not exist (give sslrootcert=FILE or $PGSSLROOTCERT, or sslrootcert=system)")
+            }
+            settings.trustRoots = .file(file)
+        }
+        return settings
     }
 
     /// Runs one statement and returns all its rows.
@@ -107,10 +127,14 @@ final class PostgresSession: @unchecked Sendable {
             switch info[.sqlState] ?? "" {
             case "28P01", "28000": return CatalogError.server(location: place, why: "authentication failed: \(message)")
             case "3D000": return CatalogError.server(location: place, why: "no such database: \(message)")
+            case "42501": return CatalogError.server(location: place, why: "permission denied: \(message) (the role '\(location.user)' may not do this here; 'tlkit init --reader/--writer' grants roles their access)")
             default: return CatalogError.server(location: place, why: "the server reported: \(message)")
             }
         }
         switch error.code {
+        case .connectionError where error.underlying is NIOSSLError || error.underlying is NIOSSLExtraError || error.underlying is BoringSSLError:
+            let mode = "sslmode=\(location.sslMode.rawValue)" + (location.sslRootCert.map { ", sslrootcert=\($0)" } ?? "")
+            return CatalogError.server(location: place, why: "TLS failed, the server's certificate was not accepted (\(mode)): \(error.underlying!)")
         case .connectionError:
             let cause = error.underlying.map { " (\($0))" } ?? ""
             return CatalogError.server(location: place, why: "cannot reach the server\(cause)")

@@ -4,4 +4,5 @@ import ArgumentParser
 let catalogSubcommands: [any ParsableCommand.Type] = [
     InitCommand.self, AddCommand.self, ListCommand.self, ShowCommand.self, GetCommand.self, RmCommand.self,
     TagCommand.self, UntagCommand.self, VerifyCommand.self, GcCommand.self,
+    PushCommand.self, PullCommand.self,
 ]

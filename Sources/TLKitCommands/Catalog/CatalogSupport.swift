@@ -20,8 +20,10 @@ struct CatalogOption: ParsableArguments {
 
     /// Opens the catalog to add to it, creating it when missing. When `body` fails, a catalog this call
     /// created is removed again if it holds nothing: a failed command never leaves one behind.
-    func adding<T>(_ body: (any CatalogStore) throws -> T) throws -> T {
-        let location = resolved
+    func adding<T>(_ body: (any CatalogStore) throws -> T) throws -> T { try CatalogOption.adding(at: resolved, body) }
+
+    /// `adding` for the catalog at `location` (the destination of a `push`).
+    static func adding<T>(at location: String, _ body: (any CatalogStore) throws -> T) throws -> T {
         let existed = CatalogStores.exists(location)
         do {
             return try body(try CatalogStores.open(location, create: true))
