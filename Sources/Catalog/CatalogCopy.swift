@@ -25,7 +25,7 @@ private final class SQLiteSnapshot: CatalogSnapshot {
         reader = try BlobReader(db)
     }
 
-    func records(_ reference: Reference, allVersions: Bool) throws -> [EntryRecord] {
+    func records(_ reference: Reference, allVersions: Bool) throws -> [TransferEntry] {
         var ids: [Int64] = []
         if allVersions {
             ids = try Int64.fetchAll(db, sql: "SELECT id FROM entries WHERE name = ? ORDER BY version", arguments: [reference.name])
@@ -35,7 +35,7 @@ private final class SQLiteSnapshot: CatalogSnapshot {
             let summary = try Catalog.summaries(db, "WHERE e.id = ?", [id])[0]
             let header = [UInt8](try Data.fetchOne(db, sql: "SELECT bytes FROM entry_headers WHERE entry_id = ?", arguments: [id]) ?? Data())
             let rows = try Row.fetchAll(db, sql: "SELECT name, blob FROM entry_tensors WHERE entry_id = ? ORDER BY ordinal", arguments: [id])
-            return EntryRecord(summary: summary, header: header, tensorNames: rows.map { $0[0] }, blobs: rows.map { $0[1] })
+            return TransferEntry(summary: summary, header: header, tensorNames: rows.map { $0[0] }, blobs: rows.map { $0[1] })
         }
     }
 
@@ -81,7 +81,7 @@ private struct SQLiteReceiver: CatalogReceiver {
         try String.fetchOne(db, sql: "SELECT sha256 FROM entries WHERE name = ? AND version = ?", arguments: [name, version])
     }
 
-    func insertEntry(_ record: EntryRecord, stored: Int, added: Int) throws {
+    func insertEntry(_ record: TransferEntry, stored: Int, added: Int) throws {
         let s = record.summary, facts = s.facts
         try db.execute(sql: """
             INSERT INTO entries (name, version, sha256, data_hash, size, stored, added_bytes, tensor_count,

@@ -25,7 +25,7 @@ private final class PostgresSnapshot: CatalogSnapshot {
 
     init(catalog: PostgresCatalog) { self.catalog = catalog }
 
-    func records(_ reference: Reference, allVersions: Bool) throws -> [EntryRecord] {
+    func records(_ reference: Reference, allVersions: Bool) throws -> [TransferEntry] {
         var ids: [Int64] = []
         if allVersions {
             ids = try session.query("SELECT id FROM entries WHERE name = $1 ORDER BY version", [reference.name]).map { try $0.decode(Int64.self) }
@@ -37,7 +37,7 @@ private final class PostgresSnapshot: CatalogSnapshot {
                 .map { Array(try $0.decode(ByteBuffer.self).readableBytesView) } ?? []
             let tensors = try session.query("SELECT name, blob FROM entry_tensors WHERE entry_id = $1 ORDER BY ordinal", [id])
                 .map { try $0.decode((String, String).self) }
-            return EntryRecord(summary: summary, header: header, tensorNames: tensors.map(\.0), blobs: tensors.map(\.1))
+            return TransferEntry(summary: summary, header: header, tensorNames: tensors.map(\.0), blobs: tensors.map(\.1))
         }
     }
 
@@ -70,7 +70,7 @@ private struct PostgresReceiver: CatalogReceiver {
         try session.query("SELECT sha256 FROM entries WHERE name = $1 AND version = $2", [name, version]).first?.decode(String.self)
     }
 
-    func insertEntry(_ record: EntryRecord, stored: Int, added: Int) throws {
+    func insertEntry(_ record: TransferEntry, stored: Int, added: Int) throws {
         let s = record.summary, facts = s.facts
         let id = try session.query("""
             INSERT INTO entries (name, version, sha256, data_hash, size, stored, added_bytes, tensor_count,

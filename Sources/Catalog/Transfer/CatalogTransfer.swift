@@ -24,7 +24,7 @@ public enum CatalogTransfer {
             throw CatalogError.io("\(source.location): the source and the destination are the same catalog; nothing to copy")
         }
         return try source.readSnapshot { snapshot in
-            var records: [EntryRecord] = []
+            var records: [TransferEntry] = []
             var seen = Set<Reference>()
             for reference in references {
                 for record in try snapshot.records(reference, allVersions: allVersions) where seen.insert(record.summary.reference).inserted {
@@ -40,7 +40,7 @@ public enum CatalogTransfer {
 
 /// One copy's work inside the destination's transaction.
 private struct Receiving {
-    let records: [EntryRecord]
+    let records: [TransferEntry]
     let snapshot: any CatalogSnapshot
     let receiver: any CatalogReceiver
     let destination: String
@@ -98,7 +98,7 @@ private struct Receiving {
     /// Stores the tensors of `records` the destination lacks, in hash order (writers on a server then
     /// wait for each other in one order); records each tensor's stored size in `sizes` and, for those
     /// this copy stored, in `sent`.
-    private func send(_ records: [EntryRecord], sizes: inout [String: Int], sent: inout [String: Int]) throws {
+    private func send(_ records: [TransferEntry], sizes: inout [String: Int], sent: inout [String: Int]) throws {
         let needed = Set(records.flatMap(\.blobs)).subtracting(sizes.keys)
         if needed.isEmpty { return }
         let there = try receiver.storedSizes(needed)
@@ -138,7 +138,7 @@ private struct Receiving {
 }
 
 /// An entry as it travels between catalogs: its row, original header, tensors in data order and tags.
-public struct EntryRecord: Sendable {
+public struct TransferEntry: Sendable {
     public let summary: EntrySummary
     /// The original header bytes (8-byte length prefix and JSON).
     let header: [UInt8]
@@ -157,7 +157,7 @@ public struct StoredBlob {
 /// The reading side of a copy: one consistent state of the source catalog.
 public protocol CatalogSnapshot {
     /// The entry `reference` names (with `allVersions`, every version of its name, oldest first).
-    func records(_ reference: Reference, allVersions: Bool) throws -> [EntryRecord]
+    func records(_ reference: Reference, allVersions: Bool) throws -> [TransferEntry]
     /// The stored blob with this content hash.
     func blob(_ sha256: String) throws -> StoredBlob
 }
@@ -173,7 +173,7 @@ public protocol CatalogReceiver {
     /// The SHA-256 of the file stored as `name`@`version`, nil when there is none.
     func fileHash(name: String, version: Int) throws -> String?
     /// Stores the entry under its own name and version, with its tags; its tensors must be stored.
-    func insertEntry(_ record: EntryRecord, stored: Int, added: Int) throws
+    func insertEntry(_ record: TransferEntry, stored: Int, added: Int) throws
     /// Adds those of `tags` that `name`@`version` lacks; returns them.
     func addTags(name: String, version: Int, _ tags: [String]) throws -> [String]
 }
