@@ -7,6 +7,8 @@
 # The server also takes TLS connections on 127.0.0.1 (a free port; that role only, with its password),
 # with a certificate for 127.0.0.1 and localhost from a throwaway CA: TLKIT_TEST_POSTGRES_TLS_URL,
 # TLKIT_TEST_POSTGRES_CA (that CA) and TLKIT_TEST_POSTGRES_OTHER_CA (one that did not sign it).
+# A second, socket-only server is the fault tests' to stop and start again (TLKIT_TEST_POSTGRES_FAULT_URL;
+# TLKIT_TEST_POSTGRES_FAULT_CTL stop|start runs `pg_ctl stop -m immediate` or starts it again).
 #   Scripts/with-postgres.sh swift test ...        (or: Scripts/with-postgres.sh Scripts/test.sh)
 set -euo pipefail
 [ $# -gt 0 ] || { echo "usage: $0 COMMAND [ARGUMENT...]" >&2; exit 2; }
@@ -30,6 +32,7 @@ fi
 chmod 755 "$dir"
 cleanup() {
   "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+  "${as[@]}" "$bin/pg_ctl" -D "$dir/fault/data" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -67,6 +70,33 @@ done
 
 "$bin/psql" -q "postgresql://tlkit@:$port/postgres?host=$dir" \
   -c "CREATE ROLE tlkit_password LOGIN PASSWORD 'test-only-password'" >/dev/null
+# The fault tests' server: its own cluster, on a socket in its own folder (the port only names the
+# socket). The control script keeps the server from inheriting the caller's descriptors: a caller that
+# learns of the script's exit from a descriptor closing (Foundation's Process does) would otherwise wait
+# for the server too.
+fault="$dir/fault"
+mkdir "$fault"
+[ "$(id -u)" -ne 0 ] || chown nobody "$fault"
+"${as[@]}" "$bin/initdb" -D "$fault/data" -U tlkit --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb-fault.log" 2>&1 \
+  || { cat "$dir/initdb-fault.log" >&2; exit 1; }
+cat > "$dir/fault-ctl" <<CTL
+#!/usr/bin/env bash
+# stop: the server goes down as in a crash (pg_ctl stop -m immediate); start: it comes back.
+for fd in /proc/self/fd/*; do
+  fd=\${fd##*/}
+  case \$fd in 0|1|2|255) ;; *) eval "exec \$fd>&-" 2>/dev/null || true ;; esac
+done
+case "\$1" in
+  stop) ${as[*]} "$bin/pg_ctl" -D "$fault/data" -m immediate stop ;;
+  start) ${as[*]} "$bin/pg_ctl" -D "$fault/data" -l "$fault/server.log" -w \\
+           -o "-c listen_addresses='' -c port=5432 -c unix_socket_directories='$fault' -c fsync=off" start ;;
+  *) echo "usage: \$0 stop|start" >&2; exit 2 ;;
+esac </dev/null >>"$dir/fault-ctl.log" 2>&1
+CTL
+chmod 755 "$dir/fault-ctl"
+"$dir/fault-ctl" start || { cat "$dir/fault-ctl.log" "$fault/server.log" >&2; exit 1; }
+export TLKIT_TEST_POSTGRES_FAULT_URL="postgresql://tlkit@:5432/postgres?host=$fault"
+export TLKIT_TEST_POSTGRES_FAULT_CTL="$dir/fault-ctl"
 export TLKIT_TEST_POSTGRES_URL="postgresql://tlkit@:$port/postgres?host=$dir"
 export TLKIT_TEST_POSTGRES_PASSWORD_URL="postgresql://tlkit_password@:$port/postgres?host=$dir"
 export TLKIT_TEST_POSTGRES_TLS_URL="postgresql://tlkit_password@127.0.0.1:$port/postgres"

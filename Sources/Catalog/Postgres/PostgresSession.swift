@@ -84,10 +84,35 @@ final class PostgresSession: @unchecked Sendable {
     @discardableResult
     func query(_ sql: String, _ binds: PostgresBindings = PostgresBindings()) throws -> [PostgresRow] {
         do {
-            return try connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).wait().rows
+            return try waitWhileConnected(connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)).rows
         } catch {
             throw PostgresSession.explain(error, location, connecting: false)
         }
+    }
+
+    /// Waits for `future` unless the connection is gone. PostgresNIO drops a query written to a connection
+    /// the server has already closed (its future then never completes): a client whose server crashed
+    /// between two statements would wait forever. A connection seen closed for `closedGrace` ends the
+    /// wait (a query the connection did take fails on its own before that).
+    private func waitWhileConnected<T>(_ future: EventLoopFuture<T>) throws -> T {
+        let done = DispatchSemaphore(value: 0)
+        future.whenComplete { _ in done.signal() }
+        var closedSince: DispatchTime?
+        while done.wait(timeout: .now() + .milliseconds(100)) == .timedOut {
+            guard connection.isClosed else { continue }
+            let since = closedSince ?? .now()
+            closedSince = since
+            if DispatchTime.now() > since + PostgresSession.closedGrace {
+                throw PostgresSession.connectionClosed(location)
+            }
+        }
+        return try future.wait()
+    }
+
+    static let closedGrace = DispatchTimeInterval.seconds(1)
+
+    static func connectionClosed(_ location: PostgresLocation) -> CatalogError {
+        CatalogError.server(location: location.description, why: "the server closed the connection; nothing half-written was kept (run the command again)")
     }
 
     /// Runs one statement with `values` bound to $1, $2, … (nil binds NULL).
@@ -109,7 +134,8 @@ final class PostgresSession: @unchecked Sendable {
             try query("COMMIT")
             return result
         } catch {
-            _ = try? query("ROLLBACK")
+            // A closed connection has nothing to roll back: the server did it when the connection ended.
+            if !connection.isClosed { _ = try? query("ROLLBACK") }
             throw error
         }
     }
@@ -139,7 +165,7 @@ final class PostgresSession: @unchecked Sendable {
             let cause = error.underlying.map { " (\($0))" } ?? ""
             return CatalogError.server(location: place, why: "cannot reach the server\(cause)")
         case .serverClosedConnection, .uncleanShutdown:
-            return CatalogError.server(location: place, why: "the server closed the connection; nothing half-written was kept (run the command again)")
+            return connectionClosed(location)
         case .authMechanismRequiresPassword:
             return CatalogError.server(location: place, why: "authentication failed: the server asks for a password (give it in the URL or $PGPASSWORD)")
         case .unsupportedAuthMechanism:
