@@ -125,6 +125,14 @@ struct SampleCommand: DescribedFailures {
         let chosen = precision.resolved
         let decoder = output == nil ? nil
             : try vae.map { try AutoencoderKL(path: $0, precision: chosen) } ?? AutoencoderKL(model: modelFile, precision: chosen)
+        // Read and checked before the UNet loads, so an adapter for another base fails in seconds.
+        let policy = nonFinite.policy
+        let entries = try adapters.map { argument -> AdapterStack.Entry in
+            let parsed = try AdapterArgument(argument)
+            let adapter = try parsed.read(flags: schedule.flags, catalog: catalog, policy: policy)
+            try BaseRequirement.requireSDXL(adapter, for: "sampling with an SDXL model")  // a usage error: exit 2
+            return AdapterStack.Entry(adapter: adapter, scale: Float(parsed.weight ?? 1), label: parsed.label)
+        }
         // Adapters may be merged into the Float32 weights before the switch; without any, load straight into it.
         // Released once the latents are final, so the UNet and the VAE decode never hold memory at once.
         var sampling: SamplingRun? = try SamplingRun(model: modelFile, loadingIn: adapters.isEmpty ? chosen : .fp32)
@@ -134,13 +142,6 @@ struct SampleCommand: DescribedFailures {
         let multiple = sampling!.sizeMultiple
         guard h % multiple == 0, w % multiple == 0 else {
             throw CommandFailure("\(w)×\(h) px: this model needs width and height in multiples of \(multiple) px", exitCode: latents == nil ? 2 : 1)
-        }
-        let policy = nonFinite.policy
-        let entries = try adapters.map { argument -> AdapterStack.Entry in
-            let parsed = try AdapterArgument(argument)
-            let adapter = try parsed.read(flags: schedule.flags, catalog: catalog, policy: policy)
-            try BaseRequirement.requireSDXL(adapter, for: "sampling with an SDXL model")  // a usage error: exit 2
-            return AdapterStack.Entry(adapter: adapter, scale: Float(parsed.weight ?? 1), label: parsed.label)
         }
         let source: SamplingRun.Prompt = embeddings.map { .embeddings(file: $0) } ?? .text(prompt ?? "", negative: negative)
         let final = try sampling!.run(noise: noise, prompt: source, adapters: entries, strict: strict, scheduler: try schedulerConfig(),
