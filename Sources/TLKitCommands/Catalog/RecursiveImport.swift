@@ -46,7 +46,8 @@ struct RecursiveImport {
             }
             progress.finish()
         }
-        for (path, why) in counts.refused { Console.error("refused: \(path): \(why)") }
+        // Most reasons name the file already.
+        for (path, why) in counts.refused { Console.error("refused: " + (why.hasPrefix(path + ": ") ? why : "\(path): \(why)")) }
         Console.error("imported \(counts.done) files: \(counts.added) added, \(counts.identical) identical to stored entries, \(counts.unchanged) unchanged, \(counts.refused.count) refused")
         return counts.refused.count
     }
