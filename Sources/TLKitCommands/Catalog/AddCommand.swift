@@ -32,7 +32,7 @@ struct AddCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("Files to add; - reads standard input (needs --name). With --recursive: folders to import.", valueName: "FILE"))
     var files: [String]
 
-    @Flag(name: [.customShort("r"), .customLong("recursive")], help: "Import every .safetensors file under each folder given (see below).")
+    @Flag(name: [.customShort("r"), .customLong("recursive")], help: "Import every .safetensors file under each folder given (see the description).")
     var recursive = false
 
     @Option(help: "Name to store under (default: the file name without .safetensors).")

@@ -7,10 +7,10 @@ struct DupsCommand: ParsableCommand {
         commandName: "dups",
         abstract: "Find duplicates in the catalog: identical files or tensor data, shared tensors, near-duplicate adapters.",
         discussion: """
-            Reports entries with identical files (same SHA-256) and with identical tensor data but other metadata (same \\
-            AutoV3); groups of entries that share stored tensors, with the raw bytes deduplication saves; and pairs of \\
-            adapters for the same base whose ΔW (all modules, unmasked) have a cosine of at least --threshold. The cosine is \\
-            computed from the factors (the Gram products of 'tlkit diff'), only for pairs whose per-module norms allow it. \\
+            Reports entries with identical files (same SHA-256) and with identical tensor data but other metadata (same \
+            AutoV3); groups of entries that share stored tensors, with the raw bytes deduplication saves; and pairs of \
+            adapters for the same base whose delta W (all modules, unmasked) have a cosine of at least --threshold. The cosine is \
+            computed from the factors (the Gram products of 'tlkit diff'), only for pairs whose signatures (per-module norms and a random sketch) allow it. \
             Exit status: 0 whether or not duplicates were found, 1 on a failure, 2 on a usage error.
             """)
 
@@ -22,7 +22,7 @@ struct DupsCommand: ParsableCommand {
     @Flag(help: "Print one JSON document.")
     var json = false
 
-    @Option(help: "The cosine of ΔW at which two adapters count as near-duplicates (0 to 1; default 0.99).")
+    @Option(help: "The cosine of delta W at which two adapters count as near-duplicates (0 to 1; default 0.99).")
     var threshold: Double = 0.99
 
     @OptionGroup var catalog: CatalogOption
