@@ -83,6 +83,7 @@ import TestSupport
         #expect(first.status == 1, "a refused file makes the exit status 1: \(first.stderr)")
         #expect(Self.summary(first) == "imported 8 files: 6 added, 1 identical to stored entries, 0 unchanged, 1 refused", "\(first.stderr)")
         #expect(first.stderr.contains("refused: \(root.path)/garbage.safetensors: "))
+        #expect(!first.stderr.contains("importing "), "no progress line when standard error is not a terminal")
         #expect(Set(first.stdoutLines) == ["style@1", "loha@1", "other/style@1", "lora@1", "pony@1", "dog@1"])
 
         let listed = Dictionary(uniqueKeysWithValues: try Self.entries(catalog).map { ($0["ref"] as! String, $0) })
@@ -117,6 +118,15 @@ import TestSupport
         #expect(try CLI.run(["rm", "lora", "--catalog", catalog]).status == 0)
         let fifth = try CLI.run(["add", "-r", root.path, "--catalog", catalog])
         #expect(fifth.status == 0 && fifth.stdout == "lora@1\n", "\(fifth.stdout) \(fifth.stderr)")
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script")))
+    func recursiveImportShowsProgressOnATerminal() throws {
+        let root = try Self.tree()
+        let catalog = root.deletingLastPathComponent().appendingPathComponent("c.sqlite").path
+        // script(1) runs the command on a pseudo-terminal.
+        let result = try CLI.shell("script -qec \"$TLKIT add -r '\(root.path)' --catalog '\(catalog)'\" /dev/null")
+        #expect(result.stdout.contains("importing 8/8: 6 added, 0 unchanged, 1 refused"), "\(result.stdout)")
     }
 
     @Test func recursiveRefusesNameAndStandardInput() throws {
