@@ -18,7 +18,8 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
     }
 
     /// Connects to the catalog at `location`. With `create`, a database without the catalog's tables
-    /// gets them; without it, that is an error. A database from a newer tlkit is refused untouched.
+    /// gets them; without it, that is an error. An older catalog is upgraded (which takes the tables'
+    /// owner); a database from a newer tlkit is refused untouched.
     public static func open(_ location: PostgresLocation, create: Bool) throws -> PostgresCatalog {
         let session = try PostgresSession(location)
         let found = try schemaVersion(session)
