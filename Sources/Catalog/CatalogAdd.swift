@@ -78,13 +78,9 @@ extension Catalog {
                 if freshSet.contains(i) { storedAlone += storedSizes[i]!; continue }
                 storedAlone += try Int.fetchOne(db, sql: "SELECT stored_size FROM blobs WHERE sha256 = ?", arguments: [hash]) ?? 0
             }
-            try db.execute(sql: """
-                INSERT INTO entries (name, version, sha256, data_hash, size, stored, added_bytes, tensor_count,
-                    kind, format, base, method, rank, min_rank, trigger, token, class, steps, note, source, added_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [name, version, fileHash, dataHash, file.header.fileLength, storedAlone, added, tensors.count,
-                                 facts.kind, facts.format, facts.base, facts.method, facts.rank, facts.minRank,
-                                 facts.trigger, facts.token, facts.className, facts.steps, note, originalPath, addedAt])
+            try Catalog.insertEntry(db, EntryRows.insertValues(
+                name: name, version: version, sha256: fileHash, dataHash: dataHash, size: file.header.fileLength, stored: storedAlone,
+                added: added, tensorCount: tensors.count, facts: facts, note: note, source: originalPath, addedAt: addedAt))
             let id = db.lastInsertedRowID
             try db.execute(sql: "INSERT INTO entry_headers (entry_id, bytes) VALUES (?, ?)", arguments: [id, Data(headerBytes)])
             let insert = try db.makeStatement(sql: "INSERT INTO entry_tensors (entry_id, ordinal, name, blob) VALUES (?, ?, ?, ?)")
@@ -100,6 +96,17 @@ extension Catalog {
                           AddStatistics(tensors: tensors.count, newBlobs: newBlobs, sharedBlobs: distinct - newBlobs,
                                         size: file.header.fileLength, addedBytes: added))
         }
+    }
+
+    /// Inserts an entry's row (`EntryRows.insertValues`); its id is `db.lastInsertedRowID`.
+    static func insertEntry(_ db: Database, _ values: [EntryRows.Value]) throws {
+        let arguments: [(any DatabaseValueConvertible)?] = values.map { value in
+            switch value {
+            case let .text(text): return text
+            case let .int(number): return number
+            }
+        }
+        try db.execute(sql: EntryRows.insertStatement { _ in "?" }, arguments: StatementArguments(arguments))
     }
 
     /// Each tensor's SHA-256, on every core. Every byte is read (reading the facts may have set the

@@ -83,13 +83,9 @@ private struct SQLiteReceiver: CatalogReceiver {
 
     func insertEntry(_ record: TransferEntry, stored: Int, added: Int) throws {
         let s = record.summary, facts = s.facts
-        try db.execute(sql: """
-            INSERT INTO entries (name, version, sha256, data_hash, size, stored, added_bytes, tensor_count,
-                kind, format, base, method, rank, min_rank, trigger, token, class, steps, note, source, added_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [s.name, s.version, s.sha256, s.dataHash, s.size, stored, added, s.tensorCount,
-                             facts.kind, facts.format, facts.base, facts.method, facts.rank, facts.minRank,
-                             facts.trigger, facts.token, facts.className, facts.steps, s.note, s.source, s.addedAt])
+        try Catalog.insertEntry(db, EntryRows.insertValues(
+            name: s.name, version: s.version, sha256: s.sha256, dataHash: s.dataHash, size: s.size, stored: stored, added: added,
+            tensorCount: s.tensorCount, facts: facts, note: s.note, source: s.source, addedAt: s.addedAt))
         let id = db.lastInsertedRowID
         try db.execute(sql: "INSERT INTO entry_headers (entry_id, bytes) VALUES (?, ?)", arguments: [id, Data(record.header)])
         let insert = try db.makeStatement(sql: "INSERT INTO entry_tensors (entry_id, ordinal, name, blob) VALUES (?, ?, ?, ?)")

@@ -8,11 +8,12 @@ extension Catalog {
         var conditions: [String] = []
         var arguments: [any DatabaseValueConvertible] = []
         if let tag = filter.tag { conditions.append("EXISTS (SELECT 1 FROM tags WHERE entry_id = e.id AND tag = ?)"); arguments.append(tag) }
-        if let base = filter.base { conditions.append("e.base = ?"); arguments.append(base) }
+        if let base = filter.base { conditions.append("(e.base = ? OR e.derivative = ?)"); arguments += [base, base] }
         if let method = filter.method { conditions.append("e.method = ?"); arguments.append(method) }
         if let glob = filter.nameGlob { conditions.append("e.name GLOB ?"); arguments.append(glob) }
+        if let family = filter.family { conditions.append("e.family = ?"); arguments.append(family) }
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        return try store.read { db in try Catalog.summaries(db, whereClause, StatementArguments(arguments)) }
+        return try store.read { db in try Catalog.summaries(db, whereClause, StatementArguments(arguments)) }.filter(filter.admits)
     }
 
     /// The entry `reference` names, with its header, metadata and tensors.

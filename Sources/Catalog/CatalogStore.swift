@@ -44,6 +44,15 @@ public protocol CatalogStore: AnyObject, Sendable {
     /// Re-hashes every stored tensor and rebuilds every file (or only those of `reference`).
     func verify(_ reference: Reference?) throws -> [Problem]
 
+    /// The files `add --recursive` imported on `host` under `folder`, by absolute path.
+    func importCache(host: String, under folder: String) throws -> [String: ImportRecord]
+
+    /// Records that the file at `path` on `host`, as `stamp` says, is the entry `reference`.
+    func recordImport(host: String, path: String, stamp: FileStamp, reference: Reference) throws
+
+    /// Every use of a stored tensor that more than one entry uses, ordered by tensor.
+    func sharedTensorUses() throws -> [SharedTensorUse]
+
     /// Runs `body` on one consistent state of the catalog (the source of a copy, see `CatalogTransfer`).
     func readSnapshot<T>(_ body: (any CatalogSnapshot) throws -> T) throws -> T
 

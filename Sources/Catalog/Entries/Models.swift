@@ -13,10 +13,27 @@ public struct EntryFacts: Equatable, Sendable {
     public var token: String?
     public var className: String?
     public var steps: Int?
+    /// `lora`, `locon`, `loha`, `lokr`, `dora` (nil for entries added before schema version 2).
+    public var family: String?
+    /// The SDXL-derived model metadata names (`pony`, `illustrious`, `noobai`).
+    public var derivative: String?
+    /// Words that call the adapter up: its trigger phrase and the tags of every training caption
+    /// (nil for entries added before schema version 2; empty when the file names none).
+    public var triggerWords: [String]?
+    /// Every tag of kohya's `ss_tag_frequency` (searched by `list --search`, not printed).
+    public var trainingTags: [String]?
+    /// kohya's `sshs_model_hash` as the file's metadata states it.
+    public var sshsModelHash: String?
 
     public init(kind: String? = nil, format: String? = nil, base: String? = nil, method: String? = nil,
                 rank: Int? = nil, minRank: Int? = nil, trigger: String? = nil, token: String? = nil,
-                className: String? = nil, steps: Int? = nil) {
+                className: String? = nil, steps: Int? = nil, family: String? = nil, derivative: String? = nil,
+                triggerWords: [String]? = nil, trainingTags: [String]? = nil, sshsModelHash: String? = nil) {
+        self.family = family
+        self.derivative = derivative
+        self.triggerWords = triggerWords
+        self.trainingTags = trainingTags
+        self.sshsModelHash = sshsModelHash
         self.kind = kind
         self.format = format
         self.base = base
@@ -78,16 +95,34 @@ public struct StoredTensor: Sendable {
 /// Filters for `list` (all given ones must hold).
 public struct ListFilter: Sendable {
     public var tag: String?
+    /// The base (`sdxl`) or the SDXL derivative (`pony`) exactly.
     public var base: String?
     public var method: String?
     /// A shell-style glob on the name (`*`, `?`, `[...]`), case-sensitive.
     public var nameGlob: String?
+    public var family: String?
+    /// A case-insensitive substring of the name, a tag, a trigger word, a training tag, the base, the
+    /// derivative or the family.
+    public var search: String?
 
-    public init(tag: String? = nil, base: String? = nil, method: String? = nil, nameGlob: String? = nil) {
+    public init(tag: String? = nil, base: String? = nil, method: String? = nil, nameGlob: String? = nil,
+                family: String? = nil, search: String? = nil) {
         self.tag = tag
         self.base = base
         self.method = method
         self.nameGlob = nameGlob
+        self.family = family
+        self.search = search
+    }
+
+    /// Whether `entry` matches `search`: decided here, in Swift, so both backends fold case alike
+    /// (SQLite's lower() knows only ASCII).
+    func admits(_ entry: EntrySummary) -> Bool {
+        guard let search, !search.isEmpty else { return true }
+        let needle = search.lowercased()
+        let f = entry.facts
+        let fields = [entry.name, f.base, f.derivative, f.family].compactMap { $0 } + entry.tags + (f.triggerWords ?? []) + (f.trainingTags ?? [])
+        return fields.contains { $0.lowercased().contains(needle) }
     }
 }
 

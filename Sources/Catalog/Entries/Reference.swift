@@ -38,6 +38,16 @@ public struct Reference: Equatable, Hashable, Sendable, CustomStringConvertible 
         if name.hasPrefix(catalogPrefix) { throw CatalogError.invalidName(name, why: "'catalog:' is reserved to force catalog lookup") }
     }
 
+    /// `text` made into a valid name: '@' and control characters become '_', and a name that would be
+    /// empty, start with '-' or with `catalog:` gets a leading '_'. Valid names come back unchanged.
+    public static func sanitizedName(_ text: String) -> String {
+        var name = String(String.UnicodeScalarView(text.unicodeScalars.map { scalar in
+            scalar == "@" || scalar.properties.generalCategory == .control ? "_" : scalar
+        }))
+        if name.isEmpty || name.hasPrefix("-") || name.hasPrefix(catalogPrefix) { name = "_" + name }
+        return name
+    }
+
     /// The prefix that forces an adapter argument to be read from the catalog.
     public static let catalogPrefix = "catalog:"
 

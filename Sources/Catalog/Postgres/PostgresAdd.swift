@@ -71,13 +71,9 @@ extension PostgresCatalog {
             // Stored size of the entry alone: every distinct tensor it uses, as stored.
             var storedAlone = headerBytes.count
             for hash in Set(blobHashes) { storedAlone += sizes[hash] ?? 0 }
-            let id = try session.query("""
-                INSERT INTO entries (name, version, sha256, data_hash, size, stored, added_bytes, tensor_count,
-                    kind, format, base, method, rank, min_rank, trigger, token, class, steps, note, source, added_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) RETURNING id
-                """, [name, version, fileHash, dataHash, file.header.fileLength, storedAlone, added, tensors.count,
-                      facts.kind, facts.format, facts.base, facts.method, facts.rank, facts.minRank,
-                      facts.trigger, facts.token, facts.className, facts.steps, note, originalPath, addedAt])[0].decode(Int64.self)
+            let id = try insertEntry(EntryRows.insertValues(
+                name: name, version: version, sha256: fileHash, dataHash: dataHash, size: file.header.fileLength, stored: storedAlone,
+                added: added, tensorCount: tensors.count, facts: facts, note: note, source: originalPath, addedAt: addedAt))
             try session.query("INSERT INTO entry_headers (entry_id, bytes) VALUES ($1, $2)", [id, ByteBuffer(bytes: headerBytes)])
             try session.query("""
                 INSERT INTO entry_tensors (entry_id, ordinal, name, blob)
@@ -92,6 +88,17 @@ extension PostgresCatalog {
                           AddStatistics(tensors: tensors.count, newBlobs: newBlobs, sharedBlobs: distinct - newBlobs,
                                         size: file.header.fileLength, addedBytes: added))
         }
+    }
+
+    /// Inserts an entry's row (`EntryRows.insertValues`) and returns its id.
+    func insertEntry(_ values: [EntryRows.Value]) throws -> Int64 {
+        let binds: [(any PostgresThrowingDynamicTypeEncodable)?] = values.map { value in
+            switch value {
+            case let .text(text): return text
+            case let .int(number): return number
+            }
+        }
+        return try session.query(EntryRows.insertStatement { "$\($0)" } + " RETURNING id", binds)[0].decode(Int64.self)
     }
 
     /// Stores one blob in chunks; false when a blob with this hash is already there (a concurrent

@@ -18,29 +18,35 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
     }
 
     /// Connects to the catalog at `location`. With `create`, a database without the catalog's tables
-    /// gets them; without it, that is an error. A database from a newer tlkit is refused untouched.
+    /// gets them; without it, that is an error. An older catalog is upgraded (which takes the tables'
+    /// owner); a database from a newer tlkit is refused untouched.
     public static func open(_ location: PostgresLocation, create: Bool) throws -> PostgresCatalog {
         let session = try PostgresSession(location)
-        if try schemaVersion(session) == nil {
-            guard create else { throw CatalogError.noCatalog(path: location.description) }
-            // Two first adds may race to create the tables: the second waits for the lock, then finds
-            // them. The lock is taken before the transaction starts, because a transaction sees tables
-            // that others created only from its start (the server refreshes its view of them then).
-            try session.query("SELECT pg_advisory_lock($1)", [PostgresSchema.schemaLockKey])
-            defer { _ = try? session.query("SELECT pg_advisory_unlock($1)", [PostgresSchema.schemaLockKey]) }
-            try session.transaction {
-                if try schemaVersion(session) == nil {
-                    for statement in PostgresSchema.v1 { try session.query(statement) }
-                }
-            }
-        }
+        let found = try schemaVersion(session)
+        if found == nil && !create { throw CatalogError.noCatalog(path: location.description) }
+        if found != PostgresSchema.version { try migrate(session) }
         return PostgresCatalog(session: session)
     }
 
     /// The catalog at `location`, or nil when the database has no catalog tables yet (nothing is created).
+    /// An older catalog is upgraded first.
     public static func openIfPresent(_ location: PostgresLocation) throws -> PostgresCatalog? {
         let session = try PostgresSession(location)
-        return try schemaVersion(session) == nil ? nil : PostgresCatalog(session: session)
+        guard let found = try schemaVersion(session) else { return nil }
+        if found != PostgresSchema.version { try migrate(session) }
+        return PostgresCatalog(session: session)
+    }
+
+    /// Creates the tables, or upgrades older ones, in one transaction. Two first adds may race to create
+    /// the tables: the second waits for the lock, then finds them. The lock is taken before the
+    /// transaction starts, because a transaction sees tables that others created only from its start
+    /// (the server refreshes its view of them then).
+    private static func migrate(_ session: PostgresSession) throws {
+        try session.query("SELECT pg_advisory_lock($1)", [PostgresSchema.schemaLockKey])
+        defer { _ = try? session.query("SELECT pg_advisory_unlock($1)", [PostgresSchema.schemaLockKey]) }
+        try session.transaction {
+            for statement in PostgresSchema.upgrade(from: try schemaVersion(session) ?? 0) { try session.query(statement) }
+        }
     }
 
     /// The schema version, nil for a database without the catalog. Throws for a newer schema, and for

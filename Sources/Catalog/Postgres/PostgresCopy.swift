@@ -72,13 +72,9 @@ private struct PostgresReceiver: CatalogReceiver {
 
     func insertEntry(_ record: TransferEntry, stored: Int, added: Int) throws {
         let s = record.summary, facts = s.facts
-        let id = try session.query("""
-            INSERT INTO entries (name, version, sha256, data_hash, size, stored, added_bytes, tensor_count,
-                kind, format, base, method, rank, min_rank, trigger, token, class, steps, note, source, added_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) RETURNING id
-            """, [s.name, s.version, s.sha256, s.dataHash, s.size, stored, added, s.tensorCount,
-                  facts.kind, facts.format, facts.base, facts.method, facts.rank, facts.minRank,
-                  facts.trigger, facts.token, facts.className, facts.steps, s.note, s.source, s.addedAt])[0].decode(Int64.self)
+        let id = try catalog.insertEntry(EntryRows.insertValues(
+            name: s.name, version: s.version, sha256: s.sha256, dataHash: s.dataHash, size: s.size, stored: stored, added: added,
+            tensorCount: s.tensorCount, facts: facts, note: s.note, source: s.source, addedAt: s.addedAt))
         try session.query("INSERT INTO entry_headers (entry_id, bytes) VALUES ($1, $2)", [id, ByteBuffer(bytes: record.header)])
         try session.query("""
             INSERT INTO entry_tensors (entry_id, ordinal, name, blob)

@@ -62,7 +62,7 @@ extension PostgresCatalog {
     func storageBytes() throws -> Int {
         try session.query("""
             SELECT coalesce(sum(pg_total_relation_size(c)), 0)::bigint
-            FROM unnest(ARRAY['blobs', 'blob_chunks', 'entries', 'entry_headers', 'entry_tensors', 'tags', 'tlkit_schema']::regclass[]) AS c
+            FROM unnest(ARRAY['blobs', 'blob_chunks', 'entries', 'entry_headers', 'entry_tensors', 'tags', 'import_cache', 'tlkit_schema']::regclass[]) AS c
             """)[0].decode(Int.self)
     }
 

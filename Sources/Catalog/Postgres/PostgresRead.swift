@@ -8,11 +8,12 @@ extension PostgresCatalog {
         var values: [(any PostgresThrowingDynamicTypeEncodable)?] = []
         func bind(_ value: String) -> String { values.append(value); return "$\(values.count)" }
         if let tag = filter.tag { conditions.append("EXISTS (SELECT 1 FROM tags WHERE entry_id = e.id AND tag = \(bind(tag)))") }
-        if let base = filter.base { conditions.append("e.base = \(bind(base))") }
+        if let base = filter.base { conditions.append("(e.base = \(bind(base)) OR e.derivative = \(bind(base)))") }
         if let method = filter.method { conditions.append("e.method = \(bind(method))") }
         if let glob = filter.nameGlob { conditions.append("e.name ~ \(bind(GlobPattern.regex(glob)))") }
+        if let family = filter.family { conditions.append("e.family = \(bind(family))") }
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        return try read { try summaries(whereClause, values) }
+        return try read { try summaries(whereClause, values) }.filter(filter.admits)
     }
 
     public func entry(_ reference: Reference) throws -> EntryDetail {

@@ -20,7 +20,7 @@ public enum CatalogRoles {
 
 extension PostgresCatalog {
     /// The catalog's tables, and the one whose rows only migrations change.
-    static let tables = ["tlkit_schema", "blobs", "blob_chunks", "entries", "entry_headers", "entry_tensors", "tags"]
+    static let tables = ["tlkit_schema", "blobs", "blob_chunks", "entries", "entry_headers", "entry_tensors", "tags", "import_cache"]
 
     func grant(readers: [String], writers: [String]) throws {
         let place = location

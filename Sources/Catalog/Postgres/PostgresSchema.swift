@@ -4,7 +4,7 @@
 /// anything is written. Names and tags sort bytewise (`COLLATE "C"`), as SQLite sorts them.
 enum PostgresSchema {
     /// The newest schema version this build knows.
-    static let version = 1
+    static let version = 2
 
     /// The largest stored chunk of a blob.
     static let chunkBytes = 1 << 20
@@ -78,6 +78,36 @@ enum PostgresSchema {
         """,
         "CREATE INDEX tags_tag ON tags(tag)",
     ]
+
+    /// Every statement of version 2 (run on a version 1 catalog in one transaction): the facts `list
+    /// --search` and `dups` use, and the cache of `add --recursive`, keyed by host and path because many
+    /// hosts import into one server.
+    static let v2 = [
+        "ALTER TABLE entries ADD COLUMN family text",
+        "ALTER TABLE entries ADD COLUMN derivative text",
+        "ALTER TABLE entries ADD COLUMN trigger_words text",
+        "ALTER TABLE entries ADD COLUMN training_tags text",
+        "ALTER TABLE entries ADD COLUMN sshs_model_hash text",
+        "CREATE INDEX entries_family ON entries(family)",
+        """
+        CREATE TABLE import_cache (
+            host text COLLATE "C" NOT NULL,
+            path text COLLATE "C" NOT NULL,
+            size bigint NOT NULL,
+            mtime_ns bigint NOT NULL,
+            inode bigint NOT NULL,
+            entry_id bigint NOT NULL REFERENCES entries(id) ON DELETE CASCADE,
+            PRIMARY KEY (host, path)
+        )
+        """,
+        "CREATE INDEX import_cache_entry ON import_cache(entry_id)",
+        "UPDATE tlkit_schema SET version = 2",
+    ]
+
+    /// The statements that bring a catalog of version `found` to `version`, in order.
+    static func upgrade(from found: Int) -> [String] {
+        (found < 1 ? v1 : []) + (found < 2 ? v2 : [])
+    }
 
     /// Advisory lock keys (one namespace of 64-bit keys per database). Adds hold the gc key shared and
     /// `gc` holds it exclusively, so a `gc` never runs while an add may reference a stored tensor;

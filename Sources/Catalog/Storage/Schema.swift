@@ -7,7 +7,7 @@ enum Schema {
     /// 'tlkc' — written into the SQLite header by the first migration.
     static let applicationID: Int32 = 0x746C_6B63
     /// The newest schema version this build knows.
-    static let version = 1
+    static let version = 2
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -61,6 +61,28 @@ enum Schema {
                 CREATE INDEX tags_tag ON tags(tag);
                 PRAGMA application_id = \(applicationID);
                 PRAGMA user_version = 1;
+                """)
+        }
+        // v2: the facts `list --search` and `dups` use, and the cache of `add --recursive`.
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: """
+                ALTER TABLE entries ADD COLUMN family TEXT;            -- lora | locon | loha | lokr | dora
+                ALTER TABLE entries ADD COLUMN derivative TEXT;        -- pony | illustrious | noobai
+                ALTER TABLE entries ADD COLUMN trigger_words TEXT;     -- one per line
+                ALTER TABLE entries ADD COLUMN training_tags TEXT;     -- ss_tag_frequency's tags, one per line
+                ALTER TABLE entries ADD COLUMN sshs_model_hash TEXT;   -- kohya's metadata hash, as the file says
+                CREATE INDEX entries_family ON entries(family);
+                CREATE TABLE import_cache (
+                    host TEXT NOT NULL,                   -- the importing host's name
+                    path TEXT NOT NULL,                   -- absolute path of the imported file
+                    size INTEGER NOT NULL,
+                    mtime_ns INTEGER NOT NULL,
+                    inode INTEGER NOT NULL,
+                    entry_id INTEGER NOT NULL REFERENCES entries(id) ON DELETE CASCADE,
+                    PRIMARY KEY (host, path)
+                ) WITHOUT ROWID;
+                CREATE INDEX import_cache_entry ON import_cache(entry_id);
+                PRAGMA user_version = 2;
                 """)
         }
         return migrator

@@ -69,6 +69,23 @@ enum CatalogCLI {
         do { return try Reference.parse(text) } catch { throw ValidationError("\(error)") }
     }
 
+    /// Rows as aligned columns (two spaces apart, no trailing spaces), one line each.
+    static func table(_ rows: [[String]]) -> String {
+        let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max()! }
+        var out = ""
+        for row in rows {
+            var line = ""
+            for (cell, width) in zip(row, widths) {
+                if !line.isEmpty { line += "  " }
+                line += cell
+                line += String(repeating: " ", count: width - cell.count)
+            }
+            while line.last == " " { line.removeLast() }
+            out += line + "\n"
+        }
+        return out
+    }
+
     static func bytes(_ n: Int) -> String {
         let units = ["B", "KB", "MB", "GB", "TB"]
         var value = Double(n)
@@ -95,7 +112,7 @@ enum CatalogCLI {
 
 extension EntrySummary {
     /// The members `list --json` prints for an entry and `show --json` starts with.
-    func addJSON(to o: inout JSONWriter) {
+    func addJSON(to o: inout JSONWriter, sshsModelHash: String? = nil) {
         o.add("ref", reference.description)
         o.add("name", name)
         o.add("version", version)
@@ -119,5 +136,19 @@ extension EntrySummary {
         o.add("tensors", tensorCount)
         o.add("source", source)
         o.add("added", addedAt)
+        o.add("family", facts.family)
+        o.add("derivative", facts.derivative)
+        if let words = facts.triggerWords { o.add("trigger_words", words) } else { o.add("trigger_words", raw: "null") }
+        o.add("autov2", autoV2)
+        o.add("autov3", autoV3)
+        o.add("sshs_model_hash", sshsModelHash ?? facts.sshsModelHash)
     }
+
+    /// civitai's AutoV2: the first 10 hex digits of the whole file's SHA-256.
+    var autoV2: String { String(sha256.prefix(10)) }
+
+    /// civitai's AutoV3: the SHA-256 of the file after its header (the 8-byte length and the JSON), i.e.
+    /// of the tensor data alone, which metadata edits leave unchanged; the same digest as the addnet
+    /// hash. civitai shows its first 12 digits. docs/catalog-library.md says where the definition comes from.
+    var autoV3: String { dataHash.hasPrefix("0x") ? String(dataHash.dropFirst(2)) : dataHash }
 }

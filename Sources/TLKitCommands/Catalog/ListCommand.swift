@@ -10,6 +10,7 @@ struct ListCommand: ParsableCommand {
     static let examples: [Example] = [
         ("Everything in the catalog", "tlkit list"),
         ("The names of the SDXL T-LoRAs, as JSON lines", "tlkit list --method tlora --json | jq -r .name"),
+        ("Pony LyCORIS adapters whose name, tags or trigger words mention a style", "tlkit list --base pony --family loha --search watercolor"),
     ]
 
     @Flag(help: "One JSON object per line.")
@@ -18,8 +19,14 @@ struct ListCommand: ParsableCommand {
     @Option(help: "Only entries with this tag.")
     var tag: String?
 
-    @Option(help: "Only entries for this base model (e.g. sdxl_base_v1-0).")
+    @Option(help: "Only entries for this base model (sd1, sd2, sdxl, sd3, flux1) or SDXL derivative (pony, illustrious, noobai).")
     var base: String?
+
+    @Option(help: "Only adapters of this family (lora, locon, loha, lokr).")
+    var family: String?
+
+    @Option(help: "Only entries whose name, tags, trigger words, training tags (ss_tag_frequency), base or family contain TEXT (any case).")
+    var search: String?
 
     @Option(help: "Only entries of this method.")
     var method: String?
@@ -32,7 +39,7 @@ struct ListCommand: ParsableCommand {
     func run() throws {
         try CatalogCLI.run("list") {
             // No catalog yet is an empty one: nothing is listed and nothing is created.
-            let entries = try catalog.openIfPresent()?.list(filter: ListFilter(tag: tag, base: base, method: method, nameGlob: name)) ?? []
+            let entries = try catalog.openIfPresent()?.list(filter: ListFilter(tag: tag, base: base, method: method, nameGlob: name, family: family, search: search)) ?? []
             if json {
                 var out = JSONWriter(capacity: entries.count * 600)
                 for entry in entries {
@@ -50,19 +57,7 @@ struct ListCommand: ParsableCommand {
                              e.facts.method ?? "-", e.facts.rank.map(String.init) ?? "-", CatalogCLI.bytes(e.size),
                              CatalogCLI.bytes(e.added), e.tags.joined(separator: ",")])
             }
-            let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max()! }
-            var out = ""
-            for row in rows {
-                var line = ""
-                for (cell, width) in zip(row, widths) {
-                    if !line.isEmpty { line += "  " }
-                    line += cell
-                    line += String(repeating: " ", count: width - cell.count)
-                }
-                while line.last == " " { line.removeLast() }
-                out += line + "\n"
-            }
-            Console.write(out)
+            Console.write(CatalogCLI.table(rows))
         }
     }
 }

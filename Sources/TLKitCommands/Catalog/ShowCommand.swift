@@ -6,7 +6,7 @@ import JSONOutput
 struct ShowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "show",
-        abstract: "Show one entry: facts, hashes (AutoV2, addnet), tensors and metadata.")
+        abstract: "Show one entry: facts, hashes (AutoV2, AutoV3, addnet, sshs_model_hash), tensors and metadata.")
 
     static let examples: [Example] = [
         ("The newest version of a name", "tlkit show sks-dog"),
@@ -27,13 +27,14 @@ struct ShowCommand: ParsableCommand {
         try CatalogCLI.run("show") {
             let detail = try catalog.open(create: false).entry(try Reference.parse(ref))
             let s = detail.summary
-            let addnet = String(s.dataHash.dropFirst(2))
-            let autoV2 = String(s.sha256.prefix(10))
+            let addnet = s.autoV3
+            let autoV2 = s.autoV2
+            // The file's own statement, also for entries added before the catalog recorded it.
+            let sshs = s.facts.sshsModelHash ?? detail.metadata.first { $0.key == "sshs_model_hash" }?.value
             if json {
                 var o = JSONWriter()
                 o.beginObject()
-                s.addJSON(to: &o)
-                o.add("autov2", autoV2)
+                s.addJSON(to: &o, sshsModelHash: sshs)
                 o.add("addnet", addnet)
                 o.add("tensor_list", raw: "[" + detail.tensors.map { t in
                     var j = JSONWriter()
@@ -56,11 +57,15 @@ struct ShowCommand: ParsableCommand {
             line("rank", s.facts.rank.map(String.init)); line("min rank", s.facts.minRank.map(String.init))
             line("trigger", s.facts.trigger); line("token", s.facts.token); line("class", s.facts.className)
             line("steps", s.facts.steps.map(String.init))
+            line("family", s.facts.family); line("derivative", s.facts.derivative)
+            line("words", s.facts.triggerWords.flatMap { $0.isEmpty ? nil : $0.joined(separator: ", ") })
             line("tags", s.tags.isEmpty ? nil : s.tags.joined(separator: ", "))
             line("note", s.note)
             line("size", "\(s.size) bytes (\(CatalogCLI.bytes(s.size))); stored alone \(CatalogCLI.bytes(s.stored)), added \(CatalogCLI.bytes(s.added))")
             line("sha256", s.sha256)
             line("AutoV2", autoV2)
+            line("AutoV3", "\(addnet.prefix(12).uppercased()) (SHA-256 of the data after the header: \(addnet))")
+            line("sshs hash", sshs.map { "\($0) (" + ($0.lowercased() == addnet ? "matches the data" : "does not match the data: edited or stale") + ")" })
             line("addnet", "\(addnet) (sshs_model_hash; short \(addnet.prefix(12)))")
             line("data hash", "\(s.dataHash) (modelspec.hash_sha256)")
             line("added", s.addedAt)

@@ -1,0 +1,82 @@
+import Foundation
+import GRDB
+import Testing
+import TestSupport
+@testable import Catalog
+import SafeTensors
+
+/// Schema version 2 (the facts of `list --search` and `dups`, the import cache) on catalogs made by a
+/// tlkit that knew only version 1, on both backends.
+@Suite struct UpgradeTests {
+    /// Takes a current catalog back to version 1 as that tlkit left it: without the columns and the
+    /// table version 2 added, and marked version 1.
+    static func downgrade(_ backend: Backend, _ location: String) throws {
+        let columns = ["family", "derivative", "trigger_words", "training_tags", "sshs_model_hash"]
+        switch backend {
+        case .sqlite:
+            let queue = try DatabaseQueue(path: location)
+            try queue.writeWithoutTransaction { db in
+                try db.execute(sql: "DROP TABLE import_cache; DROP INDEX entries_family")
+                for column in columns { try db.execute(sql: "ALTER TABLE entries DROP COLUMN \(column)") }
+                try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v2'; PRAGMA user_version = 1")
+                try db.checkpoint(.truncate)
+            }
+            try queue.close()
+        case .postgres:
+            let session = try PostgresSession(PostgresLocation.parse(location))
+            try session.query("DROP TABLE import_cache")
+            try session.query("DROP INDEX entries_family")
+            for column in columns { try session.query("ALTER TABLE entries DROP COLUMN \(column)") }
+            try session.query("UPDATE tlkit_schema SET version = 1")
+        }
+    }
+
+    static func version(_ backend: Backend, _ location: String) throws -> Int {
+        switch backend {
+        case .sqlite:
+            return try DatabaseQueue(path: location).read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0 }
+        case .postgres:
+            return try PostgresSession(PostgresLocation.parse(location)).query("SELECT max(version) FROM tlkit_schema")[0].decode(Int.self)
+        }
+    }
+
+    @Test(arguments: Backend.all) func aVersion1CatalogIsUpgradedAndKeepsItsEntries(backend: Backend) throws {
+        let folder = SafeTensorsFixture.folder()
+        let location = try backend.newLocation(in: folder)
+        let path = folder + "/a.safetensors"
+        SafeTensorsFixture.write(try SafeTensorsFixture.checkpoint(step: 1), to: path)
+        do {
+            let catalog = try CatalogStores.open(location, create: true)
+            _ = try catalog.add(file: try SafeTensorsFile.open(path), originalPath: path, name: "old", facts: EntryFacts(kind: "tlora", base: "sdxl"))
+        }
+        try Self.downgrade(backend, location)
+        #expect(try Self.version(backend, location) == 1)
+
+        let catalog = try CatalogStores.open(location, create: false)
+        #expect(try Self.version(backend, location) == 2)
+        let old = try catalog.list()
+        #expect(old.map(\.reference) == [Reference(name: "old", version: 1)])
+        // What version 1 did not record stays unknown.
+        #expect(old[0].facts.base == "sdxl" && old[0].facts.family == nil && old[0].facts.triggerWords == nil)
+        #expect(try catalog.verify().isEmpty)
+        let rebuilt = try catalog.file(Reference(name: "old"))
+        #expect(SafeTensorsFixture.sha256(Array(rebuilt.headerBytes) + Array(rebuilt.dataSection)) == SafeTensorsFixture.sha256(file: path))
+
+        // The new columns and the cache work on the upgraded catalog.
+        let second = folder + "/b.safetensors"
+        SafeTensorsFixture.write(try SafeTensorsFixture.checkpoint(step: 2), to: second)
+        let facts = EntryFacts(kind: "tlora", base: "sdxl", family: "lora", derivative: "pony", triggerWords: ["sks dog"], trainingTags: ["grass"],
+                               sshsModelHash: "abc")
+        guard case let .added(reference, _) = try catalog.add(file: try SafeTensorsFile.open(second), originalPath: second, name: "new", facts: facts) else {
+            Issue.record("not added"); return
+        }
+        #expect(try catalog.entry(reference).summary.facts == facts)
+        #expect(try catalog.list(filter: ListFilter(search: "GRASS")).map(\.reference) == [reference])
+        #expect(try catalog.list(filter: ListFilter(base: "pony")).map(\.reference) == [reference])
+        let stamp = FileStamp(size: 1, mtimeNanoseconds: 2, inode: 3)
+        try catalog.recordImport(host: "h", path: folder + "/b.safetensors", stamp: stamp, reference: reference)
+        #expect(try catalog.importCache(host: "h", under: folder) == [folder + "/b.safetensors": ImportRecord(stamp: stamp, reference: reference)])
+        #expect(try catalog.importCache(host: "other", under: folder).isEmpty)
+        #expect(try catalog.importCache(host: "h", under: folder + "/b").isEmpty)
+    }
+}
