@@ -29,10 +29,15 @@ enum Scratch {
     private static func take(_ bytes: Int) -> (pointer: UnsafeMutableRawPointer, bytes: Int) {
         lock.lock()
         defer { lock.unlock() }
+        var buffer: (pointer: UnsafeMutableRawPointer, bytes: Int)
         if let i = free.indices.filter({ free[$0].bytes >= bytes }).min(by: { free[$0].bytes < free[$1].bytes }) {
-            return free.remove(at: i)
+            buffer = free.remove(at: i)
+        } else {
+            buffer = (UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64), bytes)
         }
-        return (UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64), bytes)
+        // Poisoned as TensorMemory's are (TLKIT_POISON_UNINITIALIZED=1), so a read before a write shows.
+        if TensorMemory.poisonUninitialized { buffer.pointer.initializeMemory(as: UInt8.self, repeating: 0xFF, count: buffer.bytes) }
+        return buffer
     }
 
     /// Returns a buffer to the cache, freeing the smallest ones beyond the limit.

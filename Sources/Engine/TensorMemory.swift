@@ -27,20 +27,28 @@ public enum TensorMemory {
     nonisolated(unsafe) private static var keptBytes = 0
     nonisolated(unsafe) private static var limit = 2 << 30
 
+    /// With `TLKIT_POISON_UNINITIALIZED=1`, buffers handed out uninitialised are filled with 0xFF bytes
+    /// (NaN in every float type): an operation that reads what it did not write then shows up as NaN
+    /// instead of as results that depend on what a released tensor left.
+    static let poisonUninitialized = ProcessInfo.processInfo.environment["TLKIT_POISON_UNINITIALIZED"] == "1"
+
     /// A 64-byte aligned buffer of at least `bytes`, zero-filled when `zeroed` (else it may hold what a
     /// released tensor left); `capacity` is what `release` needs back.
     static func allocate(_ bytes: Int, zeroed: Bool = true) -> (pointer: UnsafeMutableRawPointer, capacity: Int) {
+        let fill: UInt8? = zeroed ? 0 : poisonUninitialized ? 0xFF : nil
         guard bytes >= poolFrom else {
             let pointer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 64)
-            if zeroed { pointer.initializeMemory(as: UInt8.self, repeating: 0, count: max(bytes, 1)) }
+            if let fill { pointer.initializeMemory(as: UInt8.self, repeating: fill, count: max(bytes, 1)) }
             return (pointer, bytes)
         }
         let capacity = (bytes + granule - 1) / granule * granule
         if let reused = takeKept(capacity) {
-            if zeroed { reused.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
+            if let fill { reused.initializeMemory(as: UInt8.self, repeating: fill, count: bytes) }
             return (reused, capacity)
         }
-        return (map(capacity), capacity)  // fresh anonymous pages read as zero
+        let fresh = map(capacity)  // fresh anonymous pages read as zero
+        if let fill, fill != 0 { fresh.initializeMemory(as: UInt8.self, repeating: fill, count: bytes) }
+        return (fresh, capacity)
     }
 
     static func release(_ pointer: UnsafeMutableRawPointer, capacity: Int) {
