@@ -4,7 +4,7 @@
 /// anything is written. Names and tags sort bytewise (`COLLATE "C"`), as SQLite sorts them.
 enum PostgresSchema {
     /// The newest schema version this build knows.
-    static let version = 1
+    static let version = 2
 
     /// The largest stored chunk of a blob.
     static let chunkBytes = 1 << 20
@@ -78,6 +78,19 @@ enum PostgresSchema {
         """,
         "CREATE INDEX tags_tag ON tags(tag)",
     ]
+
+    /// Version 2: a blob may be stored as its XOR with another blob (`Codec.xorShuffleZstd`);
+    /// `reference` names that blob, itself stored without one (`DeltaReference`). The index serves `gc`.
+    static let v2 = [
+        "ALTER TABLE blobs ADD COLUMN reference text COLLATE \"C\" REFERENCES blobs(sha256)",
+        "CREATE INDEX blobs_reference ON blobs(reference) WHERE reference IS NOT NULL",
+        "UPDATE tlkit_schema SET version = 2",
+    ]
+
+    /// The statements that bring a database from schema version `from` (0: none) to `version`.
+    static func upgrade(from: Int) -> [String] {
+        [v1, v2].enumerated().filter { $0.offset + 1 > from }.flatMap(\.element)
+    }
 
     /// Advisory lock keys (one namespace of 64-bit keys per database). Adds hold the gc key shared and
     /// `gc` holds it exclusively, so a `gc` never runs while an add may reference a stored tensor;
