@@ -6,7 +6,8 @@
 # and `verify`.
 #
 #   Benchmarks/catalog/delta.sh [WORKDIR]
-#   (SCALE=0.125 CHECKPOINTS=3 DRIFT=0.008 ZSTD19_FILES=1; TLKIT=/path/to/tlkit, BEFORE=/path/to/an/older/tlkit)
+#   (SCALE=0.125 CHECKPOINTS=3 DRIFT=0.008 ZSTD19_FILES=1 REPEATS=3; TLKIT=/path/to/tlkit,
+#    BEFORE=/path/to/an/older/tlkit)
 #
 # Needs a release build of tlkit, python3 with numpy (the inputs come from generate.py), zstd and bc.
 # `zstd -19 --long` runs on ZSTD19_FILES files and its ratio is applied to the rest (the checkpoints are
@@ -46,19 +47,28 @@ done
 z19total=$(echo "$z19 * $raw / $z19raw" | bc)
 echo "zstd -19 --long -T2: $(echo "scale=1; 100 * $z19 / $z19raw" | bc)% of raw (on $ZSTD19_FILES files); all files ≈ $(mb "$z19total") MB"
 
-t0=$(now); for f in "${files[@]}"; do zstd -q -3 -T2 -f "$f" -o "$work/tmp.zst"; done; t3=$(echo "$(now) - $t0" | bc)
-echo "zstd -3 -T2: $(rate "$raw" "$t3") MB/s"
-
-store() {   # binary label
+# add speed: REPEATS rounds of zstd -3 -T2, then each binary's adds into a fresh catalog, best of each
+# (the rounds interleave, so a busy machine slows all of them alike).
+best() { if [ -z "$1" ] || [ "$(echo "$2 < $1" | bc)" = 1 ]; then echo "$2"; else echo "$1"; fi; }
+store() {   # binary label -> seconds
   local cat="$work/$2.sqlite"; rm -f "$cat" "$cat-wal" "$cat-shm"
   local t0; t0=$(now)
   for f in "${files[@]}"; do "$1" add "$f" --name run --catalog "$cat" >/dev/null 2>&1; done
-  local ta; ta=$(echo "$(now) - $t0" | bc)
-  local stored; stored=$(size "$cat")
-  echo "$2: add $(rate "$raw" "$ta") MB/s = $(echo "scale=0; 100 * $raw / $ta / ($raw / $t3)" | bc)% of zstd -3 -T2; catalog $(mb "$stored") MB = $(echo "scale=1; 100 * $stored / $raw" | bc)% of raw = $(echo "scale=1; 100 * $stored / $z19total" | bc)% of zstd -19 --long"
+  echo "$(now) - $t0" | bc
 }
-[ -n "${BEFORE:-}" ] && store "$BEFORE" before
-store "$TLKIT" tlkit
+t3=""; tb=""; ta=""
+for _ in $(seq 1 "${REPEATS:-3}"); do
+  t0=$(now); for f in "${files[@]}"; do zstd -q -3 -T2 -f "$f" -o "$work/tmp.zst"; done; t3=$(best "$t3" "$(echo "$(now) - $t0" | bc)")
+  [ -n "${BEFORE:-}" ] && tb=$(best "$tb" "$(store "$BEFORE" before)")
+  ta=$(best "$ta" "$(store "$TLKIT" tlkit)")
+done
+echo "zstd -3 -T2: $(rate "$raw" "$t3") MB/s (best of ${REPEATS:-3})"
+report() {   # label seconds
+  local stored; stored=$(size "$work/$1.sqlite")
+  echo "$1: add $(rate "$raw" "$2") MB/s = $(echo "scale=0; 100 * $t3 / $2" | bc)% of zstd -3 -T2; catalog $(mb "$stored") MB = $(echo "scale=1; 100 * $stored / $raw" | bc)% of raw = $(echo "scale=1; 100 * $stored / $z19total" | bc)% of zstd -19 --long"
+}
+[ -n "${BEFORE:-}" ] && report before "$tb"
+report tlkit "$ta"
 
 cat="$work/tlkit.sqlite"
 for v in $(seq 1 ${#files[@]}); do

@@ -151,19 +151,72 @@ import SafeTensors
         #expect(try catalog.verify().isEmpty)
     }
 
+    /// Elements of the tensor of `twoVersions`: large enough that the encoder judges by a sample.
+    static let versionedCount = 1 << 17
+
     /// Two versions of one tensor (no twin): the second is stored against the first.
     static func twoVersions(_ catalog: any CatalogStore, in folder: String) throws -> (String, String) {
         var r = SplitMix64(seed: 31)
-        let first = r.normal(count: 8192)
-        let second = zip(first, r.normal(count: 8192, scale: 0.02 * 0.006)).map { $0 + $1 }
+        let first = r.normal(count: versionedCount)
+        let second = zip(first, r.normal(count: versionedCount, scale: 0.02 * 0.006)).map { $0 + $1 }
         var paths: [String] = []
         for (version, values) in [first, second].enumerated() {
             let path = folder + "/w\(version + 1).safetensors"
-            SafeTensorsFixture.write(try SafeTensorsFixture.file([("layer.weight", .f32, [64, 128], SafeTensorsFixture.floats(values, .f32))]), to: path)
+            SafeTensorsFixture.write(try SafeTensorsFixture.file([("layer.weight", .f32, [versionedCount / 128, 128], SafeTensorsFixture.floats(values, .f32))]), to: path)
             _ = try catalog.add(file: try SafeTensorsFile.open(path), originalPath: path, name: "w")
             paths.append(path)
         }
         return (paths[0], paths[1])
+    }
+
+    @Test func largeTensorsAreJudgedByASampleSmallOnesInFull() throws {
+        var r = SplitMix64(seed: 12)
+        let count = 4 * Codec.sampleBytes / 4 + 1000
+        let reference = r.normal(count: count), unrelated = r.normal(count: count)
+        let close = zip(reference, r.normal(count: count, scale: 0.02 * 0.008)).map { $0 + $1 }
+        let (tensor, near, far) = (SafeTensorsFixture.floats(close, .f32), SafeTensorsFixture.floats(reference, .f32),
+                                   SafeTensorsFixture.floats(unrelated, .f32))
+        func worthTrying(_ bytes: [UInt8], _ references: [[UInt8]]) throws -> [Int?] {
+            try bytes.withUnsafeBytes { b in
+                try references[0].withUnsafeBytes { r0 in
+                    try references.last!.withUnsafeBytes { r1 in
+                        try Codec.encodingsWorthTrying(b, references: references.count == 1 ? [r0] : [r0, r1], dtype: .f32, level: 1,
+                                                       output: ReusableBuffer(), scratch: ReusableBuffer())
+                    }
+                }
+            }
+        }
+        // Judged by its first part: only the winner is encoded in full.
+        #expect(try worthTrying(tensor, [far, near]) == [1])
+        #expect(try worthTrying(tensor, [far]) == [nil])
+        // A small tensor: every encoding is made in full.
+        let small = Array(tensor.prefix(4 * Codec.sampleBytes)), smallReference = Array(near.prefix(4 * Codec.sampleBytes))
+        #expect(try worthTrying(small, [smallReference]) == [nil, 0])
+        // The delta decodes back to the tensor, given the reference.
+        let (codec, stored) = try tensor.withUnsafeBytes { t in
+            try near.withUnsafeBytes { n in
+                let output = ReusableBuffer()
+                let (codec, size) = try #require(try Codec.encodeDelta(t, reference: n, dtype: .f32, level: 1, workers: 0,
+                                                                       into: output, scratch: ReusableBuffer()))
+                return (codec, Array(UnsafeRawBufferPointer(output.prefix(size))))
+            }
+        }
+        #expect(codec == .xorShuffleZstd(width: 4) && stored.count < tensor.count * 3 / 4)
+        var back = [UInt8](repeating: 0, count: tensor.count)
+        try stored.withUnsafeBytes { s in
+            try near.withUnsafeBytes { n in
+                try back.withUnsafeMutableBytes { out in
+                    try Codec.decode(codecName: codec.name, rawSize: tensor.count, stored: s, reference: n) { _ in out }
+                }
+            }
+        }
+        #expect(back == tensor)
+        // Without its reference it is refused.
+        #expect(throws: CatalogError.self) {
+            try stored.withUnsafeBytes { s in
+                try back.withUnsafeMutableBytes { out in try Codec.decode(codecName: codec.name, rawSize: tensor.count, stored: s) { _ in out } }
+            }
+        }
     }
 
     @Test(arguments: Backend.all) func gcKeepsAReferencedBlobUntilTheBlobsNamingItAreGone(backend: Backend) throws {
@@ -172,7 +225,7 @@ import SafeTensors
         let (first, second) = try Self.twoVersions(catalog, in: folder)
         let a = try Self.tensorHash(first, "layer.weight"), b = try Self.tensorHash(second, "layer.weight")
         let blobs = try Self.blobs(catalog)
-        #expect(blobs[a] == BlobRow(codec: "shuffle4+zstd", reference: nil, rawSize: 32768, stored: blobs[a]!.stored))
+        #expect(blobs[a] == BlobRow(codec: "shuffle4+zstd", reference: nil, rawSize: 4 * Self.versionedCount, stored: blobs[a]!.stored))
         #expect(blobs[b]?.codec == "xor+shuffle4+zstd" && blobs[b]?.reference == a)
         // The second version alone needs the first's tensor too: `list` counts it.
         let summaries = try catalog.list()

@@ -92,6 +92,28 @@ public enum Codec: Equatable, Sendable {
                           into: output, scratch: scratch)
     }
 
+    /// Which encodings of `bytes` to make in full: nil stands for the plain one, a number for the
+    /// delta against that reference. All of them for a tensor of up to four samples; for a larger one,
+    /// only the one that is smallest on its first `sampleBytes` (against the same part of each
+    /// reference): the drift between related tensors is alike throughout, and this keeps the cost of
+    /// a tensor with references near that of one encoding. `output` and `scratch` are worked in.
+    static func encodingsWorthTrying(_ bytes: UnsafeRawBufferPointer, references: [UnsafeRawBufferPointer], dtype: DType,
+                                     level: Int, output: ReusableBuffer, scratch: ReusableBuffer) throws -> [Int?] {
+        let all: [Int?] = [nil] + references.indices.map { $0 }
+        guard !references.isEmpty, bytes.count > 4 * sampleBytes else { return all }
+        let sample = UnsafeRawBufferPointer(rebasing: bytes[0..<sampleBytes])
+        var best: (choice: Int?, size: Int) = (nil, try encode(sample, dtype: dtype, level: level, workers: 0, into: output, scratch: scratch).1)
+        for (r, reference) in references.enumerated() where reference.count == bytes.count {
+            guard let (_, size) = try encodeDelta(sample, reference: UnsafeRawBufferPointer(rebasing: reference[0..<sampleBytes]), dtype: dtype,
+                                                  level: level, workers: 0, into: output, scratch: scratch), size < best.size else { continue }
+            best = (r, size)
+        }
+        return [best.choice]
+    }
+
+    /// The part of a tensor `encodingsWorthTrying` judges by (a multiple of every element width).
+    static let sampleBytes = 64 << 10
+
     /// Encodes `bytes` with `codec` (falling back to `.raw` when that is no smaller). `reference` is
     /// XORed in first for `xorShuffleZstd`; a second scratch area holds the XOR.
     static func encode(_ bytes: UnsafeRawBufferPointer, as codec: Codec, reference: UnsafeRawBufferPointer?, level: Int,

@@ -139,14 +139,26 @@ final class CompressionPipeline: @unchecked Sendable {
             do {
                 let job = jobs[k]
                 let threads = Codec.usesThreads(byteCount: job.bytes.count, dtype: job.dtype) && cores > 1 ? cores : 0
-                (slot.codec, slot.size) = try Codec.encode(job.bytes, dtype: job.dtype, level: level, workers: threads,
-                                                          into: best, scratch: scratch)
-                for reference in job.references {
-                    guard let (codec, size) = try Codec.encodeDelta(job.bytes, reference: reference.bytes, dtype: job.dtype, level: level,
-                                                                    workers: threads, into: trial, scratch: scratch),
-                          size < slot.size else { continue }
-                    (slot.codec, slot.size, slot.reference) = (codec, size, reference.sha256)
+                // Plain, and against each reference worth trying; the smallest stays in `best`.
+                slot.size = Int.max
+                let references = job.references.map(\.bytes)
+                for choice in try Codec.encodingsWorthTrying(job.bytes, references: references, dtype: job.dtype, level: level,
+                                                             output: trial, scratch: scratch) {
+                    let result: (Codec, Int)?
+                    if let r = choice {
+                        result = try Codec.encodeDelta(job.bytes, reference: references[r], dtype: job.dtype, level: level,
+                                                       workers: threads, into: trial, scratch: scratch)
+                    } else {
+                        result = try Codec.encode(job.bytes, dtype: job.dtype, level: level, workers: threads, into: trial, scratch: scratch)
+                    }
+                    guard let (codec, size) = result, size < slot.size else { continue }
+                    (slot.codec, slot.size, slot.reference) = (codec, size, choice.map { job.references[$0].sha256 })
                     (best, trial) = (trial, best)
+                }
+                if slot.size == Int.max {
+                    // The estimate chose a delta that did not compress after all.
+                    (slot.codec, slot.size) = try Codec.encode(job.bytes, dtype: job.dtype, level: level, workers: threads,
+                                                              into: best, scratch: scratch)
                 }
                 slot.buffer = best
             } catch {
