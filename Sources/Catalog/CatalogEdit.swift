@@ -50,14 +50,14 @@ extension Catalog {
     public func gc() throws -> GCStatistics {
         let before = fileSizeWithWAL()
         let (count, bytes) = try store.write { db -> (Int, Int) in
-            var count = 0, bytes = 0
-            while true {
+            var count = 0, bytes = 0, n = 0
+            repeat {
                 let row = try Row.fetchOne(db, sql: "SELECT count(*), coalesce(sum(stored_size), 0) FROM blobs b WHERE \(Catalog.unusedBlob)")!
-                let (n, size): (Int, Int) = (row[0], row[1])
-                if n == 0 { return (count, bytes) }
+                n = row[0]
+                (count, bytes) = (count + n, bytes + row[1])
                 try db.execute(sql: "DELETE FROM blobs AS b WHERE \(Catalog.unusedBlob)")
-                (count, bytes) = (count + n, bytes + size)
-            }
+            } while n > 0
+            return (count, bytes)
         }
         try store.writeWithoutTransaction { db in
             try db.execute(sql: "VACUUM")
