@@ -373,7 +373,13 @@ import SafeTensors
         } else if let server = catalog as? PostgresCatalog {
             #expect(try server.session.query("SELECT max(version) FROM tlkit_schema")[0].decode(Int.self) == PostgresSchema.version)
         }
-        #expect(Schema.version == 2 && PostgresSchema.version == 2)
+        // The column references need is there.
+        if let sqlite = catalog as? Catalog {
+            #expect(try sqlite.store.read { db in try db.columns(in: "blobs").map(\.name) }.contains("reference"))
+        } else if let server = catalog as? PostgresCatalog {
+            #expect(try server.session.query("SELECT count(*)::bigint FROM information_schema.columns WHERE table_name = 'blobs' AND column_name = 'reference'")[0]
+                .decode(Int.self) == 1)
+        }
         #expect(try Self.getHash(catalog, Reference(name: "run", version: 1), in: folder) == SafeTensorsFixture.sha256(file: first))
         #expect(try catalog.verify().isEmpty)
 
