@@ -44,25 +44,43 @@ extension Catalog {
         //    tensor list, tags.
         let headerBytes = Array(file.headerBytes)
         let addedAt = Catalog.timestamp()
-        let freshSet = Set(fresh)
-        let jobs = fresh.map { CompressionPipeline.Job(bytes: file.rawBytes(tensors[$0]), dtype: tensors[$0].dtype) }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         return try store.write { db -> AddOutcome in
             // A `gc` running since the check above may have removed tensors this entry shares.
             if try storedBlobs(db, existing).count != existing.count {
                 throw CatalogError.io("\(file.path): tensors it shares were removed by a concurrent 'tlkit gc' meanwhile; nothing was added — run the add again")
             }
+            // Another add may have stored some of the new tensors since step 2: they are shared now, and
+            // how they were stored decides whether they may serve as references.
+            let storedMeanwhile = try storedBlobs(db, Set(fresh.map { blobHashes[$0] }))
+            let newTensors = fresh.filter { !storedMeanwhile.contains(blobHashes[$0]) }
+            let freshSet = Set(newTensors)
+            // References the new tensors may be encoded against (read inside the transaction: no gc meanwhile).
+            let previous = try Catalog.plainTensorsOfLatestVersion(db, name: name)
+            let twinHashes = DeltaReference.storedTwinHashes(tensors: tensors, hashes: blobHashes, fresh: newTensors)
+            let candidates = DeltaReference.candidates(tensors: tensors, hashes: blobHashes, fresh: newTensors,
+                                                       storedPlain: try Catalog.plainBlobs(db, twinHashes), previous: previous)
+            let decoded = try Catalog.decodeBlobs(db, Set(candidates.values.joined().filter { $0.tensor == nil }.map(\.sha256)))
+            let order = DeltaReference.insertionOrder(newTensors, candidates: candidates)
+            let jobs = order.map { i in
+                CompressionPipeline.Job(bytes: file.rawBytes(tensors[i]), dtype: tensors[i].dtype, references: (candidates[i] ?? []).compactMap { c in
+                    guard let bytes = c.tensor.map({ file.rawBytes(tensors[$0]) }) ?? decoded.bytes[c.sha256].map(UnsafeRawBufferPointer.init) else { return nil }
+                    return (c.sha256, bytes)
+                })
+            }
             var added = headerBytes.count
             var newBlobs = 0
             var storedSizes: [Int: Int] = [:]
             let writer = try BlobWriter(db)
             let pipeline = CompressionPipeline(jobs: jobs, level: level, cores: cores, then: fresh.isEmpty ? [] : hashTasks)
-            try pipeline.forEachInOrder { k, codec, stored in
-                let i = fresh[k]
-                storedSizes[i] = stored.count
-                if try writer.insert(sha256: blobHashes[i], codec: codec, rawSize: tensors[i].byteCount, stored: stored) {
-                    added += stored.count
-                    newBlobs += 1
+            try withExtendedLifetime(decoded) {
+                try pipeline.forEachInOrder { k, codec, reference, stored in
+                    let i = order[k]
+                    storedSizes[i] = stored.count
+                    if try writer.insert(sha256: blobHashes[i], codec: codec, rawSize: tensors[i].byteCount, stored: stored, reference: reference) {
+                        added += stored.count
+                        newBlobs += 1
+                    }
                 }
             }
             let fileHash = fileHashes.file, dataHash = fileHashes.data
@@ -71,12 +89,16 @@ extension Catalog {
             // Another process may have added the same bytes since step 2 (its blobs made ours no-ops).
             if let same = try sameFile(db, fileHash) { return .alreadyStored(same) }
             let version = (try Int.fetchOne(db, sql: "SELECT max(version) FROM entries WHERE name = ?", arguments: [name]) ?? 0) + 1
-            // Stored size of the entry alone: every distinct tensor it uses, as stored.
+            // Stored size of the entry alone: every distinct tensor it uses, as stored, and the references
+            // of those stored against a blob of another entry.
             var storedAlone = headerBytes.count
             var counted = Set<String>()
             for (i, hash) in blobHashes.enumerated() where counted.insert(hash).inserted {
                 if freshSet.contains(i) { storedAlone += storedSizes[i]!; continue }
                 storedAlone += try Int.fetchOne(db, sql: "SELECT stored_size FROM blobs WHERE sha256 = ?", arguments: [hash]) ?? 0
+            }
+            for reference in Set(try Catalog.blobReferences(db, counted).values) where counted.insert(reference).inserted {
+                storedAlone += try Int.fetchOne(db, sql: "SELECT stored_size FROM blobs WHERE sha256 = ?", arguments: [reference]) ?? 0
             }
             try Catalog.insertEntry(db, EntryRows.insertValues(
                 name: name, version: version, sha256: fileHash, dataHash: dataHash, size: file.header.fileLength, stored: storedAlone,
@@ -155,6 +177,56 @@ extension Catalog {
     private func sameFile(_ db: Database, _ fileHash: String) throws -> Reference? {
         guard let row = try Row.fetchOne(db, sql: "SELECT name, version FROM entries WHERE sha256 = ? ORDER BY id LIMIT 1", arguments: [fileHash]) else { return nil }
         return Reference(name: row["name"], version: row["version"])
+    }
+
+    /// The tensors of `name`'s latest version stored without a reference: candidates for the next
+    /// version's tensors of the same name (`DeltaReference`).
+    static func plainTensorsOfLatestVersion(_ db: Database, name: String) throws -> [String: (sha256: String, rawSize: Int)] {
+        var found: [String: (sha256: String, rawSize: Int)] = [:]
+        for row in try Row.fetchAll(db, sql: """
+            SELECT t.name, t.blob, b.raw_size FROM entry_tensors t JOIN blobs b ON b.sha256 = t.blob
+            WHERE t.entry_id = (SELECT id FROM entries WHERE name = ? ORDER BY version DESC LIMIT 1) AND b.reference IS NULL
+            """, arguments: [name]) {
+            found[row[0]] = (row[1], row[2])
+        }
+        return found
+    }
+
+    /// Those of `hashes` that are stored without a reference.
+    static func plainBlobs(_ db: Database, _ hashes: Set<String>) throws -> Set<String> {
+        var found = Set<String>()
+        for hash in hashes where try Bool.fetchOne(db, sql: "SELECT reference IS NULL FROM blobs WHERE sha256 = ?", arguments: [hash]) == true {
+            found.insert(hash)
+        }
+        return found
+    }
+
+    /// The raw bytes of the stored blobs `hashes` (each stored without a reference).
+    static func decodeBlobs(_ db: Database, _ hashes: Set<String>) throws -> DecodedBlobs {
+        let decoded = DecodedBlobs()
+        guard !hashes.isEmpty else { return decoded }
+        let reader = try BlobReader(db)
+        for hash in hashes {
+            guard let row = try Row.fetchOne(db, sql: "SELECT rowid, codec, raw_size FROM blobs WHERE sha256 = ? AND reference IS NULL",
+                                             arguments: [hash]) else { continue }
+            decoded.add(sha256: hash, codecName: row[1], rawSize: row[2], stored: try reader.read(rowID: row[0]))
+        }
+        return decoded
+    }
+
+    /// The references of those of `hashes` that are stored against one.
+    static func blobReferences(_ db: Database, _ hashes: Set<String>) throws -> [String: String] {
+        var found: [String: String] = [:]
+        let all = Array(hashes)
+        for start in stride(from: 0, to: all.count, by: 500) {
+            let batch = Array(all[start..<min(all.count, start + 500)])
+            let marks = Array(repeating: "?", count: batch.count).joined(separator: ",")
+            for row in try Row.fetchAll(db, sql: "SELECT sha256, reference FROM blobs WHERE reference IS NOT NULL AND sha256 IN (\(marks))",
+                                        arguments: StatementArguments(batch)) {
+                found[row[0]] = row[1]
+            }
+        }
+        return found
     }
 
     private func storedBlobs(_ db: Database, _ hashes: Set<String>) throws -> Set<String> {

@@ -40,11 +40,13 @@ private final class SQLiteSnapshot: CatalogSnapshot {
     }
 
     func blob(_ sha256: String) throws -> StoredBlob {
-        guard let row = try Row.fetchOne(db, sql: "SELECT rowid, codec, raw_size FROM blobs WHERE sha256 = ?", arguments: [sha256]) else {
+        guard let row = try Row.fetchOne(db, sql: "SELECT rowid, codec, raw_size, reference FROM blobs WHERE sha256 = ?", arguments: [sha256]) else {
             throw CatalogError.corrupt("\(catalog.path): the stored tensor \(sha256.prefix(12))… is missing; nothing was copied (run 'tlkit verify')")
         }
-        return StoredBlob(codec: row[1], rawSize: row[2], bytes: try reader.read(rowID: row[0]))
+        return StoredBlob(codec: row[1], rawSize: row[2], bytes: try reader.read(rowID: row[0]), reference: row[3])
     }
+
+    func blobReferences(_ hashes: Set<String>) throws -> [String: String] { try Catalog.blobReferences(db, hashes) }
 }
 
 /// Receives a copy into a SQLite catalog inside its write transaction.
@@ -70,9 +72,11 @@ private struct SQLiteReceiver: CatalogReceiver {
         return found
     }
 
-    func insertBlob(sha256: String, codec: Codec, rawSize: Int, stored: UnsafeRawBufferPointer) throws -> Bool {
-        try writer.insert(sha256: sha256, codec: codec, rawSize: rawSize, stored: stored)
+    func insertBlob(sha256: String, codec: Codec, rawSize: Int, stored: UnsafeRawBufferPointer, reference: String?) throws -> Bool {
+        try writer.insert(sha256: sha256, codec: codec, rawSize: rawSize, stored: stored, reference: reference)
     }
+
+    func blobReferences(_ hashes: Set<String>) throws -> [String: String] { try Catalog.blobReferences(db, hashes) }
 
     /// Nothing to do: the write transaction already keeps every other writer out.
     func lockNames(_ names: [String]) throws {}

@@ -43,14 +43,21 @@ extension Catalog {
         }
     }
 
-    /// Deletes tensors no entry uses (one transaction), then compacts the file with VACUUM.
+    /// Deletes tensors no entry uses (one transaction), then compacts the file with VACUUM. A blob
+    /// that another stored blob was encoded against stays while that blob stays: each round deletes
+    /// the unused blobs nothing references, until a round finds none (two rounds at most, as
+    /// references are one step deep).
     public func gc() throws -> GCStatistics {
         let before = fileSizeWithWAL()
         let (count, bytes) = try store.write { db -> (Int, Int) in
-            let unused = "NOT EXISTS (SELECT 1 FROM entry_tensors t WHERE t.blob = b.sha256)"
-            let row = try Row.fetchOne(db, sql: "SELECT count(*), coalesce(sum(stored_size), 0) FROM blobs b WHERE \(unused)")!
-            try db.execute(sql: "DELETE FROM blobs AS b WHERE \(unused)")
-            return (row[0], row[1])
+            var count = 0, bytes = 0, n = 0
+            repeat {
+                let row = try Row.fetchOne(db, sql: "SELECT count(*), coalesce(sum(stored_size), 0) FROM blobs b WHERE \(Catalog.unusedBlob)")!
+                n = row[0]
+                (count, bytes) = (count + n, bytes + row[1])
+                try db.execute(sql: "DELETE FROM blobs AS b WHERE \(Catalog.unusedBlob)")
+            } while n > 0
+            return (count, bytes)
         }
         try store.writeWithoutTransaction { db in
             try db.execute(sql: "VACUUM")
@@ -58,6 +65,12 @@ extension Catalog {
         }
         return GCStatistics(blobsRemoved: count, storedBytesRemoved: bytes, fileSizeBefore: before, fileSizeAfter: fileSizeWithWAL())
     }
+
+    /// The SQL condition (on `blobs b`) of a blob `gc` deletes: no entry uses it and no blob names it
+    /// as its reference. The same on both backends.
+    static let unusedBlob = """
+        NOT EXISTS (SELECT 1 FROM entry_tensors t WHERE t.blob = b.sha256) AND NOT EXISTS (SELECT 1 FROM blobs d WHERE d.reference = b.sha256)
+        """
 
     /// Bytes the catalog occupies on disk (database plus write-ahead log).
     public func fileSizeWithWAL() -> Int {

@@ -16,7 +16,8 @@ extension Catalog {
                     .map { ($0["id"], Reference(name: $0["name"], version: $0["version"])) }
                 // Blobs no entry uses are checked too: a later add may share them.
                 let orphans = try Row.fetchCursor(db, sql: """
-                    SELECT sha256, codec, raw_size, data FROM blobs b
+                    SELECT b.sha256, b.codec, b.raw_size, b.data, b.reference, r.codec, r.raw_size, r.data, r.reference IS NOT NULL
+                    FROM blobs b LEFT JOIN blobs r ON r.sha256 = b.reference
                     WHERE NOT EXISTS (SELECT 1 FROM entry_tensors t WHERE t.blob = b.sha256)
                     """)
                 while let row = try orphans.next() {
@@ -51,22 +52,56 @@ extension Catalog {
         }
     }
 
-    /// Decodes one blob row (sha256, codec, raw_size, data) and checks its address; nil when intact.
+    /// Decodes one blob row (sha256, codec, raw_size, data, then its reference's sha256, codec,
+    /// raw_size, data and whether that has a reference) and checks its address; nil when intact.
     static func checkBlob(_ row: Row) throws -> String? {
-        try row.withUnsafeData(atIndex: 3) { data in
-            try checkBlob(sha: row[0], codecName: row[1], rawSize: row[2], stored: data)
+        let reference = (row[4] as String?).map {
+            StoredReference(blob: $0, codec: row[5], rawSize: row[6], stored: row[7], chained: row[8] ?? false)
+        }
+        return try row.withUnsafeData(atIndex: 3) { data in
+            try checkBlob(sha: row[0], codecName: row[1], rawSize: row[2], stored: data, reference: reference)
         }
     }
 
-    /// Decodes one unused blob's stored bytes and checks them against its address; nil when intact.
-    static func checkBlob(sha: String, codecName: String, rawSize: Int, stored: Data?) throws -> String? {
+    /// A blob's reference as stored (nil fields: its row is missing).
+    struct StoredReference {
+        let blob: String
+        let codec: String?
+        let rawSize: Int?
+        let stored: Data?
+        let chained: Bool
+    }
+
+    /// Decodes one unused blob's stored bytes (with its reference's, if it has one) and checks them
+    /// against its address; nil when intact.
+    static func checkBlob(sha: String, codecName: String, rawSize: Int, stored: Data?, reference: StoredReference?) throws -> String? {
+        guard rawSize >= 0 else { return "unused blob \(sha.prefix(12))…: the row records a negative raw size (\(rawSize))" }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, rawSize), alignment: 16)
         defer { buffer.deallocate() }
         let decoded = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<rawSize])
         do {
-            let codec = try Codec(name: codecName)
+            var referenceBytes: [UInt8]?
+            if let reference {
+                let part = Rebuild.ReferencePart(blob: reference.blob, codec: reference.codec, rawSize: reference.rawSize, rowID: nil,
+                                                 chained: reference.chained)
+                guard let codec = reference.codec, let size = reference.rawSize, let data = reference.stored, size >= 0,
+                      !reference.chained else { throw Rebuild.unusable(part) }
+                var bytes = [UInt8](repeating: 0, count: size)
+                try data.withUnsafeBytes { d in
+                    try bytes.withUnsafeMutableBytes { out in try Codec.decode(codecName: codec, rawSize: size, stored: d) { _ in out } }
+                }
+                referenceBytes = bytes
+            }
             guard let stored else { throw CatalogError.corrupt("no data") }
-            try stored.withUnsafeBytes { try codec.decode($0, into: decoded) }
+            try stored.withUnsafeBytes { bytes in
+                if let referenceBytes {
+                    try referenceBytes.withUnsafeBytes { ref in
+                        try Codec.decode(codecName: codecName, rawSize: rawSize, stored: bytes, reference: ref) { _ in decoded }
+                    }
+                } else {
+                    try Codec.decode(codecName: codecName, rawSize: rawSize, stored: bytes) { _ in decoded }
+                }
+            }
         } catch {
             return "unused blob \(sha.prefix(12))…: cannot decode: \(error)"
         }

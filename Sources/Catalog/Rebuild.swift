@@ -25,6 +25,17 @@ struct Rebuild {
         let codec: String?
         let rawSize: Int?
         let rowID: Int64?
+        /// The blob it was encoded against, if any, as `blobs` describes it (nil fields: missing row).
+        var reference: ReferencePart? = nil
+    }
+
+    /// A part's reference blob; `chained` when it names a reference of its own (never written).
+    struct ReferencePart {
+        let blob: String
+        let codec: String?
+        let rawSize: Int?
+        let rowID: Int64?
+        let chained: Bool
     }
 
     /// `checkBlobs` also re-hashes each tensor against its content address and `hashData` the data
@@ -36,12 +47,17 @@ struct Rebuild {
         let header = try Data.fetchOne(db, sql: "SELECT bytes FROM entry_headers WHERE entry_id = ?", arguments: [entryID])
         var parts: [Part] = []
         let rows = try RawRows(db, sql: """
-            SELECT t.name, t.blob, b.codec, b.raw_size, b.rowid FROM entry_tensors t
-            LEFT JOIN blobs b ON b.sha256 = t.blob WHERE t.entry_id = ? ORDER BY t.ordinal
+            SELECT t.name, t.blob, b.codec, b.raw_size, b.rowid, b.reference, r.codec, r.raw_size, r.rowid, r.reference IS NOT NULL
+            FROM entry_tensors t LEFT JOIN blobs b ON b.sha256 = t.blob LEFT JOIN blobs r ON r.sha256 = b.reference
+            WHERE t.entry_id = ? ORDER BY t.ordinal
             """, arguments: [entryID])
         while try rows.next() {
+            let reference = rows.optionalText(5).map {
+                ReferencePart(blob: $0, codec: rows.optionalText(6), rawSize: rows.optionalInt(7), rowID: rows.isNull(8) ? nil : rows.int64(8),
+                              chained: rows.int(9) != 0)
+            }
             parts.append(Part(name: rows.text(0), blob: rows.text(1), codec: rows.optionalText(2), rawSize: rows.optionalInt(3),
-                              rowID: rows.isNull(4) ? nil : rows.int64(4)))
+                              rowID: rows.isNull(4) ? nil : rows.int64(4), reference: reference))
         }
         let reader = try BlobReader(db)
         return try withExtendedLifetime(reader) {
@@ -60,6 +76,9 @@ struct Rebuild {
         try headerBytes.withUnsafeBytes { try sink($0) }
 
         let planes = ReusableBuffer()
+        // The decoded reference of the last part that had one (consecutive parts often share it).
+        let referenceBuffer = ReusableBuffer()
+        var decodedReference: (blob: String, size: Int)?
         // Three chunks let decoding run ahead a little; with very large tensors (each its own chunk)
         // two keep memory near what it was with one buffer per tensor in flight.
         let largest = parts.lazy.compactMap(\.rawSize).max() ?? 0
@@ -84,9 +103,18 @@ struct Rebuild {
             }
             if state.failed { break }
             do {
+                var referenceBytes: UnsafeRawBufferPointer?
+                if let reference = part.reference {
+                    if decodedReference?.blob != reference.blob {
+                        decodedReference = nil
+                        let size = try decodeReference(reference, read: read, into: referenceBuffer, scratch: planes)
+                        decodedReference = (reference.blob, size)
+                    }
+                    referenceBytes = UnsafeRawBufferPointer(referenceBuffer.prefix(decodedReference!.size))
+                }
                 let stored = try read(rowID)
                 // The chunk is taken only once the row's raw size is known to match the stored bytes.
-                try Codec.decode(codecName: codecName, rawSize: rawSize, stored: stored, scratch: planes) { size in
+                try Codec.decode(codecName: codecName, rawSize: rawSize, stored: stored, reference: referenceBytes, scratch: planes) { size in
                     if let open = chunk, open.used + size > open.memory.count { handOver() }
                     if chunk == nil {
                         let buffer = chunks.take()
@@ -108,6 +136,25 @@ struct Rebuild {
         if let error = state.error { throw error }
         return Result(fileHash: state.whole.finalize(), dataHash: hashData ? "0x" + state.data.finalize() : "",
                       problems: state.problems)
+    }
+
+    /// Decodes a part's reference blob into `buffer` and returns its raw size. A missing reference, or
+    /// one with a reference of its own (never written), is an error: nothing is guessed.
+    static func decodeReference(_ reference: ReferencePart, read: (Int64) throws -> UnsafeRawBufferPointer, into buffer: ReusableBuffer,
+                                scratch: ReusableBuffer) throws -> Int {
+        guard let codec = reference.codec, let rawSize = reference.rawSize, let rowID = reference.rowID, !reference.chained else {
+            throw unusable(reference)
+        }
+        try Codec.decode(codecName: codec, rawSize: rawSize, stored: try read(rowID), scratch: scratch) { buffer.prefix($0) }
+        return rawSize
+    }
+
+    /// Why a reference blob cannot be used: its row is missing, or it names a reference of its own.
+    static func unusable(_ reference: ReferencePart) -> CatalogError {
+        if reference.chained {
+            return CatalogError.corrupt("its reference blob \(reference.blob.prefix(12))… is itself stored against another blob")
+        }
+        return CatalogError.corrupt("its reference blob \(reference.blob.prefix(12))… is missing")
     }
 
     /// How many decoded bytes are gathered before they are handed to the hashing thread.

@@ -5,11 +5,11 @@ import TestSupport
 @testable import Catalog
 import SafeTensors
 
-/// Schema version 2 (the facts of `list --search` and `dups`, the import cache) on catalogs made by a
-/// tlkit that knew only version 1, on both backends.
+/// Schema versions 2 (the facts of `list --search` and `dups`, the import cache) and 3 (tensors stored
+/// against a reference) on catalogs made by a tlkit that knew only version 1, on both backends.
 @Suite struct UpgradeTests {
     /// Takes a current catalog back to version 1 as that tlkit left it: without the columns and the
-    /// table version 2 added, and marked version 1.
+    /// table versions 2 and 3 added, and marked version 1.
     static func downgrade(_ backend: Backend, _ location: String) throws {
         let columns = ["family", "derivative", "trigger_words", "training_tags", "sshs_model_hash"]
         switch backend {
@@ -18,7 +18,17 @@ import SafeTensors
             try queue.writeWithoutTransaction { db in
                 try db.execute(sql: "DROP TABLE import_cache; DROP INDEX entries_family")
                 for column in columns { try db.execute(sql: "ALTER TABLE entries DROP COLUMN \(column)") }
-                try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v2'; PRAGMA user_version = 1")
+                // SQLite cannot drop a column with a foreign key: the blobs table is made again as version 1 had it.
+                try db.execute(sql: """
+                    PRAGMA foreign_keys = OFF;
+                    CREATE TABLE blobs_v1 (sha256 TEXT PRIMARY KEY NOT NULL, codec TEXT NOT NULL, raw_size INTEGER NOT NULL,
+                                           stored_size INTEGER NOT NULL, data BLOB NOT NULL);
+                    INSERT INTO blobs_v1 SELECT sha256, codec, raw_size, stored_size, data FROM blobs;
+                    DROP TABLE blobs;
+                    ALTER TABLE blobs_v1 RENAME TO blobs;
+                    PRAGMA foreign_keys = ON;
+                    """)
+                try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier IN ('v2', 'v3'); PRAGMA user_version = 1")
                 try db.checkpoint(.truncate)
             }
             try queue.close()
@@ -27,6 +37,7 @@ import SafeTensors
             try session.query("DROP TABLE import_cache")
             try session.query("DROP INDEX entries_family")
             for column in columns { try session.query("ALTER TABLE entries DROP COLUMN \(column)") }
+            try session.query("ALTER TABLE blobs DROP COLUMN reference")
             try session.query("UPDATE tlkit_schema SET version = 1")
         }
     }
@@ -53,7 +64,7 @@ import SafeTensors
         #expect(try Self.version(backend, location) == 1)
 
         let catalog = try CatalogStores.open(location, create: false)
-        #expect(try Self.version(backend, location) == 2)
+        #expect(try Self.version(backend, location) == 3)
         let old = try catalog.list()
         #expect(old.map(\.reference) == [Reference(name: "old", version: 1)])
         // What version 1 did not record stays unknown.

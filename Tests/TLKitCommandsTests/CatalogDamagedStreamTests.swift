@@ -59,6 +59,48 @@ import SafeTensors
         #expect(written == Array(original.prefix(written.count)))
     }
 
+    /// A tensor stored against a reference (its previous version) whose reference is gone or of the
+    /// wrong size: `get` stops before it (exit 1, naming the reference), `verify` reports it.
+    @Test(arguments: ["missing", "wrong size"])
+    func getStopsBeforeATensorWhoseReferenceIsDamaged(_ how: String) throws {
+        let folder = SafeTensorsFixture.folder()
+        var r = SplitMix64(seed: 8)
+        let first = r.normal(count: 64 * 64), bias = r.normal(count: 64)
+        let second = zip(first, r.normal(count: first.count, scale: 0.02 * 0.008)).map { $0 + $1 }
+        let path = folder + "/c.sqlite"
+        var files: [[UInt8]] = []
+        for values in [first, second] {
+            let bytes = try SafeTensorsFixture.file([("layer.bias", .f32, [64], SafeTensorsFixture.floats(bias, .f32)),
+                                                     ("layer.weight", .f32, [64, 64], SafeTensorsFixture.floats(values, .f32))])
+            let input = folder + "/v\(files.count + 1).safetensors"
+            SafeTensorsFixture.write(bytes, to: input)
+            #expect(try CLI.run(["add", input, "--name", "run", "--catalog", path]).status == 0)
+            files.append(bytes)
+        }
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = false
+        let queue = try DatabaseQueue(path: path, configuration: configuration)
+        try queue.write { db in
+            let weight = try String.fetchOne(db, sql: """
+                SELECT t.blob FROM entry_tensors t JOIN entries e ON e.id = t.entry_id WHERE e.version = 2 AND t.name = 'layer.weight'
+                """)!
+            #expect(try String.fetchOne(db, sql: "SELECT codec FROM blobs WHERE sha256 = ?", arguments: [weight]) == "xor+shuffle4+zstd")
+            let other = how == "missing" ? String(repeating: "0", count: 64)
+                : try String.fetchOne(db, sql: "SELECT blob FROM entry_tensors WHERE name = 'layer.bias' LIMIT 1")!
+            try db.execute(sql: "UPDATE blobs SET reference = ? WHERE sha256 = ?", arguments: [other, weight])
+        }
+        try queue.close()
+        let result = try CLI.run(["get", "run@2", "-o", "-", "--catalog", path])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("run@2") && result.stderr.contains("layer.weight") && result.stderr.contains("reference blob"), "\(result.stderr)")
+        let end = try Self.offset(of: "layer.weight", in: files[1])
+        #expect([UInt8](result.stdoutData) == Array(files[1].prefix(end)))
+        let verify = try CLI.run(["verify", "--catalog", path])
+        #expect(verify.status == 1 && verify.stdout.contains("reference blob"), "\(verify.stdout)\(verify.stderr)")
+        // The first version does not need the reference and reads back whole.
+        #expect(try [UInt8](CLI.run(["get", "run@1", "-o", "-", "--catalog", path]).stdoutData) == files[0])
+    }
+
     @Test func anIntactEntryStreamsWhole() throws {
         let (path, original, _) = try Self.catalog()
         let result = try CLI.run(["get", "run", "-o", "-", "--catalog", path])

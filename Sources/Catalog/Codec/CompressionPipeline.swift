@@ -11,15 +11,18 @@ import SafeTensors
 /// buffer in use runs one instead of waiting, so the inserts start at once and nothing waits for
 /// the hashes at the end.
 final class CompressionPipeline: @unchecked Sendable {
-    /// A tensor to compress: its raw bytes (mapped from the file being added) and element type.
+    /// A tensor to compress: its raw bytes (mapped from the file being added), element type, and the
+    /// stored tensors it may be encoded against (`DeltaReference`): their hashes and raw bytes.
     struct Job {
         let bytes: UnsafeRawBufferPointer
         let dtype: DType
+        var references: [(sha256: String, bytes: UnsafeRawBufferPointer)] = []
     }
 
     private struct Slot {
         var done = false
         var codec = Codec.raw
+        var reference: String?
         var size = 0
         var buffer: ReusableBuffer?
         var error: Error?
@@ -58,10 +61,11 @@ final class CompressionPipeline: @unchecked Sendable {
         outputs = BufferPool(count: big ? 2 : workers + 2)
     }
 
-    /// Calls `body` with each job's index, codec and stored bytes, in job order, on the calling thread.
-    /// The bytes are valid during the call only. Stops at the first error (of a worker or of `body`).
-    /// Returns once every task has run too.
-    func forEachInOrder(_ body: (Int, Codec, UnsafeRawBufferPointer) throws -> Void) throws {
+    /// Calls `body` with each job's index, codec, reference (the hash of the blob it was encoded
+    /// against, if any) and stored bytes, in job order, on the calling thread. The bytes are valid
+    /// during the call only. Stops at the first error (of a worker or of `body`). Returns once every
+    /// task has run too.
+    func forEachInOrder(_ body: (Int, Codec, String?, UnsafeRawBufferPointer) throws -> Void) throws {
         // Threads of their own: blocked workers must not hold back a shared pool's other work.
         for index in 0..<threads {
             finished.enter()
@@ -94,7 +98,7 @@ final class CompressionPipeline: @unchecked Sendable {
             if let error = slot.error { throw error }
             guard let buffer = slot.buffer else { throw CatalogError.codec("compression of tensor \(k) left no result") }
             defer { outputs.give(buffer) }
-            try withExtendedLifetime(buffer) { try body(k, slot.codec, UnsafeRawBufferPointer(buffer.prefix(slot.size))) }
+            try withExtendedLifetime(buffer) { try body(k, slot.codec, slot.reference, UnsafeRawBufferPointer(buffer.prefix(slot.size))) }
         }
     }
 
@@ -108,6 +112,8 @@ final class CompressionPipeline: @unchecked Sendable {
 
     private func compress() {
         let scratch = ReusableBuffer()
+        // Where a delta encoding is tried; it trades places with the output when it is smaller.
+        var trial = ReusableBuffer()
         let cores = ProcessInfo.processInfo.activeProcessorCount
         while true {
             // Every output in use (the consumer is behind): run a task rather than wait, if one is left.
@@ -128,15 +134,36 @@ final class CompressionPipeline: @unchecked Sendable {
             next += 1
             condition.unlock()
             var slot = Slot(done: true)
+            // The buffer holding the best encoding so far (the pool's count of buffers stays the same).
+            var best = output
             do {
                 let job = jobs[k]
                 let threads = Codec.usesThreads(byteCount: job.bytes.count, dtype: job.dtype) && cores > 1 ? cores : 0
-                (slot.codec, slot.size) = try Codec.encode(job.bytes, dtype: job.dtype, level: level, workers: threads,
-                                                          into: output, scratch: scratch)
-                slot.buffer = output
+                // Plain, and against each reference worth trying; the smallest stays in `best`.
+                slot.size = Int.max
+                let references = job.references.map(\.bytes)
+                for choice in try Codec.encodingsWorthTrying(job.bytes, references: references, dtype: job.dtype, level: level,
+                                                             output: trial, scratch: scratch) {
+                    let result: (Codec, Int)?
+                    if let r = choice {
+                        result = try Codec.encodeDelta(job.bytes, reference: references[r], dtype: job.dtype, level: level,
+                                                       workers: threads, into: trial, scratch: scratch)
+                    } else {
+                        result = try Codec.encode(job.bytes, dtype: job.dtype, level: level, workers: threads, into: trial, scratch: scratch)
+                    }
+                    guard let (codec, size) = result, size < slot.size else { continue }
+                    (slot.codec, slot.size, slot.reference) = (codec, size, choice.map { job.references[$0].sha256 })
+                    (best, trial) = (trial, best)
+                }
+                if slot.size == Int.max {
+                    // The estimate chose a delta that did not compress after all.
+                    (slot.codec, slot.size) = try Codec.encode(job.bytes, dtype: job.dtype, level: level, workers: threads,
+                                                              into: best, scratch: scratch)
+                }
+                slot.buffer = best
             } catch {
                 slot.error = error
-                outputs.give(output)
+                outputs.give(best)
             }
             condition.lock()
             let unwanted = stopped ? slot.buffer : nil

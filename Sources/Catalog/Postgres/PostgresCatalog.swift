@@ -28,8 +28,8 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
         return PostgresCatalog(session: session)
     }
 
-    /// The catalog at `location`, or nil when the database has no catalog tables yet (nothing is created).
-    /// An older catalog is upgraded first.
+    /// The catalog at `location`, or nil when the database has no catalog tables yet (nothing is
+    /// created). A catalog of an older schema is upgraded.
     public static func openIfPresent(_ location: PostgresLocation) throws -> PostgresCatalog? {
         let session = try PostgresSession(location)
         guard let found = try schemaVersion(session) else { return nil }
@@ -37,15 +37,21 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
         return PostgresCatalog(session: session)
     }
 
-    /// Creates the tables, or upgrades older ones, in one transaction. Two first adds may race to create
-    /// the tables: the second waits for the lock, then finds them. The lock is taken before the
+    /// Creates the tables, or upgrades older ones, in one transaction. Two first adds may race to
+    /// create the tables: the second waits for the lock, then finds them. The lock is taken before the
     /// transaction starts, because a transaction sees tables that others created only from its start
-    /// (the server refreshes its view of them then).
+    /// (the server refreshes its view of them then). Only the tables' owner may upgrade them.
     private static func migrate(_ session: PostgresSession) throws {
         try session.query("SELECT pg_advisory_lock($1)", [PostgresSchema.schemaLockKey])
         defer { _ = try? session.query("SELECT pg_advisory_unlock($1)", [PostgresSchema.schemaLockKey]) }
         try session.transaction {
-            for statement in PostgresSchema.upgrade(from: try schemaVersion(session) ?? 0) { try session.query(statement) }
+            let found = try schemaVersion(session) ?? 0
+            guard found < PostgresSchema.version else { return }
+            do {
+                for statement in PostgresSchema.upgrade(from: found) { try session.query(statement) }
+            } catch let error as CatalogError where found > 0 {
+                throw CatalogError.server(location: session.location.description, why: "the catalog has schema version \(found) and this tlkit needs \(PostgresSchema.version); upgrading it failed (\(error)) — run any tlkit command on it once as the owner of its tables")
+            }
         }
     }
 
@@ -110,11 +116,15 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
         let header = try session.query("SELECT bytes FROM entry_headers WHERE entry_id = $1", [id]).first
             .map { Array(try $0.decode(ByteBuffer.self).readableBytesView) }
         let parts = try session.query("""
-            SELECT t.name, t.blob, b.codec, b.raw_size, b.id FROM entry_tensors t
-            LEFT JOIN blobs b ON b.sha256 = t.blob WHERE t.entry_id = $1 ORDER BY t.ordinal
+            SELECT t.name, t.blob, b.codec, b.raw_size, b.id, b.reference, r.codec, r.raw_size, r.id, r.reference IS NOT NULL
+            FROM entry_tensors t LEFT JOIN blobs b ON b.sha256 = t.blob LEFT JOIN blobs r ON r.sha256 = b.reference
+            WHERE t.entry_id = $1 ORDER BY t.ordinal
             """, [id]).map { row in
-            let (name, blob, codec, rawSize, blobID) = try row.decode((String, String, String?, Int?, Int64?).self)
-            return Rebuild.Part(name: name, blob: blob, codec: codec, rawSize: rawSize, rowID: blobID)
+            let (name, blob, codec, rawSize, blobID, reference, referenceCodec, referenceSize, referenceID, chained)
+                = try row.decode((String, String, String?, Int?, Int64?, String?, String?, Int?, Int64?, Bool?).self)
+            return Rebuild.Part(name: name, blob: blob, codec: codec, rawSize: rawSize, rowID: blobID, reference: reference.map {
+                Rebuild.ReferencePart(blob: $0, codec: referenceCodec, rawSize: referenceSize, rowID: referenceID, chained: chained ?? false)
+            })
         }
         let buffer = ReusableBuffer()
         return try Rebuild.stream(header: header, parts: parts, read: { try self.blobBytes($0, into: buffer) }, checkBlobs: checkBlobs,

@@ -42,12 +42,14 @@ private final class PostgresSnapshot: CatalogSnapshot {
     }
 
     func blob(_ sha256: String) throws -> StoredBlob {
-        guard let row = try session.query("SELECT id, codec, raw_size FROM blobs WHERE sha256 = $1", [sha256]).first else {
+        guard let row = try session.query("SELECT id, codec, raw_size, reference FROM blobs WHERE sha256 = $1", [sha256]).first else {
             throw CatalogError.corrupt("\(catalog.location): the stored tensor \(sha256.prefix(12))… is missing; nothing was copied (run 'tlkit verify')")
         }
-        let (id, codec, rawSize) = try row.decode((Int64, String, Int).self)
-        return StoredBlob(codec: codec, rawSize: rawSize, bytes: try catalog.blobBytes(id, into: buffer))
+        let (id, codec, rawSize, reference) = try row.decode((Int64, String, Int, String?).self)
+        return StoredBlob(codec: codec, rawSize: rawSize, bytes: try catalog.blobBytes(id, into: buffer), reference: reference)
     }
+
+    func blobReferences(_ hashes: Set<String>) throws -> [String: String] { try catalog.blobReferences(hashes) }
 }
 
 /// Receives a copy into a server's catalog inside its transaction.
@@ -57,9 +59,11 @@ private struct PostgresReceiver: CatalogReceiver {
 
     func storedSizes(_ hashes: Set<String>) throws -> [String: Int] { try catalog.storedSizes(hashes) }
 
-    func insertBlob(sha256: String, codec: Codec, rawSize: Int, stored: UnsafeRawBufferPointer) throws -> Bool {
-        try catalog.insertBlob(sha256: sha256, codec: codec, rawSize: rawSize, stored: stored)
+    func insertBlob(sha256: String, codec: Codec, rawSize: Int, stored: UnsafeRawBufferPointer, reference: String?) throws -> Bool {
+        try catalog.insertBlob(sha256: sha256, codec: codec, rawSize: rawSize, stored: stored, reference: reference)
     }
+
+    func blobReferences(_ hashes: Set<String>) throws -> [String: String] { try catalog.blobReferences(hashes) }
 
     /// The names' advisory locks, which adds take too before they read a name's latest version.
     func lockNames(_ names: [String]) throws {

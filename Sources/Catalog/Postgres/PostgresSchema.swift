@@ -4,7 +4,7 @@
 /// anything is written. Names and tags sort bytewise (`COLLATE "C"`), as SQLite sorts them.
 enum PostgresSchema {
     /// The newest schema version this build knows.
-    static let version = 2
+    static let version = 3
 
     /// The largest stored chunk of a blob.
     static let chunkBytes = 1 << 20
@@ -104,9 +104,17 @@ enum PostgresSchema {
         "UPDATE tlkit_schema SET version = 2",
     ]
 
-    /// The statements that bring a catalog of version `found` to `version`, in order.
+    /// Version 3: a blob may be stored as its XOR with another blob (`Codec.xorShuffleZstd`);
+    /// `reference` names that blob, itself stored without one (`DeltaReference`). The index serves `gc`.
+    static let v3 = [
+        "ALTER TABLE blobs ADD COLUMN reference text COLLATE \"C\" REFERENCES blobs(sha256)",
+        "CREATE INDEX blobs_reference ON blobs(reference) WHERE reference IS NOT NULL",
+        "UPDATE tlkit_schema SET version = 3",
+    ]
+
+    /// The statements that bring a database from schema version `found` (0: none) to `version`, in order.
     static func upgrade(from found: Int) -> [String] {
-        (found < 1 ? v1 : []) + (found < 2 ? v2 : [])
+        [v1, v2, v3].enumerated().filter { $0.offset + 1 > found }.flatMap(\.element)
     }
 
     /// Advisory lock keys (one namespace of 64-bit keys per database). Adds hold the gc key shared and

@@ -17,14 +17,20 @@ extension PostgresCatalog {
                 }
                 // Blobs no entry uses are checked too: a later add may share them.
                 let orphans = try session.query("""
-                    SELECT id, sha256, codec, raw_size FROM blobs b
-                    WHERE NOT EXISTS (SELECT 1 FROM entry_tensors t WHERE t.blob = b.sha256) ORDER BY id
+                    SELECT b.id, b.sha256, b.codec, b.raw_size, b.reference, r.id, r.codec, r.raw_size, r.reference IS NOT NULL
+                    FROM blobs b LEFT JOIN blobs r ON r.sha256 = b.reference
+                    WHERE NOT EXISTS (SELECT 1 FROM entry_tensors t WHERE t.blob = b.sha256) ORDER BY b.id
                     """)
                 let buffer = ReusableBuffer()
                 for row in orphans {
-                    let (id, sha, codec, rawSize) = try row.decode((Int64, String, String, Int).self)
+                    let (id, sha, codec, rawSize, referenceSha, referenceID, referenceCodec, referenceSize, chained)
+                        = try row.decode((Int64, String, String, Int, String?, Int64?, String?, Int?, Bool?).self)
+                    let reference = try referenceSha.map {
+                        Catalog.StoredReference(blob: $0, codec: referenceCodec, rawSize: referenceSize,
+                                                stored: try referenceID.map { Data(try blobBytes($0, into: buffer)) }, chained: chained ?? false)
+                    }
                     let stored = Data(try blobBytes(id, into: buffer))
-                    if let problem = try Catalog.checkBlob(sha: sha, codecName: codec, rawSize: rawSize, stored: stored) {
+                    if let problem = try Catalog.checkBlob(sha: sha, codecName: codec, rawSize: rawSize, stored: stored, reference: reference) {
                         problems.append(Problem(reference: nil, message: problem))
                     }
                 }

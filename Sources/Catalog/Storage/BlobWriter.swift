@@ -10,11 +10,12 @@ struct BlobWriter {
     init(_ db: Database) throws {
         guard let connection = db.sqliteConnection else { throw CatalogError.io("the catalog connection is closed") }
         self.connection = connection
-        statement = try db.makeStatement(sql: "INSERT OR IGNORE INTO blobs (sha256, codec, raw_size, stored_size, data) VALUES (?, ?, ?, ?, ?)")
+        statement = try db.makeStatement(sql: "INSERT OR IGNORE INTO blobs (sha256, codec, raw_size, stored_size, data, reference) VALUES (?, ?, ?, ?, ?, ?)")
     }
 
-    /// Stores one blob; false when a blob with this hash was already there (nothing is written).
-    func insert(sha256: String, codec: Codec, rawSize: Int, stored: UnsafeRawBufferPointer) throws -> Bool {
+    /// Stores one blob (`reference`: the blob it was encoded against); false when a blob with this
+    /// hash was already there (nothing is written).
+    func insert(sha256: String, codec: Codec, rawSize: Int, stored: UnsafeRawBufferPointer, reference: String?) throws -> Bool {
         let s = statement.sqliteStatement
         defer {
             sqlite3_reset(s)
@@ -30,6 +31,7 @@ struct BlobWriter {
             code = stored.isEmpty ? sqlite3_bind_zeroblob(s, 5, 0)
                 : sqlite3_bind_blob64(s, 5, stored.baseAddress, sqlite3_uint64(stored.count), nil)
         }
+        if code == SQLITE_OK, let reference { code = sqlite3_bind_text(s, 6, reference, -1, transient) }
         if code == SQLITE_OK { code = sqlite3_step(s) }
         guard code == SQLITE_DONE else {
             throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(connection)),

@@ -7,7 +7,7 @@ enum Schema {
     /// 'tlkc' — written into the SQLite header by the first migration.
     static let applicationID: Int32 = 0x746C_6B63
     /// The newest schema version this build knows.
-    static let version = 2
+    static let version = 3
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -15,7 +15,7 @@ enum Schema {
             try db.execute(sql: """
                 CREATE TABLE blobs (
                     sha256 TEXT PRIMARY KEY NOT NULL,     -- SHA-256 of the raw tensor bytes, lowercase hex
-                    codec TEXT NOT NULL,                  -- raw | zstd | shuffleN+zstd
+                    codec TEXT NOT NULL,                  -- raw | zstd | shuffleN+zstd (| xor+shuffleN+zstd from v2)
                     raw_size INTEGER NOT NULL,
                     stored_size INTEGER NOT NULL,
                     data BLOB NOT NULL
@@ -83,6 +83,15 @@ enum Schema {
                 ) WITHOUT ROWID;
                 CREATE INDEX import_cache_entry ON import_cache(entry_id);
                 PRAGMA user_version = 2;
+                """)
+        }
+        // A blob may be stored as its XOR with another blob (`Codec.xorShuffleZstd`): `reference` names
+        // that blob, which is itself stored without one (`DeltaReference`). The index serves `gc`.
+        migrator.registerMigration("v3") { db in
+            try db.execute(sql: """
+                ALTER TABLE blobs ADD COLUMN reference TEXT REFERENCES blobs(sha256);
+                CREATE INDEX blobs_reference ON blobs(reference) WHERE reference IS NOT NULL;
+                PRAGMA user_version = 3;
                 """)
         }
         return migrator

@@ -13,7 +13,8 @@ import Glibc
 ///
 /// Only tensors the destination lacks are sent (by content hash), as the source stored them — the
 /// same codec names on both backends, so nothing is recompressed — each decoded and checked against
-/// its hash first, so a damaged source never spreads. The destination receives everything in one
+/// its hash first, so a damaged source never spreads. A tensor stored against a reference blob brings
+/// that blob along when the destination lacks it. The destination receives everything in one
 /// transaction: all entries land, or none.
 public enum CatalogTransfer {
     /// Copies the entries `references` name (`NAME` is the latest version; with `allVersions`, every
@@ -69,8 +70,15 @@ private struct Receiving {
             // As an add counts them: stored alone is every distinct tensor as stored here; added is
             // what this copy stored for the entry first.
             var stored = record.header.count, added = record.header.count
-            for hash in Set(record.blobs) {
+            let distinct = Set(record.blobs)
+            for hash in distinct {
                 stored += sizes[hash] ?? 0
+                if let bytes = sent[hash], counted.insert(hash).inserted { added += bytes }
+            }
+            // References outside the entry are part of what it needs, as an add counts them.
+            let outside = Set(try receiver.blobReferences(distinct).values).subtracting(distinct)
+            for (hash, size) in try receiver.storedSizes(outside) {
+                stored += size
                 if let bytes = sent[hash], counted.insert(hash).inserted { added += bytes }
             }
             try receiver.insertEntry(record, stored: stored, added: added)
@@ -97,43 +105,70 @@ private struct Receiving {
 
     /// Stores the tensors of `records` the destination lacks, in hash order (writers on a server then
     /// wait for each other in one order); records each tensor's stored size in `sizes` and, for those
-    /// this copy stored, in `sent`.
+    /// this copy stored, in `sent`. A tensor stored against a reference travels with its reference
+    /// (sent first, unless the destination has it); where the destination's copy of the reference has
+    /// a reference of its own, the tensor is stored there plainly instead (chains stay one step deep).
     private func send(_ records: [TransferEntry], sizes: inout [String: Int], sent: inout [String: Int]) throws {
         let needed = Set(records.flatMap(\.blobs)).subtracting(sizes.keys)
         if needed.isEmpty { return }
         let there = try receiver.storedSizes(needed)
         sizes.merge(there) { $1 }
-        let scratch = ReusableBuffer()
-        for hash in needed.subtracting(there.keys).sorted() {
+        let missing = needed.subtracting(there.keys)
+        let references = try snapshot.blobReferences(missing)
+        let extra = Set(references.values).subtracting(needed)
+        let extraThere = try receiver.storedSizes(extra)
+        sizes.merge(extraThere) { $1 }
+        let chainedThere = try receiver.blobReferences(Set(references.values).intersection(Set(there.keys).union(extraThere.keys)))
+        // References first (stored plainly), then the tensors stored against them.
+        let plain = missing.union(extra.subtracting(extraThere.keys)).filter { references[$0] == nil }.sorted()
+        let delta = missing.filter { references[$0] != nil }.sorted()
+        let scratch = ReusableBuffer(), decoded = ReusableBuffer(), referenceBytes = ReusableBuffer(), recoded = ReusableBuffer()
+        for hash in plain + delta {
+            var reference = references[hash]
+            var referenceRaw: UnsafeRawBufferPointer?
+            if let name = reference {
+                let blob = try snapshot.blob(name)
+                referenceRaw = UnsafeRawBufferPointer(try Receiving.check(blob, hash: name, reference: nil, scratch: scratch, into: referenceBytes).raw)
+            }
             let blob = try snapshot.blob(hash)
-            let codec = try Receiving.check(blob, hash: hash, scratch: scratch)
-            if try receiver.insertBlob(sha256: hash, codec: codec, rawSize: blob.rawSize, stored: blob.bytes) {
-                sent[hash] = blob.bytes.count
-                sizes[hash] = blob.bytes.count
+            var codec: Codec, raw: UnsafeMutableRawBufferPointer
+            (codec, raw) = try Receiving.check(blob, hash: hash, reference: referenceRaw, scratch: scratch, into: decoded)
+            var stored = blob.bytes
+            if let name = reference, chainedThere[name] != nil, case let .xorShuffleZstd(width) = codec {
+                let size: Int
+                (codec, size) = try Codec.encode(UnsafeRawBufferPointer(raw), as: .shuffleZstd(width: width), reference: nil, level: Codec.defaultLevel,
+                                                 workers: 0, into: recoded, scratch: scratch)
+                (reference, stored) = (nil, UnsafeRawBufferPointer(recoded.prefix(size)))
+            }
+            if try receiver.insertBlob(sha256: hash, codec: codec, rawSize: blob.rawSize, stored: stored, reference: reference) {
+                sent[hash] = stored.count
+                sizes[hash] = stored.count
             } else {
                 // Another writer stored it meanwhile: count it as stored there.
-                sizes[hash] = try receiver.storedSizes([hash])[hash] ?? blob.bytes.count
+                sizes[hash] = try receiver.storedSizes([hash])[hash] ?? stored.count
             }
         }
     }
 
-    /// Decodes a source blob and checks it against its address before it is sent.
-    static func check(_ blob: StoredBlob, hash: String, scratch: ReusableBuffer) throws -> Codec {
-        let decoded = ReusableBuffer()
+    /// Decodes a source blob (against the raw bytes of its reference, if it has one) into `buffer` and
+    /// checks it against its address before it is sent; returns its codec and raw bytes.
+    static func check(_ blob: StoredBlob, hash: String, reference: UnsafeRawBufferPointer?, scratch: ReusableBuffer,
+                      into buffer: ReusableBuffer) throws -> (codec: Codec, raw: UnsafeMutableRawBufferPointer) {
         var raw = UnsafeMutableRawBufferPointer(start: nil, count: 0)
         do {
-            try Codec.decode(codecName: blob.codec, rawSize: blob.rawSize, stored: blob.bytes, scratch: scratch) { count in
-                raw = decoded.prefix(count)
+            if blob.reference != nil && reference == nil { throw CatalogError.corrupt("it names a reference blob that cannot be used") }
+            try Codec.decode(codecName: blob.codec, rawSize: blob.rawSize, stored: blob.bytes, reference: reference, scratch: scratch) { count in
+                raw = buffer.prefix(count)
                 return raw
             }
         } catch {
             throw CatalogError.corrupt("the stored tensor \(hash.prefix(12))… of the source catalog cannot be decoded (\(error)); nothing was copied (run 'tlkit verify' on the source)")
         }
-        let actual = withExtendedLifetime(decoded) { Hashing.sha256(UnsafeRawBufferPointer(raw)) }
+        let actual = Hashing.sha256(UnsafeRawBufferPointer(raw))
         guard actual == hash else {
             throw CatalogError.corrupt("the stored tensor \(hash.prefix(12))… of the source catalog is damaged (its bytes hash to \(actual.prefix(12))…); nothing was copied (run 'tlkit verify' on the source)")
         }
-        return try Codec(name: blob.codec)
+        return (try Codec(name: blob.codec), raw)
     }
 }
 
@@ -152,6 +187,8 @@ public struct StoredBlob {
     let codec: String
     let rawSize: Int
     let bytes: UnsafeRawBufferPointer
+    /// The blob it is stored against (`Codec.xorShuffleZstd`), if any.
+    let reference: String?
 }
 
 /// The reading side of a copy: one consistent state of the source catalog.
@@ -160,14 +197,19 @@ public protocol CatalogSnapshot {
     func records(_ reference: Reference, allVersions: Bool) throws -> [TransferEntry]
     /// The stored blob with this content hash.
     func blob(_ sha256: String) throws -> StoredBlob
+    /// The references of those of `hashes` that are stored against one.
+    func blobReferences(_ hashes: Set<String>) throws -> [String: String]
 }
 
 /// The receiving side of a copy: calls made inside the destination's one write transaction.
 public protocol CatalogReceiver {
     /// The stored sizes of those of `hashes` that are stored here.
     func storedSizes(_ hashes: Set<String>) throws -> [String: Int]
-    /// Stores one blob as given; false when one with this hash is already there (nothing is written).
-    func insertBlob(sha256: String, codec: Codec, rawSize: Int, stored: UnsafeRawBufferPointer) throws -> Bool
+    /// Stores one blob as given (with the blob it is stored against); false when one with this hash is
+    /// already there (nothing is written).
+    func insertBlob(sha256: String, codec: Codec, rawSize: Int, stored: UnsafeRawBufferPointer, reference: String?) throws -> Bool
+    /// The references of those of `hashes` that are stored here against one.
+    func blobReferences(_ hashes: Set<String>) throws -> [String: String]
     /// Keeps other writers from adding versions of `names` until the transaction ends (sorted names).
     func lockNames(_ names: [String]) throws
     /// The SHA-256 of the file stored as `name`@`version`, nil when there is none.
