@@ -16,6 +16,7 @@ import SafeTensors
         case .sqlite:
             let queue = try DatabaseQueue(path: location)
             try queue.writeWithoutTransaction { db in
+                try #require(try Int.fetchOne(db, sql: "SELECT count(*) FROM blobs WHERE reference IS NOT NULL") == 0, "version 1 had no references")
                 try db.execute(sql: "DROP TABLE import_cache; DROP INDEX entries_family")
                 for column in columns { try db.execute(sql: "ALTER TABLE entries DROP COLUMN \(column)") }
                 // SQLite cannot drop a column with a foreign key: the blobs table is made again as version 1 had it.
@@ -34,6 +35,7 @@ import SafeTensors
             try queue.close()
         case .postgres:
             let session = try PostgresSession(PostgresLocation.parse(location))
+            try #require(try session.query("SELECT count(*)::bigint FROM blobs WHERE reference IS NOT NULL")[0].decode(Int.self) == 0, "version 1 had no references")
             try session.query("DROP TABLE import_cache")
             try session.query("DROP INDEX entries_family")
             for column in columns { try session.query("ALTER TABLE entries DROP COLUMN \(column)") }
@@ -55,7 +57,16 @@ import SafeTensors
         let folder = SafeTensorsFixture.folder()
         let location = try backend.newLocation(in: folder)
         let path = folder + "/a.safetensors"
-        SafeTensorsFixture.write(try SafeTensorsFixture.checkpoint(step: 1), to: path)
+        // A file a version-1 tlkit stored as this one does: no tensor with a twin to be stored against.
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        let values = (0..<(2 * 16 * 256)).map { _ -> Float in
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Float(Int64(bitPattern: state >> 11) % 10_000) / 100_000
+        }
+        SafeTensorsFixture.write(try SafeTensorsFixture.file([
+            ("lora_unet_a.lora_down.weight", .f32, [16, 256], SafeTensorsFixture.floats(Array(values[..<4096]), .f32)),
+            ("lora_unet_a.lora_up.weight", .f32, [256, 16], SafeTensorsFixture.floats(Array(values[4096...]), .f32)),
+        ]), to: path)
         do {
             let catalog = try CatalogStores.open(location, create: true)
             _ = try catalog.add(file: try SafeTensorsFile.open(path), originalPath: path, name: "old", facts: EntryFacts(kind: "tlora", base: "sdxl"))
