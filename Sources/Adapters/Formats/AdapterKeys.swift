@@ -14,7 +14,8 @@ public struct AdapterKeys: Sendable {
     public let modules: [ModuleKeys]
     /// Tensors that belong to no module this format defines.
     public let unknownKeys: [String]
-    /// A recognised but unsupported variant (LyCORIS LoHa/LoKr, DoRA, conv LoRA), named for messages.
+    /// A recognised variant the reader refuses (Tucker forms, OFT; DoRA unless the caller has the base
+    /// weights), named for messages.
     public let unsupportedVariant: String?
 
     /// Suffix → role, per format; the first matching suffix wins.
