@@ -4,7 +4,8 @@ import SDXL
 
 /// Bakes adapters into an SDXL checkpoint file (single-file or diffusers UNet), streaming tensor by
 /// tensor: adapted weights get Σ wᵢ ΔWᵢ(t) in float32 and go back to the base's dtype; every other
-/// tensor is copied byte for byte.
+/// tensor is copied byte for byte. A DoRA module replaces the weight it sees (the base plus the
+/// adapters before it) by its merged weight, computed from it in float64.
 public enum CheckpointBake {
     public struct Report: Sendable {
         public var applied: [String] = []
@@ -34,6 +35,9 @@ public enum CheckpointBake {
             for (i, module) in input.adapter.modules.enumerated() {
                 let (componentName, path) = ModuleNames.split(module.name)
                 guard let component = Component(rawValue: componentName), let located = model.locate(component, path + ".weight") else {
+                    if module.magnitudeAxis != nil {
+                        throw AdapterError("\(module.name): a DoRA module needs its base weight, and \(basePath) has no \(path).weight")
+                    }
                     report.skipped.append((module.name, "the checkpoint has no such weight"))
                     continue
                 }
@@ -56,12 +60,17 @@ public enum CheckpointBake {
             }
             var weight = try file.floats(source)
             try policy.admit(weight, file: basePath, tensor: info.name)
+            // In command-line order: a DoRA module rescales the weight as the adapters before it left it.
             for c in contributions {
                 let adapter = inputs[c.input].adapter
-                let delta = try adapter.delta(c.module, at: adapter.schedule == nil ? nil : t)
-                let w = Float(inputs[c.input].weight)
                 let offset: Int
                 if case let .rows(index, count) = c.rows { offset = index * weight.count / count } else { offset = 0 }
+                if let dora = try adapter.dora(c.module) {
+                    applyDoRA(dora, weight: inputs[c.input].weight, to: &weight, offset: offset)
+                    continue
+                }
+                let delta = try adapter.delta(c.module, at: adapter.schedule == nil ? nil : t)
+                let w = Float(inputs[c.input].weight)
                 for j in 0..<delta.count { weight[offset + j] += w * delta[j] }
             }
             let baked = FloatConversion.fromFloat32(weight, dtype: info.dtype)
@@ -70,5 +79,16 @@ public enum CheckpointBake {
             return baked
         }
         return report
+    }
+
+    /// W ← W + w·(W' − W) on the module's rows of `weight`: W' itself at weight 1, and, as ComfyUI applies
+    /// a DoRA patch's strength, a linear blend otherwise.
+    static func applyDoRA(_ factors: DoRAFactors, weight w: Double, to weight: inout [Float], offset: Int) {
+        let count = factors.lowRank.outFeatures * factors.lowRank.inFeatures
+        let current = Array(weight[offset..<(offset + count)])
+        let merged = DoRA.merged(current, factors)
+        for j in 0..<count {
+            weight[offset + j] = w == 1 ? Float(merged[j]) : Float(Double(current[j]) + w * (merged[j] - Double(current[j])))
+        }
     }
 }

@@ -9,13 +9,17 @@ public struct ConvertRequest: Sendable {
     public var flags: ScheduleFlags
     /// Drop (and report) modules the target cannot carry instead of failing.
     public var skipUnsupported: Bool
+    /// The base weights DoRA modules rescale (`--base`): with `rank`, each DoRA module's ΔW = W' − W is
+    /// approximated by a LoRA of that rank.
+    public var doraBase: DoRABase?
     public init(to: OutputFormat, atTimestep: Double? = nil, rank: Int? = nil, flags: ScheduleFlags = ScheduleFlags(),
-                skipUnsupported: Bool = false) {
+                skipUnsupported: Bool = false, doraBase: DoRABase? = nil) {
         self.to = to
         self.atTimestep = atTimestep
         self.rank = rank
         self.flags = flags
         self.skipUnsupported = skipUnsupported
+        self.doraBase = doraBase
     }
 }
 
@@ -46,6 +50,10 @@ public enum Converter {
     public static func convert(_ input: Adapter, _ request: ConvertRequest) throws -> (Adapter, ConversionReport) {
         var report = ConversionReport()
         report.notes += input.warnings
+        if let dora = input.modules.first(where: { $0.magnitudeAxis != nil }), request.doraBase == nil || request.rank == nil {
+            guard request.doraBase != nil else { throw AdapterError(DoRAFactors.refusal(module: dora.name)) }
+            throw ConversionUsageError(message: "module \(dora.name) is a DoRA module: converting it against a base needs --rank (its ΔW is approximated by a LoRA of that rank)")
+        }
         if request.to == .tloraOfficial { try BaseRequirement.requireSDXL(input, for: "--to tlora-official (the official T-LoRA layout is SDXL's)") }
         let lost = uncarried(input, to: request.to)
         if !lost.isEmpty, !request.skipUnsupported {
@@ -74,7 +82,7 @@ public enum Converter {
                 throw ConversionUsageError(message: "--rank on a scheduled adapter needs --at-timestep (compressing would mix the masked components)")
             }
             guard rank >= 1 else { throw ConversionUsageError(message: "--rank must be at least 1") }
-            let (compressed, errors, overall) = try compress(current, rank: rank)
+            let (compressed, errors, overall) = try compress(current, rank: rank, doraBase: request.doraBase)
             current = compressed
             report.overallError = overall
             report.modules = zip(adapter.modules, zip(compressed.modules, errors)).map {
@@ -223,11 +231,17 @@ public enum Converter {
     }
 
     /// SVD compression of each module's ΔW to `rank` (or less where the module is smaller).
-    static func compress(_ adapter: Adapter, rank: Int) throws -> (Adapter, [Double], Double) {
+    /// A DoRA module's ΔW = W' − W is formed from `doraBase` and compressed like any other.
+    static func compress(_ adapter: Adapter, rank: Int, doraBase: DoRABase? = nil) throws -> (Adapter, [Double], Double) {
         var factors: [Factors] = [], modules: [ModuleInfo] = [], errors: [Double] = []
         var droppedEnergy = 0.0, totalEnergy = 0.0
         for (index, module) in adapter.modules.enumerated() {
-            let svd = try LowRankSVD.of(try adapter.factors(index), module: module.name, from: adapter.origin)
+            let svd: LowRankSVD
+            if let dora = try adapter.dora(index), let doraBase {
+                svd = try doraBase.differenceSVD(dora, module: module)
+            } else {
+                svd = try LowRankSVD.of(try adapter.factors(index), module: module.name, from: adapter.origin)
+            }
             // Every module gets the asked rank where its shape allows (zero components pad a smaller ΔW), as
             // kohya's resize writes one rank throughout.
             let target = min(rank, module.inFeatures, module.outFeatures)
@@ -240,6 +254,7 @@ public enum Converter {
             info.rank = target
             info.isOrtho = false
             info.alpha = nil
+            info.magnitudeAxis = nil
             modules.append(info)
         }
         var result = adapter

@@ -30,4 +30,6 @@ public enum FactorRole: String, Sendable, Codable, CaseIterable {
     case hadaW1a = "hada_w1_a", hadaW1b = "hada_w1_b", hadaW2a = "hada_w2_a", hadaW2b = "hada_w2_b"
     case lokrW1 = "lokr_w1", lokrW1a = "lokr_w1_a", lokrW1b = "lokr_w1_b"
     case lokrW2 = "lokr_w2", lokrW2a = "lokr_w2_a", lokrW2b = "lokr_w2_b"
+    /// A DoRA module's magnitude vector (LyCORIS `dora_scale`, PEFT `lora_magnitude_vector`).
+    case magnitude
 }

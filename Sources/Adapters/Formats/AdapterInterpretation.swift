@@ -39,10 +39,11 @@ struct AdapterInterpretation {
         self.unknownKeys = unknownKeys
     }
 
-    /// `hparamsPath` is where the official layout's hparams.yml would be; `loadHparams` reads it and is
+    /// `acceptDoRA`: the caller has the base weights DoRA modules need (`merge --into`); strict
+    /// interpretation refuses them otherwise. `hparamsPath` is where the official layout's hparams.yml would be; `loadHparams` reads it and is
     /// asked only for that layout (the fuzzer passes the text inline).
     static func interpret(keys: AdapterKeys, file: SafeTensorsFile, path: String, flags: ScheduleFlags = ScheduleFlags(),
-                          strictness: Strictness, hparamsPath: String?,
+                          strictness: Strictness, acceptDoRA: Bool = false, hparamsPath: String?,
                           hparams loadHparams: () throws -> OfficialHparams?) throws -> AdapterInterpretation {
         let strict = strictness == .strict
         var result = AdapterInterpretation(format: keys.format, unknownKeys: keys.unknownKeys)
@@ -56,10 +57,11 @@ struct AdapterInterpretation {
             guard !keys.modules.isEmpty || keys.unsupportedVariant != nil else {
                 throw AdapterError("\(path): not a LoRA or T-LoRA adapter (no adapter tensors found)")
             }
-            if keys.unsupportedVariant == "DoRA" {
-                throw AdapterError("\(path): a DoRA adapter: its ΔW rescales the base weight's columns, so it depends on the base model and is not a LoRA; tlkit cannot read it without the base weights yet")
+            if keys.unsupportedVariant == "DoRA", !acceptDoRA {
+                let module = keys.modules.first { $0.tensors[.magnitude] != nil }?.fileName ?? "?"
+                throw AdapterError("\(path): \(DoRAFactors.refusal(module: module))")
             }
-            if let variant = keys.unsupportedVariant {
+            if let variant = keys.unsupportedVariant, variant != "DoRA" {
                 throw AdapterError("\(path): \(variant) adapters are recognised but not supported by this command")
             }
         }

@@ -14,7 +14,8 @@ public struct AdapterKeys: Sendable {
     public let modules: [ModuleKeys]
     /// Tensors that belong to no module this format defines.
     public let unknownKeys: [String]
-    /// A recognised but unsupported variant (LyCORIS LoHa/LoKr, DoRA, conv LoRA), named for messages.
+    /// A recognised variant the reader refuses (Tucker forms, OFT; DoRA unless the caller has the base
+    /// weights), named for messages.
     public let unsupportedVariant: String?
 
     /// Suffix → role, per format; the first matching suffix wins.
@@ -35,9 +36,12 @@ public struct AdapterKeys: Sendable {
         (.kohya, ".hada_w1_a", .hadaW1a), (.kohya, ".hada_w1_b", .hadaW1b), (.kohya, ".hada_w2_a", .hadaW2a), (.kohya, ".hada_w2_b", .hadaW2b),
         (.kohya, ".lokr_w1", .lokrW1), (.kohya, ".lokr_w1_a", .lokrW1a), (.kohya, ".lokr_w1_b", .lokrW1b),
         (.kohya, ".lokr_w2", .lokrW2), (.kohya, ".lokr_w2_a", .lokrW2a), (.kohya, ".lokr_w2_b", .lokrW2b),
+        // DoRA magnitude vectors (Families/DoRA.swift): read only where the base weight is at hand.
+        (.kohya, ".dora_scale", .magnitude), (.peft, ".lora_magnitude_vector", .magnitude),
     ]
 
-    static let lycorisMarkers = ["hada_t1", "hada_t2", "lokr_t2", "lora_mid.weight", "dora_scale", "lora_magnitude_vector", "oft_blocks", "oft_diag"]
+    static let lycorisMarkers = ["hada_t1", "hada_t2", "lokr_t2", "lora_mid.weight", "oft_blocks", "oft_diag"]
+    static let doraSuffixes = [".dora_scale", ".lora_magnitude_vector"]
 
     /// Whether `text` contains `part`, compared byte by byte: Foundation's `contains` (through CFString)
     /// took most of the time of identifying a LoRA's hundreds of tensor names.
@@ -64,10 +68,12 @@ public struct AdapterKeys: Sendable {
         for name in tensorNames {
             if let marker = lycorisMarkers.first(where: { AdapterKeys.bytes(of: name, contain: $0) }) {
                 unsupported = marker.hasPrefix("hada") ? "LyCORIS LoHa (Tucker)" : marker.hasPrefix("lokr") ? "LyCORIS LoKr (Tucker)"
-                    : marker.hasPrefix("oft") ? "OFT" : marker == "lora_mid.weight" ? "LyCORIS LoCon (Tucker)" : "DoRA"
+                    : marker.hasPrefix("oft") ? "OFT" : "LyCORIS LoCon (Tucker)"
                 unmatched.append(name)
                 continue
             }
+            // DoRA is grouped with its low-rank part; a variant nothing reads outranks it in messages.
+            if unsupported == nil, doraSuffixes.contains(where: { name.hasSuffix($0) }) { unsupported = "DoRA" }
             guard let (format, suffix, role) = suffixes.first(where: { name.hasSuffix($0.1) }) else {
                 unmatched.append(name)
                 continue

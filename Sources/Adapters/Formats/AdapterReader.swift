@@ -18,26 +18,29 @@ public struct ScheduleFlags: Sendable, Equatable {
 
 /// Reads every adapter flavour into the one adapter model (canonical names, factors loaded lazily).
 public enum AdapterReader {
-    public static func read(_ path: String, flags: ScheduleFlags = ScheduleFlags()) throws -> Adapter {
+    /// `acceptDoRA`: keep DoRA modules (`Adapter.dora(_:)`) for a caller that has the base weights;
+    /// otherwise a DoRA file is refused, naming a module.
+    public static func read(_ path: String, flags: ScheduleFlags = ScheduleFlags(), acceptDoRA: Bool = false) throws -> Adapter {
         guard let file = AdapterLocation.resolve(path) else {
             throw AdapterError("\(path): a folder without an adapter file (expected checkpoint-N/, adapter.safetensors or one .safetensors file)")
         }
-        return try read(file: SafeTensorsFile.open(file), path: file, flags: flags)
+        return try read(file: SafeTensorsFile.open(file), path: file, flags: flags, acceptDoRA: acceptDoRA)
     }
 
-    public static func read(file: SafeTensorsFile, path: String, flags: ScheduleFlags = ScheduleFlags()) throws -> Adapter {
+    public static func read(file: SafeTensorsFile, path: String, flags: ScheduleFlags = ScheduleFlags(), acceptDoRA: Bool = false) throws -> Adapter {
         let hparamsPath = OfficialHparams.locate(forWeights: path)
-        return try read(file: file, path: path, flags: flags, hparamsPath: hparamsPath, hparams: { try hparamsPath.map(OfficialHparams.load) })
+        return try read(file: file, path: path, flags: flags, acceptDoRA: acceptDoRA, hparamsPath: hparamsPath,
+                        hparams: { try hparamsPath.map(OfficialHparams.load) })
     }
 
     /// `hparams` gives the official layout's hparams.yml when there is one; asked only for that layout.
-    static func read(file: SafeTensorsFile, path: String, flags: ScheduleFlags, hparamsPath: String? = nil,
+    static func read(file: SafeTensorsFile, path: String, flags: ScheduleFlags, acceptDoRA: Bool = false, hparamsPath: String? = nil,
                      hparams loadHparams: () throws -> OfficialHparams?) throws -> Adapter {
         guard let keys = AdapterKeys.group(file.tensors.map(\.name)) else {
             throw AdapterError("\(path): not a LoRA or T-LoRA adapter (no adapter tensors found)")
         }
         let meaning = try AdapterInterpretation.interpret(keys: keys, file: file, path: path, flags: flags, strictness: .strict,
-                                                          hparamsPath: hparamsPath, hparams: loadHparams)
+                                                          acceptDoRA: acceptDoRA, hparamsPath: hparamsPath, hparams: loadHparams)
         var facts = file.metadata
         if meaning.format == .tloraOfficial {
             // The official trainer's facts live in hparams.yml and the checkpoint folder's name.
@@ -59,6 +62,9 @@ public enum AdapterReader {
     }
 
     static func describe(_ module: ModuleKeys, canonical: String, file: SafeTensorsFile, path: String, format: AdapterFormat) throws -> ModuleInfo {
+        if module.tensors[.magnitude] != nil, let family = Families.kind(of: module) {
+            throw AdapterError("\(path): module \(module.fileName): DoRA on a LyCORIS \(family == "loha" ? "LoHa" : "LoKr") module is not supported (only on LoRA/LoCon modules)")
+        }
         if let family = try Families.shape(FamilyTensors(module: module, file: file, path: path)) {
             let dtype = FamilyTensors(module: module, file: file, path: path).dtype
             // The family's scale is folded into the exact factors, so alpha = rank (scale 1).
@@ -99,6 +105,10 @@ public enum AdapterReader {
         var info = ModuleInfo(name: canonical, isOrtho: isOrtho, rank: down[0], inFeatures: down.dropFirst().reduce(1, *),
                               outFeatures: up[0], dtype: dtype, kernel: isConvolution ? Array(down.suffix(2)) : [])
         if !isOrtho { info.alpha = try FileFactors.alpha(keys: module, rank: down[0], file: file, format: format).map(Float.init) }
+        if module.tensors[.magnitude] != nil {
+            guard !isOrtho else { throw AdapterError("\(path): module \(module.fileName): a magnitude vector beside T-LoRA factors") }
+            info.magnitudeAxis = try DoRA.axis(magnitudeShape: shape(.magnitude), of: info, format: format, path: path, module: module.fileName)
+        }
         return info
     }
 
@@ -139,6 +149,7 @@ struct FileFactors: FactorSource, @unchecked Sendable {
 
     func factors(_ index: Int) throws -> Factors {
         let keys = modules[index], info = infos[index]
+        if info.magnitudeAxis != nil { throw AdapterError("\(path): \(DoRAFactors.refusal(module: keys.fileName))") }
         if let exact = try Families.factors(FamilyTensors(module: keys, file: file, path: path)) { return exact }
         func load(_ role: FactorRole) throws -> [Float] {
             let tensor = try file.info(keys.tensors[role]!)
@@ -151,6 +162,19 @@ struct FileFactors: FactorSource, @unchecked Sendable {
         }
         return .lowRank(LowRank(down: try load(.down), up: try load(.up), rank: info.rank, inFeatures: info.inFeatures,
                                 outFeatures: info.outFeatures, alpha: info.alpha))
+    }
+
+    func dora(_ index: Int) throws -> DoRAFactors? {
+        let keys = modules[index], info = infos[index]
+        guard let axis = info.magnitudeAxis else { return nil }
+        func load(_ role: FactorRole) throws -> [Float] {
+            let tensor = try file.info(keys.tensors[role]!)
+            defer { file.release(tensor) }
+            return try file.floats(tensor)
+        }
+        let lowRank = LowRank(down: try load(.down), up: try load(.up), rank: info.rank, inFeatures: info.inFeatures,
+                              outFeatures: info.outFeatures, alpha: info.alpha)
+        return DoRAFactors(lowRank: lowRank, magnitude: try load(.magnitude), axis: axis, kernelArea: max(1, info.kernel.reduce(1, *)))
     }
 
     /// The module's alpha as its format stores it (kohya/tlkit `.alpha` tensors, PEFT config).

@@ -17,6 +17,9 @@ public struct ModuleInfo: Sendable, Equatable {
     /// those of a linear layer on the flattened kernel window (in = Cin·kh·kw), so all algebra treats both
     /// alike; only files and checkpoints see the 4-D shapes.
     public var kernel: [Int] = []
+    /// Set for a DoRA module (magnitude vector + low-rank part): its factors are asked for with
+    /// `Adapter.dora(_:)`, and `factors(_:)` refuses it.
+    public var magnitudeAxis: DoRAAxis? = nil
 
     public init(name: String, isOrtho: Bool, rank: Int, inFeatures: Int, outFeatures: Int, dtype: DType, alpha: Float? = nil,
                 kernel: [Int] = []) {
@@ -92,7 +95,19 @@ public struct Adapter: Sendable {
     /// The method a scheduled adapter is written with: the one it names, else a T-LoRA of its modules' kind.
     public var scheduledMethod: AdapterMethod { method ?? .assumedScheduled(ortho: modules.contains { $0.isOrtho }) }
 
-    public func factors(_ index: Int) throws -> Factors { try source.factors(index) }
+    public func factors(_ index: Int) throws -> Factors {
+        if modules[index].magnitudeAxis != nil { throw AdapterError(DoRAFactors.refusal(module: modules[index].name)) }
+        return try source.factors(index)
+    }
+
+    /// The magnitude vector and low-rank part of DoRA module `index` (nil for any other module).
+    public func dora(_ index: Int) throws -> DoRAFactors? {
+        guard modules[index].magnitudeAxis != nil else { return nil }
+        return try source.dora(index)
+    }
+
+    /// Whether any module is DoRA (only `merge --into` reads such adapters).
+    public var hasDoRA: Bool { modules.contains { $0.magnitudeAxis != nil } }
 
     mutating func replaceSource(_ source: any FactorSource) { self.source = source }
 
@@ -117,6 +132,12 @@ public struct Adapter: Sendable {
 /// Where an adapter's factors come from: a file read lazily, or factors already in memory.
 public protocol FactorSource: Sendable {
     func factors(_ index: Int) throws -> Factors
+    func dora(_ index: Int) throws -> DoRAFactors?
+}
+
+extension FactorSource {
+    /// Only a file holds DoRA modules; results computed in memory never do.
+    public func dora(_ index: Int) throws -> DoRAFactors? { nil }
 }
 
 /// Factors held in memory (results of conversion, merging, training).

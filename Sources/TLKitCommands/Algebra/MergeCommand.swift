@@ -13,7 +13,9 @@ struct MergeCommand: DescribedFailures {
         schedule keep it (components of equal mask index grouped). svd compresses the sum to --rank and \
         reports the error. Unlike kohya's default merge there are no cross terms: weights scale each \
         adapter's delta linearly. --into BASE writes BASE with the adapters added to its weights, streaming; \
-        untouched tensors are copied byte for byte; a T-LoRA is baked as it acts at --at-timestep (default 0).
+        untouched tensors are copied byte for byte; a T-LoRA is baked as it acts at --at-timestep (default 0). \
+        DoRA adapters are read only with --into: each DoRA module replaces the weight it finds (the base plus \
+        the adapters listed before it) by m / |W + s*BA| * (W + s*BA), blended by its weight.
         """)
 
     static let examples: [Example] = [
@@ -62,7 +64,7 @@ struct MergeCommand: DescribedFailures {
         let arguments = try adapters.map(AdapterArgument.init)
         let policy = nonFinite.policy
         let inputs = try arguments.map { arg in
-            AdapterMerge.Input(adapter: try arg.read(catalog: catalog, policy: policy), weight: arg.weight ?? 1, label: arg.label)
+            AdapterMerge.Input(adapter: try arg.read(catalog: catalog, policy: policy, acceptDoRA: into != nil), weight: arg.weight ?? 1, label: arg.label)
         }
         if let into {
             for input in inputs { try BaseRequirement.requireSDXL(input.adapter, for: "merge --into (an SDXL checkpoint)") }

@@ -2,6 +2,7 @@ import Adapters
 import ArgumentParser
 import Foundation
 import SafeTensors
+import SDXL
 
 struct ConvertCommand: DescribedFailures {
     static let configuration = CommandConfiguration(
@@ -13,7 +14,9 @@ struct ConvertCommand: DescribedFailures {
         the timestep schedule goes into tlora.* metadata, so T-LoRA-aware loaders mask it per step while any \
         other loader gets the full-rank (t = 0) adapter. --at-timestep T bakes the adapter as it acts at DDPM \
         timestep T; --rank N compresses each module by SVD and reports the relative error. A standard LoRA \
-        becomes a T-LoRA (--to tlora --min-rank M) with its components ordered by singular value. \
+        becomes a T-LoRA (--to tlora --min-rank M) with its components ordered by singular value. A DoRA \
+        adapter needs --base CHECKPOINT and --rank N: each DoRA module's change W' - W is approximated by a \
+        rank-N LoRA and its relative error reported. \
         The report goes to stderr (--json: stdout, or stderr with -o -).
         """)
 
@@ -38,6 +41,9 @@ struct ConvertCommand: DescribedFailures {
     @Option(parsing: .unconditional, help: "Compress every module to this rank by SVD (lossy; the error is reported).")
     var rank: Int?
 
+    @Option(help: "An SDXL checkpoint whose weights a DoRA adapter rescales: with --rank, each DoRA module's change is approximated by a LoRA of that rank (the error is reported).")
+    var base: String?
+
     @OptionGroup var schedule: ScheduleOptions
 
     @Option(help: "Output dtype (f32, f16, bf16); default: the input's.")
@@ -61,13 +67,14 @@ struct ConvertCommand: DescribedFailures {
     func validate() throws {
         if let r = rank, r < 1 { throw ValidationError("--rank must be at least 1") }
         if let t = atTimestep, !(0...1000).contains(t) { throw ValidationError("--at-timestep must be between 0 and 1000") }
+        if base != nil, rank == nil { throw ValidationError("--base needs --rank (a DoRA module's change is approximated by a LoRA of that rank)") }
         // There is no file to name the output after.
         if input == "-", output == nil { throw ValidationError("give -o FILE (or -o - for standard output) when the input is '-'") }
     }
 
     func run() throws {
         // A byte-for-byte copy computes nothing; everything else is held to the non-finite policy.
-        let read = try AdapterArgument(input).read(flags: schedule.flags, catalog: catalog, policy: nil)
+        let read = try AdapterArgument(input).read(flags: schedule.flags, catalog: catalog, policy: nil, acceptDoRA: base != nil)
         let destination = try output ?? defaultOutput()
         if read.format == to.adapterFormat, atTimestep == nil, rank == nil, dtype == nil, input != "-",
            FileManager.default.fileExists(atPath: input), let file = AdapterLocation.resolve(input), ConvertCommand.canReopen(file),
@@ -77,10 +84,17 @@ struct ConvertCommand: DescribedFailures {
             return
         }
         let adapter = try nonFinite.policy.admit(read)
+        var doraBase: DoRABase?
+        if let base, adapter.hasDoRA {
+            try BaseRequirement.requireSDXL(adapter, for: "convert --base (an SDXL checkpoint)")
+            do { doraBase = DoRABase(model: try SDXLModel.open(base), policy: nonFinite.policy) } catch {
+                throw CommandFailure("\(base): not an SDXL checkpoint (\(error))")
+            }
+        }
         let converted: Adapter, report: ConversionReport
         do {
             (converted, report) = try Converter.convert(adapter, ConvertRequest(to: to, atTimestep: atTimestep, rank: rank, flags: schedule.flags,
-                                                                                skipUnsupported: skipUnsupported))
+                                                                                skipUnsupported: skipUnsupported, doraBase: doraBase))
             try AdapterWriter.write(converted, format: to, to: destination,
                                     options: WriteOptions(dtype: dtype?.dtype, title: title, trigger: trigger, nonFinite: nonFinite.policy))
         } catch let error as UncarriedModules {

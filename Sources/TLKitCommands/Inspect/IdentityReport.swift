@@ -109,7 +109,10 @@ enum IdentityReport {
         }
         if let note = id.scheduleNote { lines.append("  note: \(note)") }
         if let trigger = id.trigger { lines.append("  trigger: \(trigger)") }
-        if let variant = id.unsupportedVariant { lines.append("  unsupported: \(variant) (recognised, not applied by tlkit)") }
+        if let variant = id.unsupportedVariant {
+            lines.append(variant == "DoRA" ? "  unsupported: DoRA (needs the base weights: merge --into applies it, convert --base --rank approximates it)"
+                                           : "  unsupported: \(variant) (recognised, not applied by tlkit)")
+        }
         if !id.unknownKeys.isEmpty { lines.append("  \(id.unknownKeys.count) unrecognised tensors, e.g. \(id.unknownKeys[0])") }
         for info in tensors ?? [] { lines.append("    \(info.name) \(info.dtype.rawValue) \(info.shape)") }
         return lines.joined(separator: "\n")

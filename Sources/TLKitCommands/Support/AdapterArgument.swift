@@ -44,7 +44,8 @@ struct AdapterArgument {
 
     /// Reads the adapter this argument names, from a file or from the catalog at `catalog`, and holds it
     /// to the non-finite policy (nil: the caller does, after deciding whether it computes at all).
-    func read(flags: ScheduleFlags = ScheduleFlags(), catalog: CatalogOption, policy: NonFinitePolicy?) throws -> Adapter {
+    /// `acceptDoRA`: the caller has the base weights DoRA modules need (only `merge --into`).
+    func read(flags: ScheduleFlags = ScheduleFlags(), catalog: CatalogOption, policy: NonFinitePolicy?, acceptDoRA: Bool = false) throws -> Adapter {
         func admit(_ adapter: Adapter) throws -> Adapter { try policy.map { try $0.admit(adapter) } ?? adapter }
         let source: AdapterSource
         do { source = AdapterArgument.looksLikePath(reference) ? .file(reference) : try AdapterSource.resolve(reference) } catch {
@@ -54,12 +55,12 @@ struct AdapterArgument {
             switch source {
             case let .file(path):
                 if let archive = try TorchInput.archive(at: path) {
-                    return try admit(AdapterReader.read(file: archive.safeTensors(name: path), path: path, flags: flags))
+                    return try admit(AdapterReader.read(file: archive.safeTensors(name: path), path: path, flags: flags, acceptDoRA: acceptDoRA))
                 }
-                return try admit(AdapterReader.read(path, flags: flags))
+                return try admit(AdapterReader.read(path, flags: flags, acceptDoRA: acceptDoRA))
             case let .catalog(ref):
                 let file = try catalog.open(create: false).file(ref)
-                return try admit(AdapterReader.read(file: file, path: "catalog:\(ref)", flags: flags))
+                return try admit(AdapterReader.read(file: file, path: "catalog:\(ref)", flags: flags, acceptDoRA: acceptDoRA))
             }
         } catch {
             throw CommandFailure("\(error)")
