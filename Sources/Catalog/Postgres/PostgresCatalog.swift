@@ -97,8 +97,14 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
 
     /// The stored bytes of blob `id`, its chunks laid end to end in `buffer` (valid until its next use).
     func blobBytes(_ id: Int64, into buffer: ReusableBuffer) throws -> UnsafeRawBufferPointer {
-        let chunks = try session.query("SELECT data FROM blob_chunks WHERE blob_id = $1 ORDER BY seq", [id])
-            .map { try $0.decode(ByteBuffer.self) }
+        try PostgresCatalog.joinChunks(try session.query(PostgresCatalog.chunksQuery, [id]), into: buffer)
+    }
+
+    static let chunksQuery = "SELECT data FROM blob_chunks WHERE blob_id = $1 ORDER BY seq"
+
+    /// A blob's chunk rows, in order, copied into `buffer`.
+    static func joinChunks(_ rows: [PostgresRow], into buffer: ReusableBuffer) throws -> UnsafeRawBufferPointer {
+        let chunks = try rows.map { try $0.decode(ByteBuffer.self) }
         let out = buffer.prefix(chunks.reduce(0) { $0 + $1.readableBytes })
         var offset = 0
         for chunk in chunks {
@@ -126,8 +132,8 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
                 Rebuild.ReferencePart(blob: $0, codec: referenceCodec, rawSize: referenceSize, rowID: referenceID, chained: chained ?? false)
             })
         }
-        let buffer = ReusableBuffer()
-        return try Rebuild.stream(header: header, parts: parts, read: { try self.blobBytes($0, into: buffer) }, checkBlobs: checkBlobs,
+        let prefetch = BlobPrefetch(session: session, parts: parts)
+        return try Rebuild.stream(header: header, parts: parts, read: { try prefetch.read($0) }, checkBlobs: checkBlobs,
                                   hashData: hashData, stopAtFirstProblem: stopAtFirstProblem, sink: sink)
     }
 }

@@ -83,8 +83,20 @@ final class PostgresSession: @unchecked Sendable {
     /// Runs one statement and returns all its rows.
     @discardableResult
     func query(_ sql: String, _ binds: PostgresBindings = PostgresBindings()) throws -> [PostgresRow] {
+        try rows(of: send(sql, binds))
+    }
+
+    /// Sends one statement without waiting for its answer; `rows(of:)` waits for it. The connection
+    /// answers statements in the order they were sent, so a caller can ask for the next while it works
+    /// on the last.
+    func send(_ sql: String, _ binds: PostgresBindings) -> EventLoopFuture<PostgresQueryResult> {
+        connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+    }
+
+    /// The rows of a statement `send` sent, once they are all in.
+    func rows(of answer: EventLoopFuture<PostgresQueryResult>) throws -> [PostgresRow] {
         do {
-            return try waitWhileConnected(connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)).rows
+            return try waitWhileConnected(answer).rows
         } catch {
             throw PostgresSession.explain(error, location, connecting: false)
         }
