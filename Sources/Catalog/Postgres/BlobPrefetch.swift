@@ -52,7 +52,7 @@ final class BlobPrefetch {
             if let k = current[position...].firstIndex(where: { $0.id == id }) {
                 // Blobs before it were for parts the rebuild skipped.
                 position = k + 1
-                return join(current[k].chunks)
+                return PostgresCatalog.joinChunks(current[k].chunks, into: buffer)
             }
             guard let first = inFlight.first, first.ids.first == id else { break }
             try take()
@@ -95,17 +95,5 @@ final class BlobPrefetch {
             inFlight.append((ids, session.send(BlobPrefetch.batchQuery, binds)))
             next = end
         }
-    }
-
-    private func join(_ chunks: [ByteBuffer]) -> UnsafeRawBufferPointer {
-        let out = buffer.prefix(chunks.reduce(0) { $0 + $1.readableBytes })
-        var offset = 0
-        for chunk in chunks {
-            chunk.withUnsafeReadableBytes { bytes in
-                UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + bytes.count)]).copyMemory(from: bytes)
-                offset += bytes.count
-            }
-        }
-        return UnsafeRawBufferPointer(out)
     }
 }

@@ -104,7 +104,11 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
 
     /// A blob's chunk rows, in order, copied into `buffer`.
     static func joinChunks(_ rows: [PostgresRow], into buffer: ReusableBuffer) throws -> UnsafeRawBufferPointer {
-        let chunks = try rows.map { try $0.decode(ByteBuffer.self) }
+        joinChunks(try rows.map { try $0.decode(ByteBuffer.self) }, into: buffer)
+    }
+
+    /// A blob's chunks laid end to end in `buffer` (valid until its next use).
+    static func joinChunks(_ chunks: [ByteBuffer], into buffer: ReusableBuffer) -> UnsafeRawBufferPointer {
         let out = buffer.prefix(chunks.reduce(0) { $0 + $1.readableBytes })
         var offset = 0
         for chunk in chunks {
