@@ -7,8 +7,8 @@ import TestSupport
 /// over the test server's socket): every add lands exactly once, versions of a name are consecutive,
 /// every `get` is byte-identical, `verify` is intact.
 @Suite(.enabled(if: TestServer.enabled)) struct PostgresLoadTests {
-    /// 8 processes as in the issue; 10 adds each instead of 50, so the test takes seconds on two cores.
-    static let writers = 8, addsEach = 10
+    /// 8 processes of 50 adds each, as in the issue.
+    static let writers = 8, addsEach = 50
 
     @Test func writersAGcLoopAndAReaderAtOnce() throws {
         let catalog = try PostgresCatalogTests.newDatabase()
