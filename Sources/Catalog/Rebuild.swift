@@ -66,6 +66,23 @@ struct Rebuild {
         }
     }
 
+    /// The blobs `stream` reads when nothing is damaged, in order, with their raw sizes: a part's
+    /// reference when it differs from the last one decoded, then the part (parts without a row are
+    /// skipped). A backend may fetch ahead by it (`BlobPrefetch`); `stream` must keep to it.
+    static func readOrder(_ parts: [Part]) -> [(id: Int64, bytes: Int)] {
+        var order: [(id: Int64, bytes: Int)] = []
+        var lastReference: String?
+        for part in parts {
+            guard part.codec != nil, let rawSize = part.rawSize, let id = part.rowID else { continue }
+            if let reference = part.reference, reference.blob != lastReference {
+                lastReference = reference.blob
+                if let referenceID = reference.rowID { order.append((referenceID, reference.rawSize ?? 0)) }
+            }
+            order.append((id, rawSize))
+        }
+        return order
+    }
+
     /// The backend-independent part of `run`: `header` (nil when missing), then each part's blob as
     /// `read` returns its stored bytes (valid until the next call).
     static func stream(header: [UInt8]?, parts: [Part], read: (Int64) throws -> UnsafeRawBufferPointer, checkBlobs: Bool,

@@ -6,9 +6,8 @@ import PostgresNIO
 /// statement returns the chunks of several blobs in order, and the connection, which answers
 /// statements in the order they were sent, is already fetching the next batch while this one is used.
 ///
-/// The order is predicted from the parts as `Rebuild.stream` reads them: a part's reference when it
-/// differs from the last one decoded, then the part itself. A read that was not predicted (a part the
-/// rebuild skipped after a problem) is asked for on its own, and the prediction goes on after it.
+/// The order is `Rebuild.readOrder`. A read that was not predicted (a part the rebuild skipped after a
+/// problem) is asked for on its own, and the prediction goes on after it.
 final class BlobPrefetch {
     /// A batch holds at most this many blobs and this many raw bytes; two batches are in flight.
     static let batchBlobs = 256
@@ -32,17 +31,7 @@ final class BlobPrefetch {
 
     init(session: PostgresSession, parts: [Rebuild.Part]) {
         self.session = session
-        var order: [(id: Int64, bytes: Int)] = []
-        var lastReference: String?
-        for part in parts {
-            guard part.codec != nil, let rawSize = part.rawSize, let id = part.rowID else { continue }
-            if let reference = part.reference, reference.blob != lastReference {
-                lastReference = reference.blob
-                if let referenceID = reference.rowID { order.append((referenceID, reference.rawSize ?? 0)) }
-            }
-            order.append((id, rawSize))
-        }
-        self.order = order
+        order = Rebuild.readOrder(parts)
     }
 
     /// The stored bytes of blob `id` (valid until the next read).
