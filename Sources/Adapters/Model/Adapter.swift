@@ -122,10 +122,12 @@ public struct Adapter: Sendable {
         return schedule.keptComponents(rank: rank, componentsPerRank: componentsPerRank, at: t)
     }
 
-    /// ΔW of module `index` as it acts at timestep `t` (nil: unmasked), [out, in] row-major.
-    public func delta(_ index: Int, at t: Double?) throws -> [Float] {
+    /// ΔW of module `index` as it acts at timestep `t` (nil: unmasked), [out, in] row-major, times a
+    /// user `weight` (applied after the Float64 sum is rounded, so weight 1 changes nothing).
+    public func delta(_ index: Int, at t: Double?, weight: Float = 1) throws -> [Float] {
         let f = try factors(index)
-        return Delta.compute(f, keep: keptComponents(rank: f.rank, at: t))
+        let delta = Delta.compute(f, keep: keptComponents(rank: f.rank, at: t))
+        return weight == 1 ? delta : delta.map { $0 * weight }
     }
 }
 
