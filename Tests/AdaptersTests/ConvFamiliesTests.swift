@@ -184,6 +184,38 @@ struct ConvFamiliesTests {
         }
     }
 
+    /// Malformed Tucker and convolution factors are refused when the header is read, naming the module.
+    @Test(arguments: [
+        // a core that is not [R, R, kh, kw]
+        [("hada_w1_a", [3, 64]), ("hada_w1_b", [3, 32]), ("hada_t1", [3, 3, 3]), ("hada_w2_a", [64, 3]), ("hada_w2_b", [3, 288])],
+        // a core whose ranks do not fit its matrices
+        [("hada_w1_a", [2, 64]), ("hada_w1_b", [3, 32]), ("hada_t1", [3, 3, 3, 3]), ("hada_w2_a", [64, 3]), ("hada_w2_b", [3, 288])],
+        // two Hadamard sides of different widths
+        [("hada_w1_a", [3, 64]), ("hada_w1_b", [3, 32]), ("hada_t1", [3, 3, 3, 3]), ("hada_w2_a", [64, 3]), ("hada_w2_b", [3, 32])],
+        // a flattened width that is not whole 3×3 windows
+        [("hada_w1_a", [64, 3]), ("hada_w1_b", [3, 100]), ("hada_w2_a", [64, 3]), ("hada_w2_b", [3, 100])],
+        // a 1×1 kernel shown by the tensors on a 3×3 layer
+        [("lokr_w1", [8, 4]), ("lokr_w2", [8, 8, 1, 1])],
+        // a Tucker core beside a whole w2
+        [("lokr_w1", [8, 4]), ("lokr_w2", [8, 8, 3, 3]), ("lokr_t2", [2, 2, 3, 3])],
+        // a LoCon core whose down factor is not 1×1
+        [("lora_down.weight", [4, 32, 3, 3]), ("lora_mid.weight", [4, 4, 3, 3]), ("lora_up.weight", [64, 4, 1, 1])],
+    ])
+    func malformedFactorsAreRefused(_ tensors: [(String, [Int])]) throws {
+        let module = "lora_unet_down_blocks_1_resnets_0_conv1"
+        let bytes = try SafeTensorsFixture.file(tensors.map { name, shape in
+            ("\(module).\(name)", .f32, shape, SafeTensorsFixture.floats([Float](repeating: 0.1, count: shape.reduce(1, *)), .f32))
+        })
+        let path = Fixtures.temporaryFolder().appendingPathComponent("bad.safetensors").path
+        SafeTensorsFixture.write(bytes, to: path)
+        #expect {
+            _ = try AdapterReader.read(path)
+        } throws: { error in
+            error is AdapterError && "\(error)".contains(module)
+        }
+        _ = try FileIdentifier.identify(path)   // inspect still describes the file
+    }
+
     /// A kernel the tensors show must be the layer's; a flattened width must hold whole kernel windows.
     @Test func kernelsThatDoNotFitAreRefused() throws {
         let conv = FamilyShape(family: "loha", rank: 4, outFeatures: 64, inFeatures: 288, kernel: [3, 3])
