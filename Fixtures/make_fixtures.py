@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from fixturegen import adapters, bases, check, dora, images, lycoris_families, models, sampling, text_encoders, tokenizer, torch_pickles, training, unet_ref, vae  # noqa: E402
+from fixturegen import adapters, bases, check, dora, images, lycoris_families, models, peft_families, sampling, text_encoders, tokenizer, torch_pickles, training, unet_ref, vae  # noqa: E402
 from fixturegen.common import Context, canonicalize_tree, log, setup_torch  # noqa: E402
 
 # Order matters: later groups read the files written by earlier ones.
@@ -32,6 +32,7 @@ GROUPS = {
     "bases": bases.build,  # LoRAs of SD 1.x/2.x, SD3, FLUX.1, SDXL derivatives, a language model
     "families": lycoris_families.build,  # LyCORIS LoCon/LoHa/LoKr/DoRA files + ΔW references
     "dora": dora.build,  # a PEFT DoRA adapter + the weights PEFT merges
+    "peft_families": peft_families.build,  # PEFT LoHa/LoKr adapters (save_pretrained) + ΔW references
     "pickles": torch_pickles.build,  # torch.save archives (a LoRA, tensor layouts, a hostile pickle)
     "unet": unet_ref.build,      # UNet forward/backward references with and without adapters
     "tokenizer": tokenizer.build,  # token ids of both tokenizers for 200+ prompts

@@ -88,7 +88,8 @@ struct AdapterInterpretation {
             }
             let info: ModuleInfo
             do {
-                info = try AdapterReader.describe(module, canonical: canonical, file: file, path: path, format: result.format)
+                info = try AdapterReader.describe(module, canonical: canonical, file: file, path: path, format: result.format,
+                                                  base: result.base.base)
             } catch where !strict {
                 continue
             }

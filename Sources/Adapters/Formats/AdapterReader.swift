@@ -61,15 +61,22 @@ public enum AdapterReader {
         return adapter
     }
 
-    static func describe(_ module: ModuleKeys, canonical: String, file: SafeTensorsFile, path: String, format: AdapterFormat) throws -> ModuleInfo {
+    /// `base`: the adapter's base model, whose layer table gives the kernel of convolutions that LoHa and
+    /// LoKr factors flatten (`ConvolutionKernels`).
+    static func describe(_ module: ModuleKeys, canonical: String, file: SafeTensorsFile, path: String, format: AdapterFormat,
+                         base: BaseArchitecture? = nil) throws -> ModuleInfo {
         if module.tensors[.magnitude] != nil, let family = Families.kind(of: module) {
-            throw AdapterError("\(path): module \(module.fileName): DoRA on a LyCORIS \(family == "loha" ? "LoHa" : "LoKr") module is not supported (only on LoRA/LoCon modules)")
+            let name = ["loha": "LoHa", "lokr": "LoKr"][family] ?? "Tucker LoCon"
+            throw AdapterError("\(path): module \(module.fileName): DoRA on a LyCORIS \(name) module is not supported (only on LoRA/LoCon modules)")
         }
-        if let family = try Families.shape(FamilyTensors(module: module, file: file, path: path)) {
-            let dtype = FamilyTensors(module: module, file: file, path: path).dtype
+        let tensors = FamilyTensors(module: module, file: file, path: path, format: format)
+        if let family = try Families.shape(tensors) {
+            let kernel = try ConvolutionKernels.resolve(family, canonical: canonical, base: base, path: path, module: module.fileName)
             // The family's scale is folded into the exact factors, so alpha = rank (scale 1).
-            return ModuleInfo(name: canonical, isOrtho: false, rank: family.rank, inFeatures: family.inFeatures,
-                              outFeatures: family.outFeatures, dtype: dtype, alpha: Float(family.rank))
+            var info = ModuleInfo(name: canonical, isOrtho: false, rank: family.rank, inFeatures: family.inFeatures,
+                                  outFeatures: family.outFeatures, dtype: tensors.dtype, alpha: Float(family.rank), kernel: kernel)
+            info.family = family.family
+            return info
         }
         func shape(_ role: FactorRole) throws -> [Int] {
             guard let name = module.tensors[role], let info = file.header.tensor(named: name) else {
@@ -150,7 +157,7 @@ struct FileFactors: FactorSource, @unchecked Sendable {
     func factors(_ index: Int) throws -> Factors {
         let keys = modules[index], info = infos[index]
         if info.magnitudeAxis != nil { throw AdapterError("\(path): \(DoRAFactors.refusal(module: keys.fileName))") }
-        if let exact = try Families.factors(FamilyTensors(module: keys, file: file, path: path)) { return exact }
+        if let exact = try Families.factors(FamilyTensors(module: keys, file: file, path: path, format: format)) { return exact }
         func load(_ role: FactorRole) throws -> [Float] {
             let tensor = try file.info(keys.tensors[role]!)
             defer { file.release(tensor) }

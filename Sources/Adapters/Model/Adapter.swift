@@ -17,6 +17,10 @@ public struct ModuleInfo: Sendable, Equatable {
     /// those of a linear layer on the flattened kernel window (in = Cin·kh·kw), so all algebra treats both
     /// alike; only files and checkpoints see the 4-D shapes.
     public var kernel: [Int] = []
+    /// The family (`loha`, `lokr`, `locon` for a LoCon with a Tucker core) whose factors the reader turns
+    /// into this LoRA form; nil for modules stored as LoRA factors. A file holding any is never "already"
+    /// in a LoRA format.
+    public var family: String? = nil
     /// Set for a DoRA module (magnitude vector + low-rank part): its factors are asked for with
     /// `Adapter.dora(_:)`, and `factors(_:)` refuses it.
     public var magnitudeAxis: DoRAAxis? = nil

@@ -76,7 +76,8 @@ struct ConvertCommand: DescribedFailures {
         // A byte-for-byte copy computes nothing; everything else is held to the non-finite policy.
         let read = try AdapterArgument(input).read(flags: schedule.flags, catalog: catalog, policy: nil, acceptDoRA: base != nil)
         let destination = try output ?? defaultOutput()
-        if read.format == to.adapterFormat, atTimestep == nil, rank == nil, dtype == nil, input != "-",
+        // LoHa/LoKr/Tucker modules share their file's format name but are not LoRA factors: they convert.
+        if read.format == to.adapterFormat, read.modules.allSatisfy({ $0.family == nil }), atTimestep == nil, rank == nil, dtype == nil, input != "-",
            FileManager.default.fileExists(atPath: input), let file = AdapterLocation.resolve(input), ConvertCommand.canReopen(file),
            !TorchInput.isArchive(file) {
             try copy(file, to: destination)
