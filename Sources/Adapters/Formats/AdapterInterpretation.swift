@@ -81,7 +81,13 @@ struct AdapterInterpretation {
         if result.format == .attnProcs, flags.minRank != nil { result.format = .tloraOfficial }
 
         result.base = BaseIdentification.identify(keys: keys, file: file, path: path, isOfficial: result.format == .tloraOfficial)
+        // diffusers never wrote FLUX.1 attention-processor LoRAs: such names are the official FLUX T-LoRA's.
+        if result.format == .attnProcs, result.base.base == .flux1 { result.format = .tloraOfficial }
         for module in keys.modules {
+            if result.base.base == .flux1, result.format == .tloraOfficial, let reason = FluxOfficialNames.unapplied(module.fileName) {
+                result.warnings.append("\(path): \(FluxOfficialNames.leftOut(module, reason: reason, file: file))")
+                continue
+            }
             guard let canonical = BaseNames.canonical(fileName: module.fileName, format: result.format, base: result.base.base) else {
                 result.unknownKeys += module.tensors.values.sorted()
                 continue
@@ -127,6 +133,19 @@ struct AdapterInterpretation {
             // A tlkit file's schedule is taken as written.
             result.schedule = schedule(from: metadata)
         default:
+            // LyCORIS stores no schedule: the command line gives it, or tlora.* metadata tlkit wrote.
+            if modules.contains(where: \.frozenFromBase) {
+                if let minRank = flags.minRank {
+                    result.method = .tlora
+                    result.schedule = RankSchedule(maxRank: flags.maxRank ?? modules.map(\.rank).max() ?? 0, minRank: minRank,
+                                                   rankAlpha: flags.rankAlpha ?? 1)
+                    break
+                }
+                if schedule(from: metadata) == nil {
+                    result.warnings.append("\(path): a LyCORIS T-LoRA stores no schedule: it applies with all components at every timestep (as LyCORIS does when no mask is set); give --min-rank (and --max-rank, --rank-alpha) to keep its schedule")
+                    break
+                }
+            }
             // A standard LoRA may carry a folded T-LoRA schedule; it applies only while the tensors are
             // those it was written for.
             guard let folded = schedule(from: metadata) else { break }
