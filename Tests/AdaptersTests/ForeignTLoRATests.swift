@@ -134,7 +134,7 @@ struct ForeignTLoRATests {
         #expect(adapter.modules.contains { $0.name == "transformer.transformer_blocks.0.attn.add_k_proj" })
         #expect(adapter.modules.contains { $0.name == "transformer.transformer_blocks.0.attn.to_out.0" })
         let leftOut = adapter.warnings.filter { $0.contains("left out") }
-        #expect(leftOut.count == 8 && leftOut.allSatisfy { $0.contains("all zero") }, "\(adapter.warnings)")
+        #expect(leftOut.count == 1 && leftOut[0].contains("8 layer(s) left out") && leftOut[0].contains("all of them are zero"), "\(adapter.warnings)")
         for (index, module) in adapter.modules.enumerated() {
             for (rank, t) in Self.timesteps {
                 let error = scaleRelative(try adapter.delta(index, at: t), try Self.referenceDelta("flux/\(FluxReference.key(module.name))/delta_r\(rank)"))

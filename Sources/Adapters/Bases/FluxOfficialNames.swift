@@ -23,24 +23,26 @@ enum FluxOfficialNames {
     }
 
     static func canonical(_ fileName: String) -> String? {
-        guard let (owner, layer) = split(fileName), let leaf = leaves[layer], unapplied(fileName) == nil else { return nil }
+        guard let (owner, layer) = split(fileName), let leaf = leaves[layer], !unapplied(fileName) else { return nil }
         return BaseNames.flux1.normalise("\(owner).\(leaf)")
     }
 
-    /// Why a layer the file holds is never applied by the official code; nil for a layer that is.
-    static func unapplied(_ fileName: String) -> String? {
-        guard let (owner, layer) = split(fileName), owner.hasPrefix("single_transformer_blocks."), unusedInSingleBlocks.contains(layer) else { return nil }
-        return "the official FLUX processor never applies \(layer)_lora in a single block (its attention has no output projection and no text stream)"
+    /// Whether a layer the file holds is one the official code never applies.
+    static func unapplied(_ fileName: String) -> Bool {
+        guard let (owner, layer) = split(fileName) else { return false }
+        return owner.hasPrefix("single_transformer_blocks.") && unusedInSingleBlocks.contains(layer)
     }
 
-    /// The note for a left-out module: whether its ΔW is zero (up never trained) or not.
-    static func leftOut(_ module: ModuleKeys, reason: String, file: SafeTensorsFile) -> String {
-        var zero = false
-        if let name = module.tensors[.up], let info = file.header.tensor(named: name), info.dtype.isConvertibleToFloat,
-           let values = try? file.floats(info) {
-            zero = values.allSatisfy { $0 == 0 }
-            file.release(info)
+    /// One note for all left-out layers (a FLUX.1-dev file has 152): how many, and by name those whose
+    /// up factor is not zero (trained values the official code would still not apply).
+    static func leftOut(_ modules: [ModuleKeys], file: SafeTensorsFile) -> String {
+        let nonZero = modules.filter { module in
+            guard let name = module.tensors[.up], let info = file.header.tensor(named: name), info.dtype.isConvertibleToFloat else { return true }
+            defer { file.release(info) }
+            return (try? file.floats(info))?.allSatisfy { $0 == 0 } != true
         }
-        return "module \(module.fileName) left out: \(reason); " + (zero ? "its up factor is all zero" : "it holds non-zero values that the official code never applies")
+        let what = "\(modules.count) layer(s) left out (to_out_lora, to_q_proj_lora, to_k_proj_lora, to_v_proj_lora of single blocks, e.g. \(modules[0].fileName)): the official FLUX processor never applies them, a single block's attention having no output projection and no text stream"
+        return nonZero.isEmpty ? what + "; all of them are zero"
+            : what + "; \(nonZero.count) hold non-zero values the official code does not apply: " + nonZero.map(\.fileName).joined(separator: ", ")
     }
 }

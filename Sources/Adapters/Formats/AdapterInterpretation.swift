@@ -83,9 +83,10 @@ struct AdapterInterpretation {
         result.base = BaseIdentification.identify(keys: keys, file: file, path: path, isOfficial: result.format == .tloraOfficial)
         // diffusers never wrote FLUX.1 attention-processor LoRAs: such names are the official FLUX T-LoRA's.
         if result.format == .attnProcs, result.base.base == .flux1 { result.format = .tloraOfficial }
+        var leftOut: [ModuleKeys] = []
         for module in keys.modules {
-            if result.base.base == .flux1, result.format == .tloraOfficial, let reason = FluxOfficialNames.unapplied(module.fileName) {
-                result.warnings.append("\(path): \(FluxOfficialNames.leftOut(module, reason: reason, file: file))")
+            if result.base.base == .flux1, result.format == .tloraOfficial, FluxOfficialNames.unapplied(module.fileName) {
+                leftOut.append(module)
                 continue
             }
             guard let canonical = BaseNames.canonical(fileName: module.fileName, format: result.format, base: result.base.base) else {
@@ -101,6 +102,7 @@ struct AdapterInterpretation {
             result.modules.append(info)
             result.moduleKeys.append(module)
         }
+        if !leftOut.isEmpty { result.warnings.append("\(path): \(FluxOfficialNames.leftOut(leftOut, file: file))") }
         if strict, result.modules.isEmpty {
             let unknown = result.unknownKeys
             let layer = result.base.base.map { $0 == .sdxl ? "an SDXL layer" : "a layer of \($0.displayName)" } ?? "an SDXL layer"
