@@ -212,6 +212,46 @@ struct ForeignTLoRATests {
     }
 }
 
+extension ForeignTLoRATests {
+    /// LyCORIS T-LoRA on a convolution (1×1 q/p beside the layer's kernel) is refused, naming the module.
+    @Test func refusesLycorisConvolutionModules() throws {
+        let name = "lora_unet_down_blocks_1_resnets_0_conv1"
+        let f = { (n: Int) in SafeTensorsFixture.floats(Array(repeating: 0.01, count: n), .f32) }
+        let bytes = try SafeTensorsFixture.file([
+            (name + ".q_layer.weight", .f32, [4, 32, 1, 1], f(128)), (name + ".p_layer.weight", .f32, [64, 4, 1, 1], f(256)),
+            (name + ".lambda_layer", .f32, [1, 4], f(4)), (name + ".alpha", .f32, [], f(1)),
+        ])
+        let path = SafeTensorsFixture.folder() + "/conv.safetensors"
+        SafeTensorsFixture.write(bytes, to: path)
+        do {
+            _ = try AdapterReader.read(path)
+            Issue.record("a convolution T-LoRA read")
+        } catch let error as AdapterError {
+            #expect(error.message.contains(name) && error.message.contains("convolution"), "\(error)")
+        }
+    }
+
+    /// A single block's unapplied layer that is not zero is named in the warning (and still left out, as the
+    /// official code leaves it out).
+    @Test func namesNonZeroUnappliedFluxLayers() throws {
+        let archive = try TorchArchive(bytes: [UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.fluxPath))))
+        let file = try archive.safeTensors(name: Self.fluxPath)
+        var tensors: [(String, DType, [Int], [UInt8])] = []
+        for info in file.tensors {
+            var values = try file.floats(info)
+            if info.name == "single_transformer_blocks.1.attn.processor.to_out_lora.up.weight" { values[0] = 0.5 }
+            tensors.append((info.name, .f32, info.shape, SafeTensorsFixture.floats(values, .f32)))
+        }
+        let folder = SafeTensorsFixture.folder()
+        let path = folder + "/flux.safetensors"
+        SafeTensorsFixture.write(try SafeTensorsFixture.file(tensors), to: path)
+        let adapter = try AdapterReader.read(path, flags: ScheduleFlags(minRank: 2))
+        #expect(adapter.modules.count == 13)
+        let note = adapter.warnings.first { $0.contains("left out") } ?? ""
+        #expect(note.contains("1 hold non-zero values") && note.contains("single_transformer_blocks.1.attn.processor.to_out"), "\(note)")
+    }
+}
+
 /// The reference keys of the FLUX fixture: `<processor>.<official layer>`.
 enum FluxReference {
     static func key(_ canonical: String) -> String {
