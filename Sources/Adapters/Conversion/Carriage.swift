@@ -44,6 +44,9 @@ extension Converter {
             return BaseNames.peftName(module.name, base: base) == nil ? "diffusers has no layer for this fused projection (kohya only)" : nil
         case .tlora:
             return nil
+        case .lycorisTlora:
+            guard BaseNames.kohyaName(module.name, base: base) != nil else { return "kohya has no name for this module" }
+            return module.isOrtho && !module.isConvolution ? nil : "a LyCORIS T-LoRA holds only T-LoRA (ortho) modules of linear layers"
         }
     }
 

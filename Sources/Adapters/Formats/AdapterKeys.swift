@@ -79,7 +79,8 @@ public struct AdapterKeys: Sendable {
             }
             // DoRA is grouped with its low-rank part; a variant nothing reads outranks it in messages.
             if unsupported == nil, doraSuffixes.contains(where: { name.hasSuffix($0) }) { unsupported = "DoRA" }
-            guard let (suffixFormat, suffix, role) = suffixes.first(where: { name.hasSuffix($0.1) }) else {
+            // LyCORIS T-LoRA shares the official layout's suffixes under kohya module names (no dots).
+            guard let (suffixFormat, suffix, role) = LycorisTLoRA.grouping(name) ?? suffixes.first(where: { name.hasSuffix($0.1) }) else {
                 unmatched.append(name)
                 continue
             }

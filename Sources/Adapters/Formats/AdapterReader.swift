@@ -91,6 +91,9 @@ public enum AdapterReader {
             return info.shape
         }
         let isOrtho = module.tensors[.q] != nil
+        if isOrtho, format == .kohya, module.tensors[.q0] == nil {
+            return try LycorisTLoRA.describe(module, canonical: canonical, file: file, path: path)
+        }
         let down = try shape(isOrtho ? .q : .down), up = try shape(isOrtho ? .p : .up)
         // A convolution module (LoCon): down [r, Cin, kh, kw], up [Cout, r, 1, 1].
         let isConvolution = !isOrtho && down.count == 4 && up.count == 4 && up[2] == 1 && up[3] == 1
@@ -157,6 +160,7 @@ struct FileFactors: FactorSource, @unchecked Sendable {
     func factors(_ index: Int) throws -> Factors {
         let keys = modules[index], info = infos[index]
         if info.magnitudeAxis != nil { throw AdapterError("\(path): \(DoRAFactors.refusal(module: keys.fileName))") }
+        if info.frozenFromBase { throw AdapterError("\(path): \(LycorisTLoRA.refusal(module: keys.fileName))") }
         if let exact = try Families.factors(FamilyTensors(module: keys, file: file, path: path, format: format)) { return exact }
         func load(_ role: FactorRole) throws -> [Float] {
             let tensor = try file.info(keys.tensors[role]!)
@@ -169,6 +173,18 @@ struct FileFactors: FactorSource, @unchecked Sendable {
         }
         return .lowRank(LowRank(down: try load(.down), up: try load(.up), rank: info.rank, inFeatures: info.inFeatures,
                                 outFeatures: info.outFeatures, alpha: info.alpha))
+    }
+
+    func lycorisTLoRA(_ index: Int) throws -> LycorisTLoRAFactors? {
+        let keys = modules[index], info = infos[index]
+        guard info.frozenFromBase else { return nil }
+        func load(_ role: FactorRole) throws -> [Float] {
+            let tensor = try file.info(keys.tensors[role]!)
+            defer { file.release(tensor) }
+            return try file.floats(tensor)
+        }
+        return LycorisTLoRAFactors(q: try load(.q), p: try load(.p), lambda: try load(.lambda), alpha: info.alpha ?? Float(info.rank),
+                                   rank: info.rank, inFeatures: info.inFeatures, outFeatures: info.outFeatures)
     }
 
     func dora(_ index: Int) throws -> DoRAFactors? {

@@ -17,6 +17,16 @@ enum AdapterDescription {
         }
         identity.alphas = alphas(keys: keys, modules: plain, file: file)
         identity.family = Families.family(of: keys, file: file)
+        let lycorisTLoRA = LycorisTLoRA.isLycoris(keys)
+        if lycorisTLoRA {
+            identity.family = "lycoris-tlora"
+            // LyCORIS replaces a missing or zero alpha by the rank.
+            identity.alphas += keys.modules.compactMap { module in
+                guard let q = module.tensors[.q], let rank = file.header.tensor(named: q)?.shape.first else { return nil }
+                let stored = (try? FileFactors.alpha(keys: module, rank: rank, file: file, format: .kohya)) ?? nil
+                return stored.flatMap { $0 == 0 ? nil : $0 } ?? Double(rank)
+            }
+        }
         let familyFacts = keys.modules.compactMap { Families.headerFacts($0, format: keys.format, file: file, path: path) }
         identity.ranks += familyFacts.map(\.rank)
         identity.alphas += familyFacts.compactMap(\.alpha)
@@ -28,7 +38,7 @@ enum AdapterDescription {
             ?? AdapterInterpretation(format: keys.format, unknownKeys: keys.unknownKeys)
         identity.format = meaning.format.rawValue
         identity.hparamsPath = meaning.hparamsPath
-        identity.kind = meaning.format == .tloraOfficial || meaning.format == .tlkit ? .tlora : .lora
+        identity.kind = meaning.format == .tloraOfficial || meaning.format == .tlkit || lycorisTLoRA ? .tlora : .lora
         identity.method = meaning.method
         identity.schedule = meaning.schedule
         let notes = (meaning.notes + meaning.warnings).map { AdapterInterpretation.withoutPath($0, path) }

@@ -24,6 +24,9 @@ public struct ModuleInfo: Sendable, Equatable {
     /// Set for a DoRA module (magnitude vector + low-rank part): its factors are asked for with
     /// `Adapter.dora(_:)`, and `factors(_:)` refuses it.
     public var magnitudeAxis: DoRAAxis? = nil
+    /// Set for a LyCORIS T-LoRA module: the file holds Q, P, λ and alpha only, and the frozen part is
+    /// recomputed from the base weight (`LycorisTLoRA.resolve`); until then `factors(_:)` refuses it.
+    public var frozenFromBase = false
 
     public init(name: String, isOrtho: Bool, rank: Int, inFeatures: Int, outFeatures: Int, dtype: DType, alpha: Float? = nil,
                 kernel: [Int] = []) {
@@ -101,8 +104,18 @@ public struct Adapter: Sendable {
 
     public func factors(_ index: Int) throws -> Factors {
         if modules[index].magnitudeAxis != nil { throw AdapterError(DoRAFactors.refusal(module: modules[index].name)) }
+        if modules[index].frozenFromBase { throw AdapterError(LycorisTLoRA.refusal(module: modules[index].name)) }
         return try source.factors(index)
     }
+
+    /// The stored factors of LyCORIS T-LoRA module `index` (nil for any other module).
+    public func lycorisTLoRA(_ index: Int) throws -> LycorisTLoRAFactors? {
+        guard modules[index].frozenFromBase else { return nil }
+        return try source.lycorisTLoRA(index)
+    }
+
+    /// Whether any module is a LyCORIS T-LoRA module still waiting for its base weight.
+    public var needsFrozenBase: Bool { modules.contains { $0.frozenFromBase } }
 
     /// The magnitude vector and low-rank part of DoRA module `index` (nil for any other module).
     public func dora(_ index: Int) throws -> DoRAFactors? {
@@ -139,11 +152,13 @@ public struct Adapter: Sendable {
 public protocol FactorSource: Sendable {
     func factors(_ index: Int) throws -> Factors
     func dora(_ index: Int) throws -> DoRAFactors?
+    func lycorisTLoRA(_ index: Int) throws -> LycorisTLoRAFactors?
 }
 
 extension FactorSource {
     /// Only a file holds DoRA modules; results computed in memory never do.
     public func dora(_ index: Int) throws -> DoRAFactors? { nil }
+    public func lycorisTLoRA(_ index: Int) throws -> LycorisTLoRAFactors? { nil }
 }
 
 /// Factors held in memory (results of conversion, merging, training).
