@@ -39,19 +39,7 @@ struct ConvFamiliesTests {
     @Test(arguments: peftIDs)
     func peftConvertsExactlyToKohyaAndPEFT(_ id: String) throws {
         let adapter = try Self.readPEFT(id)
-        for format in [OutputFormat.kohya, .peft] {
-            let (converted, report) = try Converter.convert(adapter, ConvertRequest(to: format))
-            #expect(report.overallError == nil)
-            let path = Fixtures.temporaryFolder().appendingPathComponent("out.safetensors").path
-            try AdapterWriter.write(converted, format: format, to: path)
-            let back = try AdapterReader.read(path)
-            for module in adapter.modules {
-                let j = try #require(back.modules.firstIndex { $0.name == module.name })
-                #expect(back.modules[j].kernel == module.kernel)
-                let error = scaleRelative(try back.delta(j, at: nil), try Self.expectedPEFT(id, module))
-                #expect(error <= Self.tolerance, "\(id) → \(format): \(module.name): \(error)")
-            }
-        }
+        try FamiliesTests.expectExactConversions(adapter, label: id) { try Self.expectedPEFT(id, $0) }
     }
 
     /// Ranks are the exact bounds (LoHa r1·r2; LoKr k1·k2, a whole side m × n counting min(m, n); a Tucker
@@ -144,15 +132,9 @@ struct ConvFamiliesTests {
         for module in adapter.modules {
             let (_, path) = ModuleNames.split(module.name)
             let expected = zip(try base.floats(.unet, path + ".weight"), try FamiliesTests.expected(id, module)).map { $0 + $1 }
-            let got = try baked.floats(.unet, path + ".weight")
-            #expect(got.count == expected.count)
-            var offByOne = 0
-            for (g, e) in zip(got, expected) where g != Float(Float16(e)) {
-                let nearest = Float16(e)
-                #expect(g == Float(nearest.nextUp) || g == Float(nearest.nextDown), "\(id) \(module.name): \(g) vs \(e)")
-                offByOne += 1
-            }
-            #expect(offByOne <= expected.count / 100, "\(id) \(module.name): \(offByOne) elements off by one fp16 step")
+            let steps = halfRoundingSteps(try baked.floats(.unet, path + ".weight"), expected)
+            #expect(steps.farther == 0, "\(id) \(module.name): \(steps.farther) elements not the nearest fp16 or its neighbour")
+            #expect(steps.oneStep <= expected.count / 100, "\(id) \(module.name): \(steps.oneStep) elements off by one fp16 step")
         }
     }
 

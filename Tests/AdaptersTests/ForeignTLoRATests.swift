@@ -18,7 +18,7 @@ struct ForeignTLoRATests {
     /// Mask ranks of the references and a DDPM timestep giving each with R = 4, r_min = 2.
     static let timesteps: [(rank: Int, t: Double)] = [(4, 0), (3, 400), (2, 600)]
 
-    static func base() throws -> TLoRABase { TLoRABase(model: try SDXLModel.open(unetFile)) }
+    static func base() throws -> BaseWeights { BaseWeights(model: try SDXLModel.open(unetFile)) }
 
     static func kohyaName(_ canonical: String) -> String {
         "lora_unet_" + ModuleNames.split(canonical).1.replacingOccurrences(of: ".", with: "_")
@@ -86,7 +86,7 @@ struct ForeignTLoRATests {
             }
         }
         // Back: the frozen part is the base's, so LyCORIS can hold it.
-        let (lycoris, _) = try Converter.convert(written, ConvertRequest(to: .lycorisTlora, tloraBase: base))
+        let (lycoris, _) = try Converter.convert(written, ConvertRequest(to: .lycorisTlora, base: base))
         try AdapterWriter.write(lycoris, format: .lycorisTlora, to: back)
         // tlkit writes sd-scripts' SGM block names for SDXL; the fixture has diffusers' block names.
         let original = try SafeTensorsFile.open(Self.lycorisPath), again = try SafeTensorsFile.open(back)
@@ -109,7 +109,7 @@ struct ForeignTLoRATests {
         let official = try AdapterReader.read(Fixtures.path(Fixtures.adapters["official-ortho"]!))
         #expect(throws: ConversionUsageError.self) { _ = try Converter.convert(official, ConvertRequest(to: .lycorisTlora)) }
         do {
-            _ = try Converter.convert(official, ConvertRequest(to: .lycorisTlora, tloraBase: try Self.base()))
+            _ = try Converter.convert(official, ConvertRequest(to: .lycorisTlora, base: try Self.base()))
             Issue.record("an official T-LoRA written as LyCORIS")
         } catch let error as AdapterError {
             #expect(error.message.contains("not the principal SVD of the base weight"), "\(error)")

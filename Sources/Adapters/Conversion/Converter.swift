@@ -9,21 +9,18 @@ public struct ConvertRequest: Sendable {
     public var flags: ScheduleFlags
     /// Drop (and report) modules the target cannot carry instead of failing.
     public var skipUnsupported: Bool
-    /// The base weights DoRA modules rescale (`--base`): with `rank`, each DoRA module's ΔW = W' − W is
-    /// approximated by a LoRA of that rank.
-    public var doraBase: DoRABase?
-    /// The base weights a LyCORIS T-LoRA's frozen part is recomputed from (`--base`), for `--to lycoris-tlora`.
-    /// (A LyCORIS T-LoRA input is completed before conversion: `LycorisTLoRA.resolve`.)
-    public var tloraBase: TLoRABase?
+    /// The base checkpoint (`--base`): with `rank`, each DoRA module's ΔW = W' − W is approximated by a
+    /// LoRA of that rank; `--to lycoris-tlora` checks the T-LoRA's frozen part against it. (A LyCORIS
+    /// T-LoRA input is completed from it before conversion: `LycorisTLoRA.resolve`.)
+    public var base: BaseWeights?
     public init(to: OutputFormat, atTimestep: Double? = nil, rank: Int? = nil, flags: ScheduleFlags = ScheduleFlags(),
-                skipUnsupported: Bool = false, doraBase: DoRABase? = nil, tloraBase: TLoRABase? = nil) {
-        self.tloraBase = tloraBase
+                skipUnsupported: Bool = false, base: BaseWeights? = nil) {
+        self.base = base
         self.to = to
         self.atTimestep = atTimestep
         self.rank = rank
         self.flags = flags
         self.skipUnsupported = skipUnsupported
-        self.doraBase = doraBase
     }
 }
 
@@ -55,8 +52,8 @@ public enum Converter {
         var input = input
         var report = ConversionReport()
         report.notes += input.warnings
-        if let dora = input.modules.first(where: { $0.magnitudeAxis != nil }), request.doraBase == nil || request.rank == nil {
-            guard request.doraBase != nil else { throw AdapterError(DoRAFactors.refusal(module: dora.name)) }
+        if let dora = input.modules.first(where: { $0.magnitudeAxis != nil }), request.base == nil || request.rank == nil {
+            guard request.base != nil else { throw AdapterError(DoRAFactors.refusal(module: dora.name)) }
             throw ConversionUsageError(message: "module \(dora.name) is a DoRA module: converting it against a base needs --rank (its ΔW is approximated by a LoRA of that rank)")
         }
         if let lycoris = input.modules.first(where: \.frozenFromBase) {
@@ -69,7 +66,7 @@ public enum Converter {
         if request.to == .tloraOfficial { try BaseRequirement.requireSDXL(input, for: "--to tlora-official (the official T-LoRA layout is SDXL's)") }
         if request.to == .lycorisTlora {
             try BaseRequirement.requireSDXL(input, for: "--to lycoris-tlora (the frozen part comes from an SDXL checkpoint)")
-            guard request.tloraBase != nil else {
+            guard request.base != nil else {
                 throw ConversionUsageError(message: "--to lycoris-tlora needs --base MODEL: LyCORIS recomputes a T-LoRA's frozen part from the base weight, and tlkit checks that the adapter's frozen part is that one")
             }
         }
@@ -100,7 +97,7 @@ public enum Converter {
                 throw ConversionUsageError(message: "--rank on a scheduled adapter needs --at-timestep (compressing would mix the masked components)")
             }
             guard rank >= 1 else { throw ConversionUsageError(message: "--rank must be at least 1") }
-            let (compressed, errors, overall) = try compress(current, rank: rank, doraBase: request.doraBase)
+            let (compressed, errors, overall) = try compress(current, rank: rank, base: request.base)
             current = compressed
             report.overallError = overall
             report.modules = zip(adapter.modules, zip(compressed.modules, errors)).map {
@@ -130,7 +127,7 @@ public enum Converter {
             guard current.componentsPerRank == 1 else {
                 throw AdapterError("a LyCORIS T-LoRA holds one component per mask index; this adapter has \(current.componentsPerRank) (a merge or a folded T-LoRA): write --to tlora or --to kohya")
             }
-            current = try LycorisTLoRA.matchingBase(current, base: request.tloraBase!)
+            current = try LycorisTLoRA.matchingBase(current, base: request.base!)
         case .tloraOfficial:
             guard current.schedule != nil else {
                 throw ConversionUsageError(message: "--to tlora-official needs a schedule: give --min-rank (a plain LoRA becomes a vanilla T-LoRA)")
@@ -254,14 +251,14 @@ public enum Converter {
     }
 
     /// SVD compression of each module's ΔW to `rank` (or less where the module is smaller).
-    /// A DoRA module's ΔW = W' − W is formed from `doraBase` and compressed like any other.
-    static func compress(_ adapter: Adapter, rank: Int, doraBase: DoRABase? = nil) throws -> (Adapter, [Double], Double) {
+    /// A DoRA module's ΔW = W' − W is formed from `base` and compressed like any other.
+    static func compress(_ adapter: Adapter, rank: Int, base: BaseWeights? = nil) throws -> (Adapter, [Double], Double) {
         var factors: [Factors] = [], modules: [ModuleInfo] = [], errors: [Double] = []
         var droppedEnergy = 0.0, totalEnergy = 0.0
         for (index, module) in adapter.modules.enumerated() {
             let svd: LowRankSVD
-            if let dora = try adapter.dora(index), let doraBase {
-                svd = try doraBase.differenceSVD(dora, module: module)
+            if let dora = try adapter.dora(index), let base {
+                svd = try base.differenceSVD(dora, module: module)
             } else {
                 svd = try LowRankSVD.of(try adapter.factors(index), module: module.name, from: adapter.origin)
             }

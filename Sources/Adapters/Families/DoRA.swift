@@ -51,17 +51,7 @@ public enum DoRA {
     }
 }
 
-/// The checkpoint a DoRA adapter is converted against (`convert --base`): its weights give each DoRA
-/// module's ΔW = W' − W, which the caller compresses to a LoRA and reports the error of.
-public struct DoRABase: Sendable {
-    public let model: SDXLModel
-    public let policy: NonFinitePolicy
-
-    public init(model: SDXLModel, policy: NonFinitePolicy = .refuse) {
-        self.model = model
-        self.policy = policy
-    }
-
+extension BaseWeights {
     /// The full SVD of ΔW = W' − W for `module` ([out, in·kh·kw]); a missing or misshapen base layer is
     /// an error naming the module.
     func differenceSVD(_ factors: DoRAFactors, module: ModuleInfo) throws -> LowRankSVD {

@@ -18,45 +18,6 @@ public struct LycorisTLoRAFactors: Sendable, Equatable {
     public var scale: Float { alpha / Float(rank) }
 }
 
-/// The checkpoint whose weights give a LyCORIS T-LoRA its frozen part (`convert --base`).
-public struct TLoRABase: Sendable {
-    public let model: SDXLModel
-    public let policy: NonFinitePolicy
-
-    public init(model: SDXLModel, policy: NonFinitePolicy = .refuse) {
-        self.model = model
-        self.policy = policy
-    }
-
-    /// The first `rank` singular triplets of module's base weight W [out, in], as LyCORIS takes them
-    /// (largest first; past min(out, in) zero vectors with σ = 1e-6). Computed in Float64 from W's Float32
-    /// values; LyCORIS computes in Float32, and each product u_i σ_i v_iᵀ is the same whatever the signs.
-    func principal(_ module: ModuleInfo, rank: Int) throws -> (u: [Float], s: [Float], vt: [Float]) {
-        let (componentName, path) = ModuleNames.split(module.name)
-        guard let component = Component(rawValue: componentName), let shape = model.shape(component, path + ".weight") else {
-            throw AdapterError("\(module.name): a LyCORIS T-LoRA module needs its base weight, and \(model.path) has no \(path).weight")
-        }
-        guard shape == [module.outFeatures, module.inFeatures] else {
-            throw AdapterError("\(module.name): adapter shape \([module.outFeatures, module.inFeatures]) does not match the checkpoint's \(shape)")
-        }
-        let w = try model.floats(component, path + ".weight")
-        try policy.admit(w, file: model.path, tensor: path + ".weight")
-        let (m, n) = (module.outFeatures, module.inFeatures)
-        let full: (u: [Double], s: [Double], vt: [Double])
-        do { full = try LowRankSVD.svd(w.map(Double.init), rows: m, cols: n) } catch {
-            throw AdapterError("\(module.name): the SVD of the base weight failed: \(error)")
-        }
-        let k = min(m, n), kept = min(rank, k)
-        var u = [Float](repeating: 0, count: m * rank), vt = [Float](repeating: 0, count: rank * n)
-        var s = [Float](repeating: 1e-6, count: rank)
-        for c in 0..<kept {
-            s[c] = Float(full.s[c])
-            for o in 0..<m { u[o * rank + c] = Float(full.u[o * k + c]) }
-            for i in 0..<n { vt[c * n + i] = Float(full.vt[c * n + i]) }
-        }
-        return (u, s, vt)
-    }
-}
 
 public enum LycorisTLoRA {
     static let suffixes: [(String, FactorRole)] = [(".q_layer.weight", .q), (".p_layer.weight", .p), (".lambda_layer", .lambda)]
@@ -109,7 +70,7 @@ public enum LycorisTLoRA {
     /// The adapter with every LyCORIS T-LoRA module made a complete T-LoRA module: Q, P, λ from the file,
     /// P0, λ0, Q0 from the principal SVD of the base weight, and LyCORIS' scale alpha/R folded into λ and λ0.
     /// The ΔW at every mask is LyCORIS' own: s·(P diag(λ⊙m) Q − P0 diag(λ0⊙m) Q0).
-    public static func resolve(_ adapter: Adapter, base: TLoRABase) -> Adapter {
+    public static func resolve(_ adapter: Adapter, base: BaseWeights) -> Adapter {
         guard adapter.needsFrozenBase else { return adapter }
         let modules = adapter.modules.map { m -> ModuleInfo in
             var out = m
@@ -131,7 +92,7 @@ public enum LycorisTLoRA {
     /// part is refused, naming the module: LyCORIS would replace it on load. Computed module by module
     /// now (the alphas go into the header); only Q, P and λ are kept, so the result is for writing
     /// `--to lycoris-tlora` only (its frozen part is the base's, not held in memory: `q0`, `p0` empty, λ0 = σ).
-    static func matchingBase(_ adapter: Adapter, base: TLoRABase) throws -> Adapter {
+    static func matchingBase(_ adapter: Adapter, base: BaseWeights) throws -> Adapter {
         var modules = adapter.modules, factors: [Factors] = []
         for (index, info) in adapter.modules.enumerated() {
             guard case let .ortho(o) = try adapter.factors(index), !info.isConvolution else {
@@ -204,7 +165,7 @@ public enum LycorisTLoRA {
 /// Factors of LyCORIS T-LoRA modules completed from the base weight; other modules pass through.
 struct ResolvedLycorisFactors: FactorSource {
     let base: Adapter
-    let weights: TLoRABase
+    let weights: BaseWeights
 
     func factors(_ index: Int) throws -> Factors {
         guard let stored = try base.lycorisTLoRA(index) else { return try base.factors(index) }
@@ -212,5 +173,36 @@ struct ResolvedLycorisFactors: FactorSource {
         let scale = stored.scale
         return .ortho(Ortho(q: stored.q, p: stored.p, lambda: stored.lambda.map { $0 * scale }, q0: vt, p0: u,
                             lambda0: s.map { $0 * scale }, rank: stored.rank, inFeatures: stored.inFeatures, outFeatures: stored.outFeatures))
+    }
+}
+
+extension BaseWeights {
+    /// The first `rank` singular triplets of module's base weight W [out, in], as LyCORIS takes them
+    /// (largest first; past min(out, in) zero vectors with σ = 1e-6). Computed in Float64 from W's Float32
+    /// values; LyCORIS computes in Float32, and each product u_i σ_i v_iᵀ is the same whatever the signs.
+    func principal(_ module: ModuleInfo, rank: Int) throws -> (u: [Float], s: [Float], vt: [Float]) {
+        let (componentName, path) = ModuleNames.split(module.name)
+        guard let component = Component(rawValue: componentName), let shape = model.shape(component, path + ".weight") else {
+            throw AdapterError("\(module.name): a LyCORIS T-LoRA module needs its base weight, and \(model.path) has no \(path).weight")
+        }
+        guard shape == [module.outFeatures, module.inFeatures] else {
+            throw AdapterError("\(module.name): adapter shape \([module.outFeatures, module.inFeatures]) does not match the checkpoint's \(shape)")
+        }
+        let w = try model.floats(component, path + ".weight")
+        try policy.admit(w, file: model.path, tensor: path + ".weight")
+        let (m, n) = (module.outFeatures, module.inFeatures)
+        let full: (u: [Double], s: [Double], vt: [Double])
+        do { full = try LowRankSVD.svd(w.map(Double.init), rows: m, cols: n) } catch {
+            throw AdapterError("\(module.name): the SVD of the base weight failed: \(error)")
+        }
+        let k = min(m, n), kept = min(rank, k)
+        var u = [Float](repeating: 0, count: m * rank), vt = [Float](repeating: 0, count: rank * n)
+        var s = [Float](repeating: 1e-6, count: rank)
+        for c in 0..<kept {
+            s[c] = Float(full.s[c])
+            for o in 0..<m { u[o * rank + c] = Float(full.u[o * k + c]) }
+            for i in 0..<n { vt[c * n + i] = Float(full.vt[c * n + i]) }
+        }
+        return (u, s, vt)
     }
 }

@@ -88,20 +88,12 @@ struct ConvertCommand: DescribedFailures {
             return
         }
         var adapter = try nonFinite.policy.admit(read)
-        let tloraBase = try lycorisBase(for: adapter)
-        if let tloraBase { adapter = LycorisTLoRA.resolve(adapter, base: tloraBase) }
-        var doraBase: DoRABase?
-        if let base, adapter.hasDoRA {
-            try BaseRequirement.requireSDXL(adapter, for: "convert --base (an SDXL checkpoint)")
-            do { doraBase = DoRABase(model: try SDXLModel.open(base), policy: nonFinite.policy) } catch {
-                throw CommandFailure("\(base): not an SDXL checkpoint (\(error))")
-            }
-        }
+        let baseWeights = try self.baseWeights(for: adapter)
+        if let baseWeights, adapter.needsFrozenBase || to == .lycorisTlora { adapter = LycorisTLoRA.resolve(adapter, base: baseWeights) }
         let converted: Adapter, report: ConversionReport
         do {
             (converted, report) = try Converter.convert(adapter, ConvertRequest(to: to, atTimestep: atTimestep, rank: rank, flags: schedule.flags,
-                                                                                skipUnsupported: skipUnsupported, doraBase: doraBase,
-                                                                                tloraBase: tloraBase))
+                                                                                skipUnsupported: skipUnsupported, base: baseWeights))
             try AdapterWriter.write(converted, format: to, to: destination,
                                     options: WriteOptions(dtype: dtype?.dtype, title: title, trigger: trigger, nonFinite: nonFinite.policy))
         } catch let error as UncarriedModules {
@@ -113,19 +105,19 @@ struct ConvertCommand: DescribedFailures {
         if json, destination != "-" { Console.out(text) } else { Console.error(text) }
     }
 
-    /// The checkpoint a LyCORIS T-LoRA (read or written) takes its frozen part from; `--base` is otherwise
-    /// for DoRA, and only with --rank.
-    func lycorisBase(for adapter: Adapter) throws -> TLoRABase? {
+    /// The `--base` checkpoint, opened once, when the conversion needs it: a LyCORIS T-LoRA (read or
+    /// written) takes its frozen part from it, a DoRA adapter's modules (with --rank) their W' − W.
+    func baseWeights(for adapter: Adapter) throws -> BaseWeights? {
         guard let base else { return nil }
-        guard adapter.needsFrozenBase || to == .lycorisTlora else {
+        if !adapter.needsFrozenBase && to != .lycorisTlora {
             if rank == nil {
                 throw CommandFailure(adapter.hasDoRA ? "--base needs --rank (a DoRA module's change is approximated by a LoRA of that rank)"
                     : "--base is for DoRA adapters (with --rank) and LyCORIS T-LoRAs; this adapter is neither", exitCode: 2)
             }
-            return nil
+            guard adapter.hasDoRA else { return nil }
         }
         try BaseRequirement.requireSDXL(adapter, for: "convert --base (an SDXL checkpoint)")
-        do { return TLoRABase(model: try SDXLModel.open(base), policy: nonFinite.policy) } catch {
+        do { return BaseWeights(model: try SDXLModel.open(base), policy: nonFinite.policy) } catch {
             throw CommandFailure("\(base): not an SDXL checkpoint (\(error))")
         }
     }
