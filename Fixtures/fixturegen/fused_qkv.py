@@ -14,7 +14,7 @@ Fused -> separate, checked against diffusers' own kohya FLUX converter and loade
       `load_lora_adapter`, apply exactly B·A as ΔW.
 Separate -> fused:
   adapters/fused/flux-parts-peft.safetensors  a diffusers-format FLUX LoRA with parts missing and
-      mixed ranks/alphas: block 0 `to_q` (rank 2, alpha 4) and `to_k` (rank 3), no `to_v`; all three
+      mixed ranks/alphas: block 0 `to_q` (rank 2, alpha 4) and `to_k` (rank 3, lora_alpha 2), no `to_v`; all three
       `add_*_proj` (rank 2); the single block's q, k, v sharing one down (rank 2), no `proj_mlp`.
   adapters/fused/flux-parts-kohya.safetensors  the same LoRA fused (stacked downs, block-diagonal ups,
       zero rows for the absent parts; the shared down kept once). diffusers' kohya loader must read it
@@ -58,7 +58,7 @@ def _fused_kohya() -> dict:
 
     put("double_blocks_0_img_attn_qkv", *_pair("fused/img_qkv", 4, 3 * WIDTH), 2)
     put("double_blocks_0_img_attn_proj", *_pair("fused/img_proj", 4, WIDTH), 2)
-    # Trained per part (as with kohya's split_qkv): block-diagonal up, ranks 2 + 2 + 2, the v block zero.
+    # Trained per part and stacked: block-diagonal up, ranks 2 + 2 + 2, the v block zero.
     down, up = _pair("fused/txt_qkv", 6, 3 * WIDTH)
     up[:WIDTH, 2:] = 0
     up[WIDTH:2 * WIDTH, :2] = 0
@@ -110,7 +110,7 @@ PART_TARGETS = ["transformer_blocks.0.attn.to_q", "transformer_blocks.0.attn.to_
                 "single_transformer_blocks.0.attn.to_q", "single_transformer_blocks.0.attn.to_k", "single_transformer_blocks.0.attn.to_v"]
 
 
-def _parts_peft(model) -> tuple[dict, dict]:
+def _parts_peft(model) -> tuple[dict, dict, dict]:
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
@@ -127,20 +127,23 @@ def _parts_peft(model) -> tuple[dict, dict]:
         for layer in (single.to_k, single.to_v):  # one shared down, as after a split
             layer.lora_A["parts"].weight.copy_(single.to_q.lora_A["parts"].weight)
     sd = {k: v.to(torch.float16) for k, v in get_peft_model_state_dict(model, adapter_name="parts").items()}
+    # PEFT's own scale of each layer (alpha_pattern, else lora_alpha, over the layer's rank).
+    scales = {name: module.scaling["parts"] for name, module in model.named_modules()
+              if hasattr(module, "scaling") and "parts" in getattr(module, "scaling", {})}
     model.delete_adapters("parts")
     metadata = config.to_dict()
     metadata["target_modules"] = sorted(metadata["target_modules"])  # a set: sorted, so reruns write the same file
-    return sd, metadata
+    return sd, metadata, scales
 
 
-def _parts_kohya(peft: dict, alphas: dict) -> dict:
+def _parts_kohya(peft: dict, scales: dict) -> dict:
     """The parts fused by hand: shared down kept once, else stacked downs and block-diagonal ups; each
-    part's alpha/rank multiplied into its up block; absent parts are zero rows."""
+    part's PEFT scale multiplied into its up block (alpha = rank); absent parts are zero rows."""
     def part(name):
         a, b = peft.get(f"transformer.{name}.lora_A.weight"), peft.get(f"transformer.{name}.lora_B.weight")
         if a is None:
             return None
-        return a.float(), b.float() * (alphas.get(name, a.shape[0]) / a.shape[0])
+        return a.float(), b.float() * scales[name]
 
     out = {}
 
@@ -169,7 +172,9 @@ def _parts_kohya(peft: dict, alphas: dict) -> dict:
 def build_parts_to_fused(ctx: Context, model) -> None:
     from diffusers import FluxPipeline
 
-    sd, config = _parts_peft(model)
+    sd, config, scales = _parts_peft(model)
+    check(scales["transformer_blocks.0.attn.to_q"] == 2 and abs(scales["transformer_blocks.0.attn.to_k"] - 2 / 3) < 1e-12,
+          "parts: PEFT scales alpha_pattern 4 / rank 2 and lora_alpha 2 / rank 3")
     folder = ctx.adapters / "fused" / "parts"
     FluxPipeline.save_lora_weights(folder, transformer_lora_layers=sd, transformer_lora_adapter_metadata=config)
     peft_path = ctx.adapters / "fused" / "flux-parts-peft.safetensors"
@@ -177,9 +182,8 @@ def build_parts_to_fused(ctx: Context, model) -> None:
     shutil.rmtree(folder)
     peft = load_safetensors(peft_path)
     check(not any("to_v" in k for k in peft if k.startswith("transformer.transformer_blocks.")), "parts: no to_v in the double block")
-    alphas = {"transformer_blocks.0.attn.to_q": 4}
     kohya_path = ctx.adapters / "fused" / "flux-parts-kohya.safetensors"
-    save_safetensors(_parts_kohya(peft, alphas), kohya_path)
+    save_safetensors(_parts_kohya(peft, scales), kohya_path)
     # diffusers reads the fused file back to each part's ΔW; the absent parts come back zero.
     loaded = FluxPipeline.lora_state_dict(str(kohya_path))
     loaded = loaded[0] if isinstance(loaded, tuple) else loaded
@@ -187,8 +191,7 @@ def build_parts_to_fused(ctx: Context, model) -> None:
         prefix = key[: -len(".lora_A.weight")]
         theirs = loaded[prefix + ".lora_B.weight"].float() @ loaded[key].float()
         if prefix + ".lora_A.weight" in peft:
-            rank = peft[key].shape[0]
-            mine = peft[prefix + ".lora_B.weight"].float() @ peft[key].float() * (alphas.get(prefix[len("transformer."):], rank) / rank)
+            mine = peft[prefix + ".lora_B.weight"].float() @ peft[key].float() * scales[prefix[len("transformer."):]]
             check(torch.allclose(mine, theirs, atol=2e-5, rtol=1e-2), f"parts: diffusers reads {prefix} back")
         else:
             check(not theirs.any(), f"parts: the absent {prefix} is zero")
