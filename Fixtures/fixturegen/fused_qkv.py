@@ -239,3 +239,47 @@ def build(ctx: Context) -> None:
                      metadata={"about": json.dumps("diffusers 0.42 reference for fused q,k,v LoRAs (Fixtures/fixturegen/fused_qkv.py)")})
     for f in sorted(out.iterdir()):
         log(f"  {f.name}: {f.stat().st_size} bytes")
+
+
+# ----------------------------------------------------------------------------- --check-all: tlkit's outputs
+
+def check_with_tlkit(ctx: Context, tlkit, tmp) -> list[tuple[str, float, float]]:
+    """tlkit's split (`convert --to peft` of flux-fused-kohya) loaded into the tiny FLUX model by diffusers
+    (with the file's PEFT metadata), against diffusers' own split; and tlkit's fused file (`convert --to kohya`
+    of flux-parts-peft) read by diffusers' kohya loader, against the PEFT parts. (name, worst |ΔW diff|, bound)."""
+    import subprocess
+
+    from diffusers import FluxPipeline
+    from peft.tuners.lora import LoraLayer
+
+    split, fused = tmp / "fused-split.safetensors", tmp / "fused-stacked.safetensors"
+    subprocess.run([str(tlkit), "convert", str(ctx.adapters / "fused" / "flux-fused-kohya.safetensors"), "--to", "peft", "-o", str(split)],
+                   check=True, capture_output=True)
+    subprocess.run([str(tlkit), "convert", str(ctx.adapters / "fused" / "flux-parts-peft.safetensors"), "--to", "kohya", "-o", str(fused)],
+                   check=True, capture_output=True)
+    reference = load_safetensors(ctx.reference / "fused_qkv.safetensors")
+    model = _flux_model()
+    state, metadata = FluxPipeline.lora_state_dict(str(split), return_lora_metadata=True)
+    model.load_lora_adapter(state, prefix="transformer", adapter_name="tlkit", metadata=metadata)
+    worst_split, seen = 0.0, 0
+    for name, module in model.named_modules():
+        if isinstance(module, LoraLayer) and "tlkit" in module.lora_A:
+            a, b = reference[f"flux.transformer.{name}.lora_A.weight"].float(), reference[f"flux.transformer.{name}.lora_B.weight"].float()
+            worst_split = max(worst_split, (module.get_delta_weight("tlkit").float() - b @ a).abs().max().item())
+            seen += 1
+    check(seen == 11, f"fused: diffusers loaded {seen} of tlkit's 11 split modules")
+    model.delete_adapters("tlkit")
+    _, _, scales = _parts_peft(model)  # PEFT's scale of each part
+    sd = load_safetensors(ctx.adapters / "fused" / "flux-parts-peft.safetensors")
+    loaded = FluxPipeline.lora_state_dict(str(fused))
+    loaded = loaded[0] if isinstance(loaded, tuple) else loaded
+    worst_fused = 0.0
+    for key in [k for k in loaded if k.endswith(".lora_A.weight")]:
+        prefix = key[: -len(".lora_A.weight")]
+        theirs = loaded[prefix + ".lora_B.weight"].float() @ loaded[key].float()
+        mine = (sd[prefix + ".lora_B.weight"].float() @ sd[key].float() * scales[prefix[len("transformer."):]]) if key in sd else torch.zeros_like(theirs)
+        worst_fused = max(worst_fused, (mine - theirs).abs().max().item())
+    # Split: the same fp16 factors, summed in another order (entries ~1e-3). Fused: kohya's one alpha puts
+    # ratios into the fp16 ups and diffusers multiplies alpha/rank into the fp16 downs (2^-11 relative each).
+    return [("fused: tlkit's PEFT split of a kohya FLUX LoRA, loaded by diffusers", worst_split, 1e-6),
+            ("fused: tlkit's kohya fused FLUX LoRA, read by diffusers' kohya loader", worst_fused, 2e-5)]
