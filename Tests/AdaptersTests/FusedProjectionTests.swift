@@ -214,6 +214,34 @@ struct FusedProjectionTests {
         #expect(qkv.group.partRows(out: 10, inFeatures: 4) == nil)
     }
 
+    /// A scheduled adapter keeps its components' meaning: a split keeps the whole down even when the up is
+    /// block-structured, a fuse of different downs (which would reorder components) is refused by name.
+    @Test func scheduledAdaptersKeepTheirComponents() throws {
+        let rows = [4, 4, 4]
+        let q = Self.lowRank(2, in: 4, out: 4, seed: 4), k = Self.lowRank(2, in: 4, out: 4, seed: 5)
+        let fused = FusedFactors.fuse([q, k, nil], rows: rows, inFeatures: 4, plan: .stacked(contributing: [0, 1]))
+        let a = "transformer.transformer_blocks.0.attn."
+        func adapter(_ modules: [(String, LowRank)]) -> Adapter {
+            var result = Adapter(format: .tlkit, method: nil, schedule: RankSchedule(maxRank: 4, minRank: 1, rankAlpha: 1), componentsPerRank: 1,
+                                 modules: modules.map { ModuleInfo(name: $0.0, isOrtho: false, rank: $0.1.rank, inFeatures: 4, outFeatures: $0.1.outFeatures, dtype: .f32) },
+                                 metadata: [:], source: InMemoryFactors(modules.map { .lowRank($0.1) }))
+            result.base = BaseVerdict(base: .flux1)
+            return result
+        }
+        let split = try FusedLayout.split(adapter([(a + "to_qkv", fused)])).adapter
+        #expect(split.modules.map(\.rank) == [4, 4, 4])
+        for (j, module) in split.modules.enumerated() {
+            for t in [0.0, 500, 999] {
+                let whole = try adapter([(a + "to_qkv", fused)]).delta(0, at: t)
+                #expect(try split.delta(j, at: t) == Array(whole[(j * 16)..<((j + 1) * 16)]), "\(module.name) at \(t)")
+            }
+        }
+        #expect { try FusedLayout.fuse(adapter([(a + "to_q", q), (a + "to_k", k)])) } throws: { "\($0)".contains(a + "to_qkv") && "\($0)".contains("--at-timestep") }
+        // The parts of a split share their down: they fuse back to the same factors.
+        let back = try FusedLayout.fuse(split).adapter
+        #expect(try back.factors(0) == .lowRank(fused))
+    }
+
     /// A fused module whose rows do not divide, or an adapter holding a fused module and one of its parts:
     /// refused by name, never a crash or a dropped module.
     @Test func impossibleLayoutsAreRefusedByName() throws {
