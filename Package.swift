@@ -87,7 +87,7 @@ var package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CZlib", "TestSupport"]),
         .testTarget(name: "VAETests", dependencies: ["VAE", "Engine", "SDXL", "SafeTensors", "TestSupport"]),
         .testTarget(name: "SamplingTests", dependencies: ["Sampling", "UNet", "Engine", "SDXL", "Adapters", "SafeTensors", "TextEncoders", "TestSupport"]),
-        .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "SafeTensors", "CBLAS", "TestSupport"]),
+        .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "SafeTensors", "CBLAS", "TorchPickle", "TestSupport"]),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog", "SafeTensors", "TestSupport"]),
         .testTarget(name: "TLKitCommandsTests", dependencies: [
             "TLKitCommands", "tlkit", "Catalog", "JSONOutput", "SafeTensors", "Engine", "Imaging", "TestSupport",

@@ -5,6 +5,8 @@
     python Benchmarks/make_sdxl_random.py official-tlora OUTDIR --rank 64 [--seed S] [--drift EPS]
                                           [--drift-seed D] [--step K | --series N]
     python Benchmarks/make_sdxl_random.py kohya-lora OUT.safetensors --rank 32 [--alpha A] [--seed S]
+    python Benchmarks/make_sdxl_random.py lycoris-loha OUT.safetensors --rank 8 [--conv-rank 4] [--seed S]
+    python Benchmarks/make_sdxl_random.py lycoris-lokr OUT.safetensors --rank 8 [--factor 8] [--seed S]
 
 Run from the repository root with the fixture virtual environment (torch, diffusers, transformers,
 safetensors, numpy, PyYAML). The SDXL models are never materialised: diffusers/transformers build
@@ -494,6 +496,79 @@ def cmd_kohya_lora(args) -> None:
     summary("kohya-lora", out, info, time.time() - t0)
 
 
+# ----------------------------------------------------------------------------- LyCORIS LoHa / LoKr
+
+def lycoris_conv_modules():
+    """(kohya name, in channels, out channels, kernel) of the UNet convolutions LyCORIS adapts with a
+    conv dim (resnets' conv1/conv2/conv_shortcut, the down/upsamplers), SGM names."""
+    unet, _, _, _ = meta_models(with_vae_te=False)
+    table = sgm.unet_prefix_table(SDXL_UNET)
+    mods = []
+    for name, mod in unet.named_modules():
+        if isinstance(mod, torch.nn.Conv2d) and ("resnets." in name or "samplers." in name):
+            sgm_name = sgm._map_key(f"{name}.weight", table)[: -len(".weight")]
+            assert sgm_name != name, f"unmapped {name}"
+            mods.append(("lora_unet_" + sgm_name.replace(".", "_"), mod.in_channels, mod.out_channels, mod.kernel_size[0]))
+    return mods
+
+
+def lycoris_metadata(algo: str, rank: int, conv_rank: int, extra: str, seed: int) -> dict:
+    meta = kohya_metadata(rank, 1.0, seed)
+    meta["ss_network_module"] = "lycoris.kohya"
+    meta["ss_network_args"] = json.dumps({"algo": algo, "conv_dim": str(conv_rank), "conv_alpha": "1", **({"factor": extra} if extra else {})})
+    meta["ss_output_name"] = f"sdxl-random-{algo}"
+    return meta
+
+
+def cmd_lycoris(args) -> None:
+    """A LyCORIS LoHa or LoKr on every kohya linear module and every resnet/sampler convolution, fp16,
+    laid out as LyCORIS' own modules save them (flattened conv factors, no Tucker cores)."""
+    from lycoris.functional.general import factorization
+
+    t0 = time.time()
+    linear = [(n, i, o, 1) for n, i, o in kohya_modules()]
+    convs = lycoris_conv_modules() if args.conv_rank > 0 else []
+    tables = {}
+
+    def table(std):
+        if std not in tables:
+            tables[std] = _table(std, np.float16)
+        return tables[std]
+
+    def gen(std):
+        def make(s):
+            yield from random_chunks(s.name, s.numel, table(std), args.seed)
+        return make
+
+    def gen_alpha(s):
+        yield np.array(1.0, dtype=np.float16).reshape(())
+
+    specs = []
+    for name, fin, fout, k in linear + convs:
+        r = args.rank if k == 1 and (name, fin, fout, k) in linear else args.conv_rank
+        width = fin * k * k
+        specs.append(Spec(f"{name}.alpha", "F16", (), gen_alpha))
+        if args.cmd == "lycoris-loha":
+            for side in ("1", "2"):
+                specs.append(Spec(f"{name}.hada_w{side}_a", "F16", (fout, r), gen(0.1)))
+                specs.append(Spec(f"{name}.hada_w{side}_b", "F16", (r, width), gen(1.0 / math.sqrt(width))))
+        else:
+            a, b = factorization(fout, args.factor)
+            c, d = factorization(fin, args.factor)
+            specs.append(Spec(f"{name}.lokr_w1", "F16", (a, c), gen(0.1)))
+            if r < max(b, d) / 2:
+                specs.append(Spec(f"{name}.lokr_w2_a", "F16", (b, r), gen(0.1)))
+                specs.append(Spec(f"{name}.lokr_w2_b", "F16", (r, d * k * k), gen(1.0 / math.sqrt(d * k * k))))
+            else:
+                specs.append(Spec(f"{name}.lokr_w2", "F16", (b, d, k, k) if k > 1 else (b, d), gen(0.01)))
+    algo = "loha" if args.cmd == "lycoris-loha" else "lokr"
+    out = Path(args.out)
+    write_safetensors(out, specs, lycoris_metadata(algo, args.rank, args.conv_rank, str(args.factor) if algo == "lokr" else "", args.seed),
+                      data_hash_key="sshs_model_hash")
+    info = verify(out, specs, len(specs))
+    summary(f"lycoris-{algo}", out, info, time.time() - t0)
+
+
 # ----------------------------------------------------------------------------- CLI
 
 def main(argv=None) -> None:
@@ -523,6 +598,14 @@ def main(argv=None) -> None:
     k.add_argument("--alpha", type=float, default=None, help="network alpha (default rank/2)")
     k.add_argument("--seed", type=int, default=0)
     k.set_defaults(fn=cmd_kohya_lora)
+    for algo in ("loha", "lokr"):
+        y = sub.add_parser(f"lycoris-{algo}", help=f"LyCORIS {algo} on every kohya linear and every resnet/sampler convolution, fp16")
+        y.add_argument("out")
+        y.add_argument("--rank", type=int, default=8, help="lora_dim of linear modules")
+        y.add_argument("--conv-rank", type=int, default=4, help="conv_dim of convolutions (0: none)")
+        y.add_argument("--factor", type=int, default=8, help="LoKr factorization factor")
+        y.add_argument("--seed", type=int, default=0)
+        y.set_defaults(fn=cmd_lycoris)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     args.fn(args)

@@ -59,17 +59,15 @@ public struct AdapterStack {
                 restorable: Bool = false) throws {
         var hooked: [UNetAdapter] = [], reports: [Report] = []
         for entry in entries {
-            let full = try UNetAdapter(entry.adapter, scale: entry.scale)
-            let fit = unet.fit(full)
+            let fit = unet.fit(entry.adapter)
             if strict, let first = fit.skipped.first {
                 throw SamplingError.badInput("\(entry.label): module \(first.module) \(first.reason) (--strict)")
             }
-            let usable = full.restricted(to: Set(fit.applicable))
-            let masked = usable.isMasked
+            let masked = entry.adapter.schedule?.isMasked ?? false
             if masked {
-                hooked.append(usable)
+                hooked.append(try UNetAdapter(entry.adapter, scale: entry.scale, only: Set(fit.applicable)))
             } else {
-                try unet.mergeIntoWeights(usable, restorable: restorable)
+                try unet.mergeIntoWeights(entry.adapter, weight: entry.scale, only: Set(fit.applicable), restorable: restorable)
             }
             var skipped = fit.skipped, unused = fit.unused.map { "unet." + $0 }, textMerged: [String] = []
             for (i, info) in entry.adapter.modules.enumerated() where info.component != "unet" {
@@ -86,8 +84,7 @@ public struct AdapterStack {
                     skipped.append(.init(module: info.name, reason: why))
                     continue
                 }
-                let delta = try entry.adapter.delta(i, at: nil)
-                try encoder.addToWeight(path, delta: entry.scale == 1 ? delta : delta.map { $0 * entry.scale })
+                try encoder.addToWeight(path, delta: try entry.adapter.delta(i, at: nil, weight: entry.scale))
                 textMerged.append(info.name)
             }
             let standard = ![.tlkit, .tloraOfficial].contains(entry.adapter.format)

@@ -146,12 +146,12 @@ public final class SDXLUNet {
 
     /// Why a module's factors do not fit `layer`, or nil when they do.
     static func mismatch(_ module: UNetAdapter.Module, _ layer: DenseLayer) -> String? {
-        let (inF, outF): (Int, Int)
-        switch module.factors {
-        case let .lowRank(down, up, _): (inF, outF) = (down.shape[1], up.shape[0])
-        case let .ortho(q, p, _, _, _, _): (inF, outF) = (q.shape[1], p.shape[0])
-        }
-        return inF == layer.inFeatures && outF == layer.outFeatures ? nil
+        mismatch(outFeatures: module.factors.outFeatures, inFeatures: module.factors.inFeatures, layer)
+    }
+
+    /// Why a module of shape [out, in] does not fit `layer`, or nil when it does.
+    static func mismatch(outFeatures outF: Int, inFeatures inF: Int, _ layer: DenseLayer) -> String? {
+        inF == layer.inFeatures && outF == layer.outFeatures ? nil
             : "is \(outF)×\(inF), the layer is \(layer.outFeatures)×\(layer.inFeatures)"
     }
 

@@ -22,31 +22,17 @@ public struct UNetAdapter: @unchecked Sendable {
     /// Adapter modules of other components (text encoders), which the UNet does not use.
     public let otherComponents: [String]
 
-    public init(_ adapter: Adapter, scale: Float = 1) throws {
+    /// The adapter's UNet modules (`paths`: only those) with the user weight `scale` folded in.
+    public init(_ adapter: Adapter, scale: Float = 1, only paths: Set<String>? = nil) throws {
         self.schedule = adapter.schedule
         self.componentsPerRank = adapter.componentsPerRank
         self.scale = scale
-        var modules: [String: Module] = [:], others: [String] = []
-        for (i, info) in adapter.modules.enumerated() {
-            guard info.component == "unet" else { others.append(info.name); continue }
-            let path = String(info.name.dropFirst("unet.".count))
-            modules[path] = Module(factors: AdapterFactors(try adapter.factors(i), weight: scale), rank: info.rank)
+        var modules: [String: Module] = [:]
+        for (i, path) in adapter.unetModules where paths?.contains(path) ?? true {
+            modules[path] = Module(factors: AdapterFactors(try adapter.factors(i), weight: scale), rank: adapter.modules[i].rank)
         }
         self.modules = modules
-        self.otherComponents = others
-    }
-
-    init(schedule: RankSchedule?, componentsPerRank: Int, scale: Float, modules: [String: Module], otherComponents: [String]) {
-        self.schedule = schedule
-        self.componentsPerRank = componentsPerRank
-        self.scale = scale
-        self.modules = modules
-        self.otherComponents = otherComponents
-    }
-
-    /// The same adapter with only the modules in `paths`.
-    public func restricted(to paths: Set<String>) -> UNetAdapter {
-        UNetAdapter(schedule: schedule, componentsPerRank: componentsPerRank, scale: scale, modules: modules.filter { paths.contains($0.key) }, otherComponents: otherComponents)
+        self.otherComponents = adapter.modules.filter { $0.component != "unet" }.map(\.name)
     }
 
     /// Whether the adapter's schedule masks anything (T-LoRA); unmasked adapters act the same at every t.

@@ -9,7 +9,8 @@ import TestSupport
 /// each module's ΔW equals the one LyCORIS' own module applies, and converting to kohya or PEFT keeps it.
 /// Tolerance: 1e-5 of max|ΔW| (Float32 factors, products accumulated in Float64 here and Float32 by torch).
 struct FamiliesTests {
-    static let files = ["locon", "loha", "lokr", "lokr-both", "lokr-full"]
+    static let files = ["locon", "loha", "lokr", "lokr-both", "lokr-full",
+                        "loha-conv", "lokr-conv", "lokr-conv-full", "locon-tucker", "loha-tucker", "lokr-tucker"]
     static let tolerance = 1e-5
     static let reference = try! SafeTensorsFile.open(Fixtures.path("reference/families_delta.safetensors"))
 

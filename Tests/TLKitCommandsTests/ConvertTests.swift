@@ -66,6 +66,23 @@ struct ConvertTests {
         #expect(result.stderr.contains("already kohya"))
         #expect(try Data(contentsOf: URL(fileURLWithPath: out)) == Data(contentsOf: URL(fileURLWithPath: source)))
     }
+
+    /// A LyCORIS file has kohya names and a PEFT LoHa/LoKr has PEFT names, but neither holds LoRA factors:
+    /// converting to the same format name converts (docs/families.md), it does not copy.
+    @Test func familiesConvertEvenToTheirOwnFormatName() throws {
+        for (source, format, id) in [("adapters/lycoris/loha-tucker.safetensors", "kohya", "loha"), ("adapters/peft-lokr", "peft", "lokr")] {
+            let out = CLI.temporaryFolder().appendingPathComponent("\(id).safetensors").path
+            let result = try CLI.run(["convert", CLI.fixture(source), "--to", format, "-o", out])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(!result.stderr.contains("copied unchanged"), "\(result.stderr)")
+            let inspect = CLI.json(try CLI.run(["inspect", "--json", out]).stdout)
+            #expect(inspect["family"] as? String == "locon", "\(id)")   // a LoRA with convolution modules
+            #expect(inspect["format"] as? String == format)
+        }
+        let peft = CLI.json(try CLI.run(["inspect", "--json", CLI.fixture("adapters/peft-loha")]).stdout)
+        #expect(peft["family"] as? String == "loha")
+        #expect(peft["unsupported"] == nil)
+    }
 }
 
 /// diffusers builds a LoraConfig from `lora_adapter_metadata`; its fields must match the loaded model's

@@ -52,4 +52,38 @@ struct DoRACommandTests {
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("DoRA (needs the base weights: merge --into applies it, convert --base --rank approximates it)"), "\(result.stdout)")
     }
+
+    /// A DoRA file kept in the catalog acts as the file does: listed as DoRA, rebuilt byte for byte, baked by
+    /// reference into the same checkpoint bytes, refused by reference where it is refused as a file.
+    @Test func catalogReferencesToDoRAActAsTheFile() throws {
+        let folder = CLI.temporaryFolder()
+        let catalog = folder.appendingPathComponent("catalog.sqlite").path
+        for (name, file) in [("peft-dora", Self.peft + "/pytorch_lora_weights.safetensors"), ("lycoris-dora", Self.lycoris)] {
+            let added = try CLI.run(["add", file, "--name", name, "--catalog", catalog])
+            #expect(added.status == 0, "\(added.stderr)")
+            let copy = folder.appendingPathComponent("\(name).safetensors").path
+            #expect(try CLI.run(["get", name, "-o", copy, "--catalog", catalog]).status == 0)
+            #expect(FileManager.default.contents(atPath: copy) == FileManager.default.contents(atPath: file), "\(name) rebuilt exactly")
+            let refused = try CLI.run(["convert", name, "--to", "kohya", "-o", folder.appendingPathComponent("x.safetensors").path, "--catalog", catalog])
+            #expect(refused.status == 1 && refused.stderr.contains("is a DoRA module"), "\(refused.stderr)")
+        }
+        let listed = try CLI.run(["list", "--catalog", catalog, "--json"]).stdoutLines.map(CLI.json)
+        #expect(listed.count == 2 && listed.allSatisfy { $0["family"] as? String == "dora" }, "\(listed)")
+
+        let base = CLI.fixture("models/tiny-sdxl.safetensors")
+        let fromFile = folder.appendingPathComponent("from-file.safetensors").path
+        let fromRef = folder.appendingPathComponent("from-ref.safetensors").path
+        #expect(try CLI.run(["merge", Self.peft + ":0.8", "--into", base, "-o", fromFile]).status == 0)
+        let merged = try CLI.run(["merge", "peft-dora:0.8", "--into", base, "-o", fromRef, "--catalog", catalog])
+        #expect(merged.status == 0, "\(merged.stderr)")
+        // The same tensors; the header differs only where it names the input (modelspec.merged_from).
+        #expect(try Self.dataSection(fromRef) == Self.dataSection(fromFile))
+    }
+
+    /// The bytes after a safetensors file's header.
+    static func dataSection(_ path: String) throws -> Data {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        let headerLength = bytes.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        return bytes.dropFirst(8 + headerLength)
+    }
 }

@@ -91,6 +91,12 @@ import Testing
         let notAnImage = try CLI.run(["train", "--model", Self.model, "--image", CLI.fixture("models/tiny-sdxl/model_index.json"),
                                       "--class", "dog", "--output", CLI.temporaryFolder().appendingPathComponent("r").path, "--resolution", "64"])
         #expect(notAnImage.status == 1 && notAnImage.stderr.contains("model_index.json"), "\(notAnImage.stderr)")
+        // Runtime failures, whichever library raised them, take the one error path: "tlkit: …" as the last line
+        // (after any progress notes), never ArgumentParser's "Error: …".
+        for failure in [missing, notAModel, notAnImage] {
+            let last = failure.stderr.split(separator: "\n").last ?? ""
+            #expect(last.hasPrefix("tlkit: ") && !failure.stderr.contains("Error: "), "\(failure.stderr)")
+        }
     }
 
     /// Ctrl-C during training: the step in flight is abandoned, a loadable checkpoint is written, exit 130.

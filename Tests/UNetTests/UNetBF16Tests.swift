@@ -96,7 +96,7 @@ struct UNetBF16Tests {
     @Test func mergingAfterTheSwitchIsRefused() throws {
         let unet = try Reference.unet("folder")
         unet.use(.bf16)
-        let adapter = try UNetAdapter(try AdapterReader.read(Reference.path(Reference.adapters["peft"]!)))
+        let adapter = try AdapterReader.read(Reference.path(Reference.adapters["peft"]!))
         #expect(throws: UNetError.self) { try unet.mergeIntoWeights(adapter) }
     }
 

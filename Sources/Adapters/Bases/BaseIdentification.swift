@@ -18,7 +18,7 @@ enum BaseIdentification {
     }
 
     static func identify(keys: AdapterKeys, file: SafeTensorsFile, path: String, isOfficial: Bool) -> BaseVerdict {
-        let modules = keys.modules.map { describe($0, file: file, path: path) }
+        let modules = keys.modules.map { describe($0, format: keys.format, file: file, path: path) }
         let metadata = file.metadata
         let named = BaseMetadata.base(metadata)
         var verdict: BaseVerdict
@@ -46,7 +46,7 @@ enum BaseIdentification {
         case undecided(String)
     }
 
-    static func describe(_ module: ModuleKeys, file: SafeTensorsFile, path: String) -> Module {
+    static func describe(_ module: ModuleKeys, format: AdapterFormat, file: SafeTensorsFile, path: String) -> Module {
         let name = module.fileName
         let textEncoder: Int?
         if name.hasPrefix("lora_te_") { textEncoder = 0 }
@@ -60,7 +60,7 @@ enum BaseIdentification {
            let shape = file.header.tensor(named: module.tensors[role]!)?.shape, shape.count >= 2 {
             inFeatures = shape.dropFirst().reduce(1) { $0.multipliedReportingOverflow(by: $1).overflow ? $0 : $0 * $1 }
             dimensions = shape.count
-        } else if let family = try? Families.shape(FamilyTensors(module: module, file: file, path: path)) {
+        } else if let family = try? Families.shape(FamilyTensors(module: module, file: file, path: path, format: format)) {
             inFeatures = family.inFeatures
         }
         return Module(flat: name.replacingOccurrences(of: ".", with: "_"), textEncoder: textEncoder, inFeatures: inFeatures,

@@ -111,6 +111,7 @@ enum BaseNames {
     }
 
     static func canonical(fileName: String, format: AdapterFormat, base: BaseArchitecture?) -> String? {
+        if base == .flux1, format == .attnProcs || format == .tloraOfficial { return FluxOfficialNames.canonical(fileName) }
         guard let map = map(base) else { return ModuleNames.canonical(fileName: fileName, format: format) }
         return map.canonical(fileName: fileName, format: format)
     }

@@ -47,6 +47,9 @@ extension Converter {
             return FusedProjections.of(base)?.group(fused: module.name) != nil ? nil : "diffusers has no layer for this fused projection (kohya only)"
         case .tlora:
             return nil
+        case .lycorisTlora:
+            guard BaseNames.kohyaName(module.name, base: base) != nil else { return "kohya has no name for this module" }
+            return module.isOrtho && !module.isConvolution ? nil : "a LyCORIS T-LoRA holds only T-LoRA (ortho) modules of linear layers"
         }
     }
 

@@ -12,8 +12,12 @@ public struct ConvertRequest: Sendable {
     /// The base weights DoRA modules rescale (`--base`): with `rank`, each DoRA module's ΔW = W' − W is
     /// approximated by a LoRA of that rank.
     public var doraBase: DoRABase?
+    /// The base weights a LyCORIS T-LoRA's frozen part is recomputed from (`--base`), for `--to lycoris-tlora`.
+    /// (A LyCORIS T-LoRA input is completed before conversion: `LycorisTLoRA.resolve`.)
+    public var tloraBase: TLoRABase?
     public init(to: OutputFormat, atTimestep: Double? = nil, rank: Int? = nil, flags: ScheduleFlags = ScheduleFlags(),
-                skipUnsupported: Bool = false, doraBase: DoRABase? = nil) {
+                skipUnsupported: Bool = false, doraBase: DoRABase? = nil, tloraBase: TLoRABase? = nil) {
+        self.tloraBase = tloraBase
         self.to = to
         self.atTimestep = atTimestep
         self.rank = rank
@@ -48,13 +52,30 @@ public struct ConversionUsageError: Error, CustomStringConvertible {
 public enum Converter {
     /// Turns `input` into an adapter the target format can hold, lossless unless a lossy option was given.
     public static func convert(_ input: Adapter, _ request: ConvertRequest) throws -> (Adapter, ConversionReport) {
+        var input = input
         var report = ConversionReport()
         report.notes += input.warnings
         if let dora = input.modules.first(where: { $0.magnitudeAxis != nil }), request.doraBase == nil || request.rank == nil {
             guard request.doraBase != nil else { throw AdapterError(DoRAFactors.refusal(module: dora.name)) }
             throw ConversionUsageError(message: "module \(dora.name) is a DoRA module: converting it against a base needs --rank (its ΔW is approximated by a LoRA of that rank)")
         }
+        if let lycoris = input.modules.first(where: \.frozenFromBase) {
+            throw ConversionUsageError(message: LycorisTLoRA.refusal(module: lycoris.name))
+        }
+        // A scheduled FLUX.1 adapter (the official T-LoRA) is stacked with its components interleaved, so the
+        // mask keeps its meaning; unscheduled ones are regrouped below (FusedLayout), which also keeps ranks
+        // that differ between parts, proj_mlp, and shared downs.
+        if request.to == .kohya, input.base.base == .flux1, input.schedule != nil, let (stacked, note) = FluxStacking.stack(input) {
+            input = stacked
+            report.notes.append(note)
+        }
         if request.to == .tloraOfficial { try BaseRequirement.requireSDXL(input, for: "--to tlora-official (the official T-LoRA layout is SDXL's)") }
+        if request.to == .lycorisTlora {
+            try BaseRequirement.requireSDXL(input, for: "--to lycoris-tlora (the frozen part comes from an SDXL checkpoint)")
+            guard request.tloraBase != nil else {
+                throw ConversionUsageError(message: "--to lycoris-tlora needs --base MODEL: LyCORIS recomputes a T-LoRA's frozen part from the base weight, and tlkit checks that the adapter's frozen part is that one")
+            }
+        }
         let lost = uncarried(input, to: request.to)
         if !lost.isEmpty, !request.skipUnsupported {
             throw UncarriedModules(modules: lost.map { ($0.module, $0.reason) })
@@ -117,6 +138,11 @@ public enum Converter {
                 current = try orderBySingularValue(current, flags: request.flags, minRank: minRank)
                 report.notes.append("components reordered by singular value so the mask drops the weakest first; exact at t = 0")
             }
+        case .lycorisTlora:
+            guard current.componentsPerRank == 1 else {
+                throw AdapterError("a LyCORIS T-LoRA holds one component per mask index; this adapter has \(current.componentsPerRank) (a merge or a folded T-LoRA): write --to tlora or --to kohya")
+            }
+            current = try LycorisTLoRA.matchingBase(current, base: request.tloraBase!)
         case .tloraOfficial:
             guard current.schedule != nil else {
                 throw ConversionUsageError(message: "--to tlora-official needs a schedule: give --min-rank (a plain LoRA becomes a vanilla T-LoRA)")

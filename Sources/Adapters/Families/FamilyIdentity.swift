@@ -15,8 +15,8 @@ extension Families {
 
     /// A family module's exact LoRA rank (what `convert` writes) and stored alpha, from the header; nil for
     /// modules of no family or whose shapes do not fit together.
-    static func headerFacts(_ module: ModuleKeys, file: SafeTensorsFile, path: String) -> (rank: Int, alpha: Double?)? {
-        let tensors = FamilyTensors(module: module, file: file, path: path)
+    static func headerFacts(_ module: ModuleKeys, format: AdapterFormat, file: SafeTensorsFile, path: String) -> (rank: Int, alpha: Double?)? {
+        let tensors = FamilyTensors(module: module, file: file, path: path, format: format)
         guard let shape = try? shape(tensors) else { return nil }
         return (shape.rank, (try? tensors.alpha()) ?? nil)
     }

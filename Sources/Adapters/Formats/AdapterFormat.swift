@@ -26,10 +26,13 @@ public enum FileKind: String, Sendable, Codable {
 public enum FactorRole: String, Sendable, Codable, CaseIterable {
     case down, up, alpha
     case q, p, lambda, q0, p0, lambda0
-    /// LyCORIS LoHa and LoKr factors (Families/).
+    /// LyCORIS (and PEFT) LoHa and LoKr factors (Families/).
     case hadaW1a = "hada_w1_a", hadaW1b = "hada_w1_b", hadaW2a = "hada_w2_a", hadaW2b = "hada_w2_b"
     case lokrW1 = "lokr_w1", lokrW1a = "lokr_w1_a", lokrW1b = "lokr_w1_b"
     case lokrW2 = "lokr_w2", lokrW2a = "lokr_w2_a", lokrW2b = "lokr_w2_b"
+    /// Tucker cores [R, R, kh, kw] of convolution modules: LoCon's `lora_mid`, LoHa's `hada_t1`/`hada_t2`,
+    /// LoKr's `lokr_t2` (Families/Tucker.swift).
+    case mid = "lora_mid", hadaT1 = "hada_t1", hadaT2 = "hada_t2", lokrT2 = "lokr_t2"
     /// A DoRA module's magnitude vector (LyCORIS `dora_scale`, PEFT `lora_magnitude_vector`).
     case magnitude
 }

@@ -81,20 +81,29 @@ struct AdapterInterpretation {
         if result.format == .attnProcs, flags.minRank != nil { result.format = .tloraOfficial }
 
         result.base = BaseIdentification.identify(keys: keys, file: file, path: path, isOfficial: result.format == .tloraOfficial)
+        // diffusers never wrote FLUX.1 attention-processor LoRAs: such names are the official FLUX T-LoRA's.
+        if result.format == .attnProcs, result.base.base == .flux1 { result.format = .tloraOfficial }
+        var leftOut: [ModuleKeys] = []
         for module in keys.modules {
+            if result.base.base == .flux1, result.format == .tloraOfficial, FluxOfficialNames.unapplied(module.fileName) {
+                leftOut.append(module)
+                continue
+            }
             guard let canonical = BaseNames.canonical(fileName: module.fileName, format: result.format, base: result.base.base) else {
                 result.unknownKeys += module.tensors.values.sorted()
                 continue
             }
             let info: ModuleInfo
             do {
-                info = try AdapterReader.describe(module, canonical: canonical, file: file, path: path, format: result.format)
+                info = try AdapterReader.describe(module, canonical: canonical, file: file, path: path, format: result.format,
+                                                  base: result.base.base)
             } catch where !strict {
                 continue
             }
             result.modules.append(info)
             result.moduleKeys.append(module)
         }
+        if !leftOut.isEmpty { result.warnings.append("\(path): \(FluxOfficialNames.leftOut(leftOut, file: file))") }
         if strict, result.modules.isEmpty {
             let unknown = result.unknownKeys
             let layer = result.base.base.map { $0 == .sdxl ? "an SDXL layer" : "a layer of \($0.displayName)" } ?? "an SDXL layer"
@@ -127,6 +136,19 @@ struct AdapterInterpretation {
             // A tlkit file's schedule is taken as written.
             result.schedule = schedule(from: metadata)
         default:
+            // LyCORIS stores no schedule: the command line gives it, or tlora.* metadata tlkit wrote.
+            if modules.contains(where: \.frozenFromBase) {
+                if let minRank = flags.minRank {
+                    result.method = .tlora
+                    result.schedule = RankSchedule(maxRank: flags.maxRank ?? modules.map(\.rank).max() ?? 0, minRank: minRank,
+                                                   rankAlpha: flags.rankAlpha ?? 1)
+                    break
+                }
+                if schedule(from: metadata) == nil {
+                    result.warnings.append("\(path): a LyCORIS T-LoRA stores no schedule: it applies with all components at every timestep (as LyCORIS does when no mask is set); give --min-rank (and --max-rank, --rank-alpha) to keep its schedule")
+                    break
+                }
+            }
             // A standard LoRA may carry a folded T-LoRA schedule; it applies only while the tensors are
             // those it was written for.
             guard let folded = schedule(from: metadata) else { break }

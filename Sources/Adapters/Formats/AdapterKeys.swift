@@ -14,8 +14,8 @@ public struct AdapterKeys: Sendable {
     public let modules: [ModuleKeys]
     /// Tensors that belong to no module this format defines.
     public let unknownKeys: [String]
-    /// A recognised variant the reader refuses (Tucker forms, OFT; DoRA unless the caller has the base
-    /// weights), named for messages.
+    /// A recognised variant the reader refuses (OFT; DoRA unless the caller has the base weights), named
+    /// for messages.
     public let unsupportedVariant: String?
 
     /// Suffix → role, per format; the first matching suffix wins.
@@ -32,15 +32,21 @@ public struct AdapterKeys: Sendable {
         (.diffusers, ".lora.down.weight", .down), (.diffusers, ".lora.up.weight", .up),
         (.diffusers, ".lora_linear_layer.down.weight", .down), (.diffusers, ".lora_linear_layer.up.weight", .up),
         (.attnProcs, "_lora.down.weight", .down), (.attnProcs, "_lora.up.weight", .up),
-        // LyCORIS LoHa / LoKr (kohya module names), read through Families/.
+        // LyCORIS LoHa / LoKr and Tucker cores, read through Families/. PEFT spells these factors the same
+        // way under its own module names; `group` tells the two apart by the module name.
         (.kohya, ".hada_w1_a", .hadaW1a), (.kohya, ".hada_w1_b", .hadaW1b), (.kohya, ".hada_w2_a", .hadaW2a), (.kohya, ".hada_w2_b", .hadaW2b),
         (.kohya, ".lokr_w1", .lokrW1), (.kohya, ".lokr_w1_a", .lokrW1a), (.kohya, ".lokr_w1_b", .lokrW1b),
         (.kohya, ".lokr_w2", .lokrW2), (.kohya, ".lokr_w2_a", .lokrW2a), (.kohya, ".lokr_w2_b", .lokrW2b),
+        (.kohya, ".hada_t1", .hadaT1), (.kohya, ".hada_t2", .hadaT2), (.kohya, ".lokr_t2", .lokrT2),
+        (.kohya, ".lora_mid.weight", .mid),
         // DoRA magnitude vectors (Families/DoRA.swift): read only where the base weight is at hand.
         (.kohya, ".dora_scale", .magnitude), (.peft, ".lora_magnitude_vector", .magnitude),
     ]
 
-    static let lycorisMarkers = ["hada_t1", "hada_t2", "lokr_t2", "lora_mid.weight", "oft_blocks", "oft_diag"]
+    static let lycorisMarkers = ["oft_blocks", "oft_diag"]
+    /// Roles whose suffixes LyCORIS (kohya module names) and PEFT (its own module names) share.
+    static let familyRoles: Set<FactorRole> = [.hadaW1a, .hadaW1b, .hadaW2a, .hadaW2b, .hadaT1, .hadaT2,
+                                               .lokrW1, .lokrW1a, .lokrW1b, .lokrW2, .lokrW2a, .lokrW2b, .lokrT2]
     static let doraSuffixes = [".dora_scale", ".lora_magnitude_vector"]
 
     /// Whether `text` contains `part`, compared byte by byte: Foundation's `contains` (through CFString)
@@ -66,19 +72,22 @@ public struct AdapterKeys: Sendable {
         var unmatched: [String] = []
         var unsupported: String?
         for name in tensorNames {
-            if let marker = lycorisMarkers.first(where: { AdapterKeys.bytes(of: name, contain: $0) }) {
-                unsupported = marker.hasPrefix("hada") ? "LyCORIS LoHa (Tucker)" : marker.hasPrefix("lokr") ? "LyCORIS LoKr (Tucker)"
-                    : marker.hasPrefix("oft") ? "OFT" : "LyCORIS LoCon (Tucker)"
+            if lycorisMarkers.contains(where: { AdapterKeys.bytes(of: name, contain: $0) }) {
+                unsupported = "OFT"
                 unmatched.append(name)
                 continue
             }
             // DoRA is grouped with its low-rank part; a variant nothing reads outranks it in messages.
             if unsupported == nil, doraSuffixes.contains(where: { name.hasSuffix($0) }) { unsupported = "DoRA" }
-            guard let (format, suffix, role) = suffixes.first(where: { name.hasSuffix($0.1) }) else {
+            // LyCORIS T-LoRA shares the official layout's suffixes under kohya module names (no dots).
+            guard let (suffixFormat, suffix, role) = LycorisTLoRA.grouping(name) ?? suffixes.first(where: { name.hasSuffix($0.1) }) else {
                 unmatched.append(name)
                 continue
             }
             let module = String(name.dropLast(suffix.count))
+            // kohya names start `lora_`; PEFT's LoHa/LoKr (`LoHaConfig`, `LoKrConfig`) use module paths.
+            let isPEFTFamily = suffixFormat == .kohya && familyRoles.contains(role) && !module.hasPrefix("lora_")
+            let format = isPEFTFamily ? AdapterFormat.peft : suffixFormat
             if byFormat[format]?[module] == nil { order[format, default: []].append(module) }
             byFormat[format, default: [:]][module, default: ModuleKeys(fileName: module, tensors: [:])].tensors[role] = name
         }

@@ -61,15 +61,22 @@ public enum AdapterReader {
         return adapter
     }
 
-    static func describe(_ module: ModuleKeys, canonical: String, file: SafeTensorsFile, path: String, format: AdapterFormat) throws -> ModuleInfo {
+    /// `base`: the adapter's base model, whose layer table gives the kernel of convolutions that LoHa and
+    /// LoKr factors flatten (`ConvolutionKernels`).
+    static func describe(_ module: ModuleKeys, canonical: String, file: SafeTensorsFile, path: String, format: AdapterFormat,
+                         base: BaseArchitecture? = nil) throws -> ModuleInfo {
         if module.tensors[.magnitude] != nil, let family = Families.kind(of: module) {
-            throw AdapterError("\(path): module \(module.fileName): DoRA on a LyCORIS \(family == "loha" ? "LoHa" : "LoKr") module is not supported (only on LoRA/LoCon modules)")
+            let name = ["loha": "LoHa", "lokr": "LoKr"][family] ?? "Tucker LoCon"
+            throw AdapterError("\(path): module \(module.fileName): DoRA on a LyCORIS \(name) module is not supported (only on LoRA/LoCon modules)")
         }
-        if let family = try Families.shape(FamilyTensors(module: module, file: file, path: path)) {
-            let dtype = FamilyTensors(module: module, file: file, path: path).dtype
+        let tensors = FamilyTensors(module: module, file: file, path: path, format: format)
+        if let family = try Families.shape(tensors) {
+            let kernel = try ConvolutionKernels.resolve(family, canonical: canonical, base: base, path: path, module: module.fileName)
             // The family's scale is folded into the exact factors, so alpha = rank (scale 1).
-            return ModuleInfo(name: canonical, isOrtho: false, rank: family.rank, inFeatures: family.inFeatures,
-                              outFeatures: family.outFeatures, dtype: dtype, alpha: Float(family.rank))
+            var info = ModuleInfo(name: canonical, isOrtho: false, rank: family.rank, inFeatures: family.inFeatures,
+                                  outFeatures: family.outFeatures, dtype: tensors.dtype, alpha: Float(family.rank), kernel: kernel)
+            info.family = family.family
+            return info
         }
         func shape(_ role: FactorRole) throws -> [Int] {
             guard let name = module.tensors[role], let info = file.header.tensor(named: name) else {
@@ -84,6 +91,9 @@ public enum AdapterReader {
             return info.shape
         }
         let isOrtho = module.tensors[.q] != nil
+        if isOrtho, format == .kohya, module.tensors[.q0] == nil {
+            return try LycorisTLoRA.describe(module, canonical: canonical, file: file, path: path)
+        }
         let down = try shape(isOrtho ? .q : .down), up = try shape(isOrtho ? .p : .up)
         // A convolution module (LoCon): down [r, Cin, kh, kw], up [Cout, r, 1, 1].
         let isConvolution = !isOrtho && down.count == 4 && up.count == 4 && up[2] == 1 && up[3] == 1
@@ -150,7 +160,8 @@ struct FileFactors: FactorSource, @unchecked Sendable {
     func factors(_ index: Int) throws -> Factors {
         let keys = modules[index], info = infos[index]
         if info.magnitudeAxis != nil { throw AdapterError("\(path): \(DoRAFactors.refusal(module: keys.fileName))") }
-        if let exact = try Families.factors(FamilyTensors(module: keys, file: file, path: path)) { return exact }
+        if info.frozenFromBase { throw AdapterError("\(path): \(LycorisTLoRA.refusal(module: keys.fileName))") }
+        if let exact = try Families.factors(FamilyTensors(module: keys, file: file, path: path, format: format)) { return exact }
         func load(_ role: FactorRole) throws -> [Float] {
             let tensor = try file.info(keys.tensors[role]!)
             defer { file.release(tensor) }
@@ -162,6 +173,18 @@ struct FileFactors: FactorSource, @unchecked Sendable {
         }
         return .lowRank(LowRank(down: try load(.down), up: try load(.up), rank: info.rank, inFeatures: info.inFeatures,
                                 outFeatures: info.outFeatures, alpha: info.alpha))
+    }
+
+    func lycorisTLoRA(_ index: Int) throws -> LycorisTLoRAFactors? {
+        let keys = modules[index], info = infos[index]
+        guard info.frozenFromBase else { return nil }
+        func load(_ role: FactorRole) throws -> [Float] {
+            let tensor = try file.info(keys.tensors[role]!)
+            defer { file.release(tensor) }
+            return try file.floats(tensor)
+        }
+        return LycorisTLoRAFactors(q: try load(.q), p: try load(.p), lambda: try load(.lambda), alpha: info.alpha ?? Float(info.rank),
+                                   rank: info.rank, inFeatures: info.inFeatures, outFeatures: info.outFeatures)
     }
 
     func dora(_ index: Int) throws -> DoRAFactors? {

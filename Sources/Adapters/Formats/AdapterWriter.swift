@@ -8,10 +8,12 @@ import Yams
 public enum OutputFormat: String, CaseIterable, Sendable {
     case kohya, peft, tlora
     case tloraOfficial = "tlora-official"
+    /// LyCORIS' T-LoRA (`q_layer`, `p_layer`, `lambda_layer`, `alpha` under kohya names; LycorisTLoRA.swift).
+    case lycorisTlora = "lycoris-tlora"
 
     public var adapterFormat: AdapterFormat {
         switch self {
-        case .kohya: return .kohya
+        case .kohya, .lycorisTlora: return .kohya
         case .peft: return .peft
         case .tlora: return .tlkit
         case .tloraOfficial: return .tloraOfficial
@@ -162,6 +164,8 @@ public enum AdapterWriter {
                 plan += tloraTensors(module, index: index, dtype: dtype)
             case .tloraOfficial:
                 plan += try OfficialLayout.tensors(module, index: index, dtype: dtype)
+            case .lycorisTlora:
+                plan += try LycorisTLoRA.tensors(module, index: index, dtype: dtype, base: adapter.base.base)
             }
         }
         return plan

@@ -12,11 +12,17 @@ public struct OfficialHparams: Equatable, Sendable {
     public var placeholderToken: String?
     public var className: String?
     public var pretrainedModel: String?
+    /// The FLUX.1 trainer's `tlora` switch (masked vanilla T-LoRA when true, plain LoRA when false); it
+    /// writes `rank` and `min_rank` and no trainer class.
+    public var fluxTlora: Bool? = nil
     /// Where the file was read from.
     public var path: String
 
-    /// The method the trainer class/type pair names; nil for a pair tlkit does not know.
-    public var method: AdapterMethod? { AdapterMethod(trainerClass: trainerClass, trainerType: trainerType) }
+    /// The method the trainer class/type pair (or the FLUX trainer's `tlora` switch) names; nil for a pair
+    /// tlkit does not know.
+    public var method: AdapterMethod? {
+        AdapterMethod(trainerClass: trainerClass, trainerType: trainerType) ?? fluxTlora.map { AdapterMethod(masked: $0, ortho: false) }
+    }
 
     /// `checkpoint-N/pytorch_lora_weights.safetensors` → `../logs/hparams.yml`, when it exists. Only a
     /// file on disk has one: standard input (`-`) and catalog entries (`catalog:REF`) do not, whatever
@@ -54,11 +60,13 @@ public struct OfficialHparams: Equatable, Sendable {
             if let v = map[key] as? Int { return Double(v) }
             return (map[key] as? String).flatMap(Double.init)
         }
-        return OfficialHparams(trainerClass: map["trainer_class"] as? String, trainerType: map["trainer_type"] as? String,
-                               loraRank: int("lora_rank"), minRank: int("min_rank"), rankAlpha: double("alpha_rank_scale"),
+        var hparams = OfficialHparams(trainerClass: map["trainer_class"] as? String, trainerType: map["trainer_type"] as? String,
+                               loraRank: int("lora_rank") ?? int("rank"), minRank: int("min_rank"), rankAlpha: double("alpha_rank_scale"),
                                sigType: map["sig_type"] as? String, placeholderToken: map["placeholder_token"] as? String,
                                className: map["class_name"] as? String,
                                pretrainedModel: map["pretrained_model_name_or_path"] as? String, path: path)
+        if map["trainer_class"] == nil { hparams.fluxTlora = map["tlora"] as? Bool }
+        return hparams
     }
 }
 

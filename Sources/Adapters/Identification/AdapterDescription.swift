@@ -9,13 +9,25 @@ enum AdapterDescription {
         identity.unknownKeys = keys.unknownKeys
         identity.modules = keys.modules.count
         identity.textEncoderModules = keys.modules.filter { isTextEncoder($0.fileName) }.count
-        identity.ranks = keys.modules.compactMap { module -> Int? in
+        // Family modules (LoHa, LoKr, a LoCon with a Tucker core) report their exact rank below.
+        let plain = keys.modules.filter { Families.kind(of: $0) == nil }
+        identity.ranks = plain.compactMap { module -> Int? in
             let role: FactorRole? = module.tensors[.down] != nil ? .down : module.tensors[.q] != nil ? .q : nil
             return role.flatMap { module.tensors[$0] }.flatMap { file.header.tensor(named: $0)?.shape.first }
         }
-        identity.alphas = alphas(keys: keys, file: file)
+        identity.alphas = alphas(keys: keys, modules: plain, file: file)
         identity.family = Families.family(of: keys, file: file)
-        let familyFacts = keys.modules.compactMap { Families.headerFacts($0, file: file, path: path) }
+        let lycorisTLoRA = LycorisTLoRA.isLycoris(keys)
+        if lycorisTLoRA {
+            identity.family = "lycoris-tlora"
+            // LyCORIS replaces a missing or zero alpha by the rank.
+            identity.alphas += keys.modules.compactMap { module in
+                guard let q = module.tensors[.q], let rank = file.header.tensor(named: q)?.shape.first else { return nil }
+                let stored = (try? FileFactors.alpha(keys: module, rank: rank, file: file, format: .kohya)) ?? nil
+                return stored.flatMap { $0 == 0 ? nil : $0 } ?? Double(rank)
+            }
+        }
+        let familyFacts = keys.modules.compactMap { Families.headerFacts($0, format: keys.format, file: file, path: path) }
         identity.ranks += familyFacts.map(\.rank)
         identity.alphas += familyFacts.compactMap(\.alpha)
 
@@ -26,7 +38,7 @@ enum AdapterDescription {
             ?? AdapterInterpretation(format: keys.format, unknownKeys: keys.unknownKeys)
         identity.format = meaning.format.rawValue
         identity.hparamsPath = meaning.hparamsPath
-        identity.kind = meaning.format == .tloraOfficial || meaning.format == .tlkit ? .tlora : .lora
+        identity.kind = meaning.format == .tloraOfficial || meaning.format == .tlkit || lycorisTLoRA ? .tlora : .lora
         identity.method = meaning.method
         identity.schedule = meaning.schedule
         let notes = (meaning.notes + meaning.warnings).map { AdapterInterpretation.withoutPath($0, path) }
@@ -61,9 +73,9 @@ enum AdapterDescription {
     }
 
     /// Per-module alpha where the format has one: kohya/tlkit `.alpha` tensors, PEFT `lora_adapter_metadata`.
-    static func alphas(keys: AdapterKeys, file: SafeTensorsFile) -> [Double] {
+    static func alphas(keys: AdapterKeys, modules: [ModuleKeys], file: SafeTensorsFile) -> [Double] {
         guard [.kohya, .tlkit, .peft].contains(keys.format) else { return [] }
-        return keys.modules.compactMap { module in
+        return modules.compactMap { module in
             guard let down = module.tensors[.down], let rank = file.header.tensor(named: down)?.shape.first else { return nil }
             // Missing (or unreadable) alpha means alpha = rank (scale 1), as kohya loads old files.
             let stored = (try? FileFactors.alpha(keys: module, rank: rank, file: file, format: keys.format)) ?? nil

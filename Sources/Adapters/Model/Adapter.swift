@@ -17,9 +17,16 @@ public struct ModuleInfo: Sendable, Equatable {
     /// those of a linear layer on the flattened kernel window (in = Cin·kh·kw), so all algebra treats both
     /// alike; only files and checkpoints see the 4-D shapes.
     public var kernel: [Int] = []
+    /// The family (`loha`, `lokr`, `locon` for a LoCon with a Tucker core) whose factors the reader turns
+    /// into this LoRA form; nil for modules stored as LoRA factors. A file holding any is never "already"
+    /// in a LoRA format.
+    public var family: String? = nil
     /// Set for a DoRA module (magnitude vector + low-rank part): its factors are asked for with
     /// `Adapter.dora(_:)`, and `factors(_:)` refuses it.
     public var magnitudeAxis: DoRAAxis? = nil
+    /// Set for a LyCORIS T-LoRA module: the file holds Q, P, λ and alpha only, and the frozen part is
+    /// recomputed from the base weight (`LycorisTLoRA.resolve`); until then `factors(_:)` refuses it.
+    public var frozenFromBase = false
 
     public init(name: String, isOrtho: Bool, rank: Int, inFeatures: Int, outFeatures: Int, dtype: DType, alpha: Float? = nil,
                 kernel: [Int] = []) {
@@ -97,8 +104,18 @@ public struct Adapter: Sendable {
 
     public func factors(_ index: Int) throws -> Factors {
         if modules[index].magnitudeAxis != nil { throw AdapterError(DoRAFactors.refusal(module: modules[index].name)) }
+        if modules[index].frozenFromBase { throw AdapterError(LycorisTLoRA.refusal(module: modules[index].name)) }
         return try source.factors(index)
     }
+
+    /// The stored factors of LyCORIS T-LoRA module `index` (nil for any other module).
+    public func lycorisTLoRA(_ index: Int) throws -> LycorisTLoRAFactors? {
+        guard modules[index].frozenFromBase else { return nil }
+        return try source.lycorisTLoRA(index)
+    }
+
+    /// Whether any module is a LyCORIS T-LoRA module still waiting for its base weight.
+    public var needsFrozenBase: Bool { modules.contains { $0.frozenFromBase } }
 
     /// The magnitude vector and low-rank part of DoRA module `index` (nil for any other module).
     public func dora(_ index: Int) throws -> DoRAFactors? {
@@ -122,10 +139,12 @@ public struct Adapter: Sendable {
         return schedule.keptComponents(rank: rank, componentsPerRank: componentsPerRank, at: t)
     }
 
-    /// ΔW of module `index` as it acts at timestep `t` (nil: unmasked), [out, in] row-major.
-    public func delta(_ index: Int, at t: Double?) throws -> [Float] {
+    /// ΔW of module `index` as it acts at timestep `t` (nil: unmasked), [out, in] row-major, times a
+    /// user `weight` (applied after the Float64 sum is rounded, so weight 1 changes nothing).
+    public func delta(_ index: Int, at t: Double?, weight: Float = 1) throws -> [Float] {
         let f = try factors(index)
-        return Delta.compute(f, keep: keptComponents(rank: f.rank, at: t))
+        let delta = Delta.compute(f, keep: keptComponents(rank: f.rank, at: t))
+        return weight == 1 ? delta : delta.map { $0 * weight }
     }
 }
 
@@ -133,11 +152,13 @@ public struct Adapter: Sendable {
 public protocol FactorSource: Sendable {
     func factors(_ index: Int) throws -> Factors
     func dora(_ index: Int) throws -> DoRAFactors?
+    func lycorisTLoRA(_ index: Int) throws -> LycorisTLoRAFactors?
 }
 
 extension FactorSource {
     /// Only a file holds DoRA modules; results computed in memory never do.
     public func dora(_ index: Int) throws -> DoRAFactors? { nil }
+    public func lycorisTLoRA(_ index: Int) throws -> LycorisTLoRAFactors? { nil }
 }
 
 /// Factors held in memory (results of conversion, merging, training).

@@ -1,6 +1,8 @@
 import CBLAS
 
-/// ΔW of a module, computed in one place for every command (tests, bake, merge-into, checks).
+/// ΔW of a module, computed in one place for every command and model: bake, merge --into, the weights
+/// sampling merges into the UNet and the text encoders, checks and tests. (The per-call hook of masked
+/// modules never forms ΔW: Engine's `LowRankAdapter` multiplies by the factors.)
 public enum Delta {
     /// ΔW [out, in] keeping the first `keep` components (the rank mask), accumulated in Float64.
     public static func compute(_ factors: Factors, keep: Int) -> [Float] {

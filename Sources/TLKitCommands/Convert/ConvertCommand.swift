@@ -16,7 +16,9 @@ struct ConvertCommand: DescribedFailures {
         timestep T; --rank N compresses each module by SVD and reports the relative error. A standard LoRA \
         becomes a T-LoRA (--to tlora --min-rank M) with its components ordered by singular value. A DoRA \
         adapter needs --base CHECKPOINT and --rank N: each DoRA module's change W' - W is approximated by a \
-        rank-N LoRA and its relative error reported. \
+        rank-N LoRA and its relative error reported. A LyCORIS T-LoRA needs --base CHECKPOINT too (LyCORIS \
+        stores no frozen part and recomputes it from the base weight); --to lycoris-tlora --base CHECKPOINT \
+        writes one back from a T-LoRA whose frozen part is that checkpoint's. \
         The report goes to stderr (--json: stdout, or stderr with -o -).
         """)
 
@@ -29,7 +31,7 @@ struct ConvertCommand: DescribedFailures {
     @Argument(help: "The adapter: a file, an adapter folder, or '-' for standard input.")
     var input: String
 
-    @Option(help: "Output format: kohya, peft, tlora (the tlkit T-LoRA file) or tlora-official.")
+    @Option(help: "Output format: kohya, peft, tlora (the tlkit T-LoRA file), tlora-official or lycoris-tlora.")
     var to: OutputFormat
 
     @Option(name: .shortAndLong, help: "Output file ('-' for standard output); for tlora-official a folder gets checkpoint-N/ and logs/hparams.yml. Default: beside the input, named after the format.")
@@ -41,7 +43,7 @@ struct ConvertCommand: DescribedFailures {
     @Option(parsing: .unconditional, help: "Compress every module to this rank by SVD (lossy; the error is reported).")
     var rank: Int?
 
-    @Option(help: "An SDXL checkpoint whose weights a DoRA adapter rescales: with --rank, each DoRA module's change is approximated by a LoRA of that rank (the error is reported).")
+    @Option(help: "An SDXL checkpoint: the weights a DoRA adapter rescales (with --rank, each DoRA module's change is approximated by a LoRA of that rank, the error reported), or those a LyCORIS T-LoRA's frozen part is recomputed from (reading one, or writing --to lycoris-tlora).")
     var base: String?
 
     @OptionGroup var schedule: ScheduleOptions
@@ -67,7 +69,6 @@ struct ConvertCommand: DescribedFailures {
     func validate() throws {
         if let r = rank, r < 1 { throw ValidationError("--rank must be at least 1") }
         if let t = atTimestep, !(0...1000).contains(t) { throw ValidationError("--at-timestep must be between 0 and 1000") }
-        if base != nil, rank == nil { throw ValidationError("--base needs --rank (a DoRA module's change is approximated by a LoRA of that rank)") }
         // There is no file to name the output after.
         if input == "-", output == nil { throw ValidationError("give -o FILE (or -o - for standard output) when the input is '-'") }
     }
@@ -76,14 +77,19 @@ struct ConvertCommand: DescribedFailures {
         // A byte-for-byte copy computes nothing; everything else is held to the non-finite policy.
         let read = try AdapterArgument(input).read(flags: schedule.flags, catalog: catalog, policy: nil, acceptDoRA: base != nil)
         let destination = try output ?? defaultOutput()
-        if read.format == to.adapterFormat, atTimestep == nil, rank == nil, dtype == nil, input != "-",
+        // LoHa/LoKr/Tucker modules share their file's format name but are not LoRA factors: they convert; a
+        // LyCORIS T-LoRA is kohya-named but no kohya LoRA: it is never copied as one.
+        if read.format == to.adapterFormat, to != .lycorisTlora, !read.needsFrozenBase, read.modules.allSatisfy({ $0.family == nil }),
+           atTimestep == nil, rank == nil, dtype == nil, input != "-",
            FileManager.default.fileExists(atPath: input), let file = AdapterLocation.resolve(input), ConvertCommand.canReopen(file),
            !TorchInput.isArchive(file) {
             try copy(file, to: destination)
             Console.error("note: \(input) is already \(to.rawValue); copied unchanged to \(destination)")
             return
         }
-        let adapter = try nonFinite.policy.admit(read)
+        var adapter = try nonFinite.policy.admit(read)
+        let tloraBase = try lycorisBase(for: adapter)
+        if let tloraBase { adapter = LycorisTLoRA.resolve(adapter, base: tloraBase) }
         var doraBase: DoRABase?
         if let base, adapter.hasDoRA {
             try BaseRequirement.requireSDXL(adapter, for: "convert --base (an SDXL checkpoint)")
@@ -94,7 +100,8 @@ struct ConvertCommand: DescribedFailures {
         let converted: Adapter, report: ConversionReport
         do {
             (converted, report) = try Converter.convert(adapter, ConvertRequest(to: to, atTimestep: atTimestep, rank: rank, flags: schedule.flags,
-                                                                                skipUnsupported: skipUnsupported, doraBase: doraBase))
+                                                                                skipUnsupported: skipUnsupported, doraBase: doraBase,
+                                                                                tloraBase: tloraBase))
             try AdapterWriter.write(converted, format: to, to: destination,
                                     options: WriteOptions(dtype: dtype?.dtype, title: title, trigger: trigger, nonFinite: nonFinite.policy))
         } catch let error as UncarriedModules {
@@ -104,6 +111,23 @@ struct ConvertCommand: DescribedFailures {
         let text = json ? ConvertReport.json(report, input: input, output: destination, from: adapter, to: converted).serialized()
                         : ConvertReport.human(report, input: input, output: destination, from: adapter, to: converted)
         if json, destination != "-" { Console.out(text) } else { Console.error(text) }
+    }
+
+    /// The checkpoint a LyCORIS T-LoRA (read or written) takes its frozen part from; `--base` is otherwise
+    /// for DoRA, and only with --rank.
+    func lycorisBase(for adapter: Adapter) throws -> TLoRABase? {
+        guard let base else { return nil }
+        guard adapter.needsFrozenBase || to == .lycorisTlora else {
+            if rank == nil {
+                throw CommandFailure(adapter.hasDoRA ? "--base needs --rank (a DoRA module's change is approximated by a LoRA of that rank)"
+                    : "--base is for DoRA adapters (with --rank) and LyCORIS T-LoRAs; this adapter is neither", exitCode: 2)
+            }
+            return nil
+        }
+        try BaseRequirement.requireSDXL(adapter, for: "convert --base (an SDXL checkpoint)")
+        do { return TLoRABase(model: try SDXLModel.open(base), policy: nonFinite.policy) } catch {
+            throw CommandFailure("\(base): not an SDXL checkpoint (\(error))")
+        }
     }
 
     func defaultOutput() throws -> String {

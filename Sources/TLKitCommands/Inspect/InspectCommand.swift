@@ -63,7 +63,8 @@ struct InspectCommand: ParsableCommand {
             if input != "-", FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory), isDirectory.boolValue {
                 return (try FileIdentifier.identify(input), nil)
             }
-            let file = try SafeTensorsFile.open(input)
+            // A torch.save archive (the official FLUX T-LoRA's lora.pt) is read as data, never unpickled.
+            let file = try TorchInput.archive(at: input).map { try $0.safeTensors(name: input) } ?? SafeTensorsFile.open(input)
             return (try FileIdentifier.identify(file: file, path: input), file)
         }
         let file = try catalog.open(create: false).file(ref)

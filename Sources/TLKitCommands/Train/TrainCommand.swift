@@ -5,7 +5,7 @@ import SafeTensors
 import Training
 
 /// `tlkit train`: a T-LoRA fine-tune of an SDXL UNet on one (or a few) images, the paper's recipe.
-struct TrainCommand: ParsableCommand {
+struct TrainCommand: DescribedFailures {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Fine-tune an SDXL UNet with T-LoRA on one image (the paper's recipe), on the CPU.",
@@ -122,18 +122,14 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         threads.apply()
-        do {
-            if resume, let stored = try? RunFolder(output).readRecord().settings {
-                let conflicts = try resumeConflicts(with: stored)
-                if !conflicts.isEmpty {
-                    throw CommandFailure("--resume continues \(output) with its own settings; these differ from the run's: "
-                                         + conflicts.joined(separator: "; ") + " (leave them out, or start a new run in another --output)", exitCode: 2)
-                }
+        if resume, let stored = try? RunFolder(output).readRecord().settings {
+            let conflicts = try resumeConflicts(with: stored)
+            if !conflicts.isEmpty {
+                throw CommandFailure("--resume continues \(output) with its own settings; these differ from the run's: "
+                                     + conflicts.joined(separator: "; ") + " (leave them out, or start a new run in another --output)", exitCode: 2)
             }
-            try train()
-        } catch let error as TrainingError {
-            throw CommandFailure("\(error)")
         }
+        try train()
     }
 
     /// Runs the recipe, printing its events and adding each checkpoint to the catalog when asked.
