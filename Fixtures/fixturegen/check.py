@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from . import deltas
+from . import deltas, fused_qkv
 from .adapters import PEFT_FILE, load_pipeline
 from .common import Context, log
 from .unet_ref import forward, make_inputs, mask_for
@@ -329,7 +329,15 @@ def run_all(ctx: Context, tlkit: Path) -> int:
                 log(f"{name:<46} {effect:>9.3e} {rel:>10.3e} {_fmt(tol):>9}  {verdict}{note}")
             for cmd in b.commands:
                 log(f"    $ {cmd}")
-    log(f"{len(CASES) - len(failed)} of {len(CASES)} cases pass" + (f"; failed: {', '.join(failed)}" if failed else ""))
+        # FLUX.1 fused projections: ΔW per module, not a UNet output (fused_qkv.check_with_tlkit).
+        fused = fused_qkv.check_with_tlkit(ctx, tlkit, Path(tmp))
+        for name, worst, bound in fused:
+            ok = worst <= bound
+            if not ok:
+                failed.append(name)
+            log(f"{name:<46} max |ΔW − ref| {worst:.3e} {_fmt(bound):>9}  {'ok' if ok else 'FAIL'}")
+    total = len(CASES) + len(fused)
+    log(f"{total - len(failed)} of {total} cases pass" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
 
 

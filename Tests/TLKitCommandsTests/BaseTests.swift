@@ -120,18 +120,34 @@ struct BaseTests {
         #expect(try CLI.run(["diff", out, Self.bases("sd2-peft"), "--tolerance", "1e-3"]).status == 0)
     }
 
-    @Test func fluxFusedProjectionsStayKohya() throws {
+    /// kohya's fused FLUX.1 projections and PEFT's separate ones convert into each other exactly
+    /// (docs/bases.md, "Fused projections"); `diff` and `merge` pair them module by module.
+    @Test func fluxFusedProjectionsConvertBothWays() throws {
         let folder = CLI.temporaryFolder()
-        // PEFT's separate q, k, v have no kohya name (kohya fuses them): named, not dropped silently.
-        let refused = try CLI.run(["convert", Self.bases("flux-peft"), "--to", "kohya", "-o", folder.appendingPathComponent("a.safetensors").path])
-        #expect(refused.status == 1)
-        #expect(refused.stderr.contains("kohya names only the fused q, k, v projection"), "\(refused.stderr)")
-        // The unfused modules convert; the result is still FLUX.1.
-        let out = folder.appendingPathComponent("b.safetensors").path
-        let kept = try CLI.run(["convert", Self.bases("flux-peft"), "--to", "kohya", "--skip-unsupported", "-o", out])
-        #expect(kept.status == 0, "\(kept.stderr)")
-        #expect(try Self.inspect(out)["base"] as? String == "flux1")
-        let same = try CLI.run(["diff", Self.bases("flux-kohya"), Self.bases("flux-kohya")])
+        let kohya = folder.appendingPathComponent("a.safetensors").path
+        let toKohya = try CLI.run(["convert", Self.bases("flux-peft"), "--to", "kohya", "-o", kohya])
+        #expect(toKohya.status == 0, "\(toKohya.stderr)")
+        #expect(try Self.inspect(kohya)["base"] as? String == "flux1")
+        let same = try CLI.run(["diff", kohya, Self.bases("flux-kohya"), "--tolerance", "1e-3"])
         #expect(same.status == 0, "\(same.stdout)\(same.stderr)")
+        let peft = folder.appendingPathComponent("b.safetensors").path
+        let toPeft = try CLI.run(["convert", Self.bases("flux-kohya"), "--to", "peft", "-o", peft])
+        #expect(toPeft.status == 0, "\(toPeft.stderr)")
+        let back = try CLI.run(["diff", peft, Self.bases("flux-peft"), "--tolerance", "1e-3"])
+        #expect(back.status == 0, "\(back.stdout)\(back.stderr)")
+        // A fused and a separate file of one LoRA: the same modules, no difference.
+        let mixed = try CLI.run(["diff", Self.bases("flux-kohya"), Self.bases("flux-peft"), "--tolerance", "1e-3"])
+        #expect(mixed.status == 0, "\(mixed.stdout)\(mixed.stderr)")
+        let merged = folder.appendingPathComponent("m.safetensors").path
+        let merge = try CLI.run(["merge", Self.bases("flux-kohya"), "\(Self.bases("flux-peft")):0.5", "-o", merged])
+        #expect(merge.status == 0, "\(merge.stderr)")
+        #expect(try Self.inspect(merged)["base"] as? String == "flux1")
+        // inspect names each fused module and the diffusers layers it stands for.
+        let fused = try #require(try Self.inspect(Self.bases("flux-kohya"))["fused_projections"] as? [[String: Any]])
+        #expect(fused.count == 3)
+        let linear1 = try #require(fused.first { $0["module"] as? String == "lora_unet_single_blocks_0_linear1" })
+        #expect(linear1["canonical"] as? String == "transformer.single_transformer_blocks.0.linear1")
+        #expect((linear1["parts"] as? [String])?.last == "transformer.single_transformer_blocks.0.proj_mlp")
+        #expect(try Self.inspect(Self.bases("flux-peft"))["fused_projections"] == nil)
     }
 }

@@ -32,6 +32,11 @@ public enum AdapterDiff {
 
     /// Compares every shared module at each timestep (nil: unmasked / t = 0 behaviour).
     public static func compare(_ a: Adapter, _ b: Adapter, timesteps: [Double?]) throws -> ([ModuleResult], Summary) {
+        let common = try FusedLayout.commonLayout([a, b])
+        return try compareAligned(common[0], common[1], timesteps: timesteps)
+    }
+
+    static func compareAligned(_ a: Adapter, _ b: Adapter, timesteps: [Double?]) throws -> ([ModuleResult], Summary) {
         let indexB = Dictionary(uniqueKeysWithValues: b.modules.enumerated().map { ($1.name, $0) })
         let namesA = Set(a.modules.map(\.name))
         // Modules are independent: compare them on all cores, each with single-threaded BLAS (the

@@ -45,6 +45,8 @@ public enum AdapterMerge {
         }
         // Fold ortho modules so every input is low-rank, then scale each by its weight.
         adapters = adapters.map { $0.modules.contains(where: \.isOrtho) ? Converter.foldOrtho($0) : $0 }
+        // A fused FLUX.1/SD3 file and a separate one: pair their modules per part.
+        adapters = try FusedLayout.commonLayout(adapters)
 
         if method == .svd, scheduled {
             throw AdapterError("--method svd mixes the masked components of a T-LoRA: give --at-timestep T, or use --method concat")

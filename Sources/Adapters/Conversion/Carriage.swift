@@ -35,13 +35,16 @@ extension Converter {
         switch format {
         case .kohya:
             guard BaseNames.kohyaName(module.name, base: base) == nil else { return nil }
-            // kohya's FLUX.1 and SD3 files fuse q, k and v; splitting or fusing factors is not done here.
-            return base == .flux1 || base == .sd3 ? "kohya names only the fused q, k, v projection of this block" : "kohya has no name for this module"
+            // A part of a fused FLUX.1/SD3 projection is stacked into it (FusedLayout.fuse).
+            if let (group, _) = FusedProjections.of(base)?.group(part: module.name), BaseNames.kohyaName(group.fused, base: base) != nil { return nil }
+            return "kohya has no name for this module"
         case .tloraOfficial:
             return BaseNames.officialName(module.name, base: base) == nil || module.isConvolution
                 ? "the official T-LoRA layout holds only UNet attention projections (to_q, to_k, to_v, to_out.0)" : nil
         case .peft:
-            return BaseNames.peftName(module.name, base: base) == nil ? "diffusers has no layer for this fused projection (kohya only)" : nil
+            guard BaseNames.peftName(module.name, base: base) == nil else { return nil }
+            // A fused FLUX.1/SD3 projection is split into diffusers' layers (FusedLayout.split).
+            return FusedProjections.of(base)?.group(fused: module.name) != nil ? nil : "diffusers has no layer for this fused projection (kohya only)"
         case .tlora:
             return nil
         case .lycorisTlora:

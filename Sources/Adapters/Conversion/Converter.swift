@@ -59,7 +59,10 @@ public enum Converter {
         if let lycoris = input.modules.first(where: \.frozenFromBase) {
             throw ConversionUsageError(message: LycorisTLoRA.refusal(module: lycoris.name))
         }
-        if request.to == .kohya, input.base.base == .flux1, let (stacked, note) = FluxStacking.stack(input) {
+        // A scheduled FLUX.1 adapter (the official T-LoRA) is stacked with its components interleaved, so the
+        // mask keeps its meaning; unscheduled ones are regrouped below (FusedLayout), which also keeps ranks
+        // that differ between parts, proj_mlp, and shared downs.
+        if request.to == .kohya, input.base.base == .flux1, input.schedule != nil, let (stacked, note) = FluxStacking.stack(input) {
             input = stacked
             report.notes.append(note)
         }
@@ -81,6 +84,8 @@ public enum Converter {
             report.notes.append("ComfyUI and A1111 do not load PEFT-named UNet LoRAs (they map kohya and attn-procs names only; ComfyUI also ignores PEFT's alpha): --to kohya is the portable choice")
         }
         var current = adapter
+        // Set when fused projections were split or stacked: each output module's source modules.
+        var regroupedFrom: [[Int]]? = nil
 
         if let t = request.atTimestep {
             guard let schedule = adapter.schedule else {
@@ -111,6 +116,13 @@ public enum Converter {
                 current = foldOrtho(current)
                 report.notes.append("ortho modules folded exactly into rank-2R LoRAs (mask index i owns components 2i, 2i+1); the schedule is in tlora.* metadata")
             }
+            // FLUX.1/SD3: kohya's files hold fused q, k, v projections, diffusers' separate ones.
+            let layout = request.to == .kohya ? try FusedLayout.fuse(current) : try FusedLayout.split(current)
+            if !layout.notes.isEmpty {
+                current = layout.adapter
+                regroupedFrom = layout.origins
+                report.notes += layout.notes
+            }
             if request.to == .kohya, let (uniform, changed) = uniformAlpha(current) {
                 current = uniform
                 report.notes.append("alpha made one value (\(number(Double(uniform.modules.first?.alpha ?? 0)))) in every module; the \(changed) module(s) that had another carry the ratio in lora_up — the same ΔW for kohya's loaders, and right in diffusers, which reads a single alpha for all modules of a kohya file")
@@ -138,7 +150,15 @@ public enum Converter {
                 throw AdapterError("the official layout holds one component per mask index; this adapter has \(current.componentsPerRank) (a merge): write --to tlora")
             }
         }
-        if report.modules.isEmpty {
+        if let origins = regroupedFrom, report.modules.isEmpty || report.modules.count != current.modules.count {
+            // Split or stacked modules: each output module with the rank(s) it came from.
+            let errors = Dictionary(report.modules.map { ($0.name, $0.relativeError) }, uniquingKeysWith: { a, _ in a })
+            report.modules = zip(current.modules, origins).map { module, from in
+                let sources = from.map { adapter.modules[$0] }
+                let error = sources.compactMap { errors[$0.name] ?? nil }.max()
+                return ConversionReport.Module(name: module.name, rankIn: sources.reduce(0) { $0 + $1.rank }, rankOut: module.rank, relativeError: error)
+            }
+        } else if report.modules.isEmpty {
             report.modules = zip(adapter.modules, current.modules).map {
                 ConversionReport.Module(name: $0.name, rankIn: $0.rank, rankOut: $1.rank, relativeError: nil)
             }

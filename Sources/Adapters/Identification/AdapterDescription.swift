@@ -51,6 +51,16 @@ enum AdapterDescription {
         identity.base = verdict.base?.rawValue
         identity.derivative = verdict.derivative
         identity.baseNote = verdict.note
+        identity.fusedProjections = fusedProjections(keys: keys, base: verdict.base)
+    }
+
+    static func fusedProjections(keys: AdapterKeys, base: BaseArchitecture?) -> [FusedProjection] {
+        guard let table = FusedProjections.of(base) else { return [] }
+        return keys.modules.compactMap { module in
+            guard let name = BaseNames.canonical(fileName: module.fileName, format: keys.format, base: base),
+                  let group = table.group(fused: name) else { return nil }
+            return FusedProjection(module: module.fileName, canonical: name, parts: group.parts)
+        }
     }
 
     static func isTextEncoder(_ moduleName: String) -> Bool {

@@ -36,6 +36,15 @@ public struct FileIdentity: Sendable {
     public var family: String?
     public var unknownKeys: [String] = []
     public var hparamsPath: String?
+    /// FLUX.1/SD3 modules on a fused q, k, v projection: the file's name, the canonical one, and the
+    /// diffusers layers it splits into (docs/bases.md, "Fused projections").
+    public var fusedProjections: [FusedProjection] = []
+}
+
+public struct FusedProjection: Sendable, Equatable {
+    public let module: String
+    public let canonical: String
+    public let parts: [String]
 }
 
 public enum FileIdentifier {

@@ -38,6 +38,11 @@ enum IdentityReport {
             if let note = id.scheduleNote { fields.append(("schedule_note", .string(note))) }
             if let variant = id.unsupportedVariant { fields.append(("unsupported", .string(variant))) }
             if !id.unknownKeys.isEmpty { fields.append(("unknown_keys", .array(id.unknownKeys.map { .string($0) }))) }
+            if !id.fusedProjections.isEmpty {
+                fields.append(("fused_projections", .array(id.fusedProjections.map { f in
+                    .object([("module", .string(f.module)), ("canonical", .string(f.canonical)), ("parts", .array(f.parts.map { .string($0) }))])
+                })))
+            }
         }
         if let tensors {
             fields.append(("tensor_list", .array(tensors.map { info in
@@ -114,6 +119,10 @@ enum IdentityReport {
                                            : "  unsupported: \(variant) (recognised, not applied by tlkit)")
         }
         if !id.unknownKeys.isEmpty { lines.append("  \(id.unknownKeys.count) unrecognised tensors, e.g. \(id.unknownKeys[0])") }
+        if let f = id.fusedProjections.first {
+            let leaves = f.parts.map { String($0.split(separator: ".").last ?? "") }.joined(separator: ", ")
+            lines.append("  \(id.fusedProjections.count) fused projection(s), e.g. \(f.module) = \(leaves) (convert --to peft splits them exactly)")
+        }
         for info in tensors ?? [] { lines.append("    \(info.name) \(info.dtype.rawValue) \(info.shape)") }
         return lines.joined(separator: "\n")
     }
