@@ -1,6 +1,7 @@
 import Foundation
 import SafeTensors
 import Testing
+import TestSupport
 @testable import Adapters
 
 /// Fused FLUX.1/SD3 projections (BFL's `img_attn.qkv`, `linear1`; SAI's `attn_qkv`) against diffusers'
@@ -215,7 +216,8 @@ struct FusedProjectionTests {
     }
 
     /// A scheduled adapter keeps its components' meaning: a split keeps the whole down even when the up is
-    /// block-structured, a fuse of different downs (which would reorder components) is refused by name.
+    /// block-structured; a fuse of different downs interleaves the parts' components (stacking would reorder
+    /// them), and is refused by name where the adapter already has several components per mask index.
     @Test func scheduledAdaptersKeepTheirComponents() throws {
         let rows = [4, 4, 4]
         let q = Self.lowRank(2, in: 4, out: 4, seed: 4), k = Self.lowRank(2, in: 4, out: 4, seed: 5)
@@ -236,7 +238,21 @@ struct FusedProjectionTests {
                 #expect(try split.delta(j, at: t) == Array(whole[(j * 16)..<((j + 1) * 16)]), "\(module.name) at \(t)")
             }
         }
-        #expect { try FusedLayout.fuse(adapter([(a + "to_q", q), (a + "to_k", k)])) } throws: { "\($0)".contains(a + "to_qkv") && "\($0)".contains("--at-timestep") }
+        // Different downs are interleaved (component 2c + j is part j's c): at every t the fused ΔW's rows are
+        // each part's masked ΔW, and the absent v's rows stay zero. A third module is padded alongside.
+        let outside = Self.lowRank(2, in: 4, out: 4, seed: 6)
+        let parts = adapter([(a + "to_q", q), (a + "to_k", k), ("transformer.transformer_blocks.0.ff.net.2", outside)])
+        let interleaved = try FusedLayout.fuse(parts).adapter
+        #expect(interleaved.componentsPerRank == 2 && interleaved.modules.map(\.rank) == [4, 4])
+        for t in [0.0, 300, 700, 999] {
+            let whole = try interleaved.delta(0, at: t)
+            let expected = try parts.delta(0, at: t) + parts.delta(1, at: t) + [Float](repeating: 0, count: 16)
+            #expect(scaleRelative(whole, expected) <= 1e-6, "to_qkv at \(t)")
+            #expect(scaleRelative(try interleaved.delta(1, at: t), try parts.delta(2, at: t)) <= 1e-6, "padded module at \(t)")
+        }
+        var twice = parts
+        twice.componentsPerRank = 2
+        #expect { try FusedLayout.fuse(twice) } throws: { "\($0)".contains(a + "to_qkv") && "\($0)".contains("--at-timestep") }
         // The parts of a split share their down: they fuse back to the same factors.
         let back = try FusedLayout.fuse(split).adapter
         #expect(try back.factors(0) == .lowRank(fused))

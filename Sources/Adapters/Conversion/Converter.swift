@@ -49,7 +49,6 @@ public struct ConversionUsageError: Error, CustomStringConvertible {
 public enum Converter {
     /// Turns `input` into an adapter the target format can hold, lossless unless a lossy option was given.
     public static func convert(_ input: Adapter, _ request: ConvertRequest) throws -> (Adapter, ConversionReport) {
-        var input = input
         var report = ConversionReport()
         report.notes += input.warnings
         if let dora = input.modules.first(where: { $0.magnitudeAxis != nil }), request.base == nil || request.rank == nil {
@@ -58,13 +57,6 @@ public enum Converter {
         }
         if let lycoris = input.modules.first(where: \.frozenFromBase) {
             throw ConversionUsageError(message: LycorisTLoRA.refusal(module: lycoris.name))
-        }
-        // A scheduled FLUX.1 adapter (the official T-LoRA) is stacked with its components interleaved, so the
-        // mask keeps its meaning; unscheduled ones are regrouped below (FusedLayout), which also keeps ranks
-        // that differ between parts, proj_mlp, and shared downs.
-        if request.to == .kohya, input.base.base == .flux1, input.schedule != nil, let (stacked, note) = FluxStacking.stack(input) {
-            input = stacked
-            report.notes.append(note)
         }
         if request.to == .tloraOfficial { try BaseRequirement.requireSDXL(input, for: "--to tlora-official (the official T-LoRA layout is SDXL's)") }
         if request.to == .lycorisTlora {

@@ -66,10 +66,14 @@ enum FusedFactors {
         case stacked(contributing: [Int])
         /// No part changes anything: the first present part's down and a zero up.
         case zero(from: Int)
+        /// For a scheduled adapter, whose mask keeps a prefix of components: the `present` parts (one rank r)
+        /// interleaved, component slots·c + k being present[k]'s component c, so mask index c keeps every
+        /// part's first c components (`slots` components per mask index; scales folded into up).
+        case interleaved(present: [Int], slots: Int)
 
         var contributing: [Int] {
             switch self {
-            case let .sharedDown(c), let .stacked(c): return c
+            case let .sharedDown(c), let .stacked(c), let .interleaved(c, _): return c
             case .zero: return []
             }
         }
@@ -90,6 +94,9 @@ enum FusedFactors {
     static func fusedRankAndAlpha(_ parts: [LowRank?], plan: FusePlan) -> (rank: Int, alpha: Float?) {
         switch plan {
         case let .zero(from): return (parts[from]!.rank, nil)
+        case let .interleaved(present, slots):
+            let rank = slots * parts[present[0]]!.rank
+            return (rank, Float(rank))
         case let .sharedDown(contributing), let .stacked(contributing):
             let rank = { () -> Int in
                 if case .sharedDown = plan { return parts[contributing[0]]!.rank }
@@ -121,6 +128,9 @@ enum FusedFactors {
                 let l = parts[j]!, f = factor(l)
                 for o in 0..<rows[j] { for c in 0..<rank { up[(starts[j] + o) * rank + c] = l.up[o * l.rank + c] * f } }
             }
+        case let .interleaved(present, slots):
+            return interleave(present.map { parts[$0]! }, rows: present.map { (start: starts[$0], count: rows[$0]) }, slots: slots,
+                              out: out, inFeatures: inFeatures)
         case let .stacked(contributing):
             var column = 0
             down.reserveCapacity(rank * inFeatures)
@@ -132,5 +142,27 @@ enum FusedFactors {
             }
         }
         return LowRank(down: down, up: up, rank: rank, inFeatures: inFeatures, outFeatures: out, alpha: alpha)
+    }
+
+    /// `parts` (one rank r) as one LoRA of slots · r components, component slots·c + k being part k's
+    /// component c, with its scale folded into up (alpha = rank), part k's rows placed from rows[k].start.
+    /// One part with `slots` > 1 pads a module to the components per mask index of the others.
+    static func interleave(_ parts: [LowRank], rows: [(start: Int, count: Int)], slots: Int, out: Int, inFeatures n: Int) -> LowRank {
+        let r = parts[0].rank, rank = slots * r
+        var down = [Float](repeating: 0, count: rank * n), up = [Float](repeating: 0, count: out * rank)
+        for (k, l) in parts.enumerated() {
+            let scale = l.scale
+            for c in 0..<r {
+                let component = slots * c + k
+                for i in 0..<n { down[component * n + i] = l.down[c * n + i] }
+                for o in 0..<rows[k].count { up[(rows[k].start + o) * rank + component] = l.up[o * r + c] * scale }
+            }
+        }
+        return LowRank(down: down, up: up, rank: rank, inFeatures: n, outFeatures: out, alpha: Float(rank))
+    }
+
+    /// A module outside every group padded to `slots` components per mask index (zero components between).
+    static func padded(_ l: LowRank, slots: Int) -> LowRank {
+        interleave([l], rows: [(0, l.outFeatures)], slots: slots, out: l.outFeatures, inFeatures: l.inFeatures)
     }
 }

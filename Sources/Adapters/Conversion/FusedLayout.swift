@@ -15,6 +15,8 @@ public enum FusedLayout {
         case same(Int)
         case part(of: Int, rows: [Int], part: Int, plan: FusedFactors.SplitPlan)
         case fused(parts: [Int?], rows: [Int], inFeatures: Int, plan: FusedFactors.FusePlan)
+        /// A module outside the groups with zero components between its own (`FusedFactors.padded`).
+        case padded(Int, slots: Int)
     }
 
     /// Whether the adapter has a fused module (for `split`) or a part module (for `fuse`).
@@ -84,8 +86,10 @@ public enum FusedLayout {
     }
 
     /// Every group of part modules as its fused module; parts the adapter lacks are zero rows of the fused
-    /// up (the adapter does not change them). A scheduled adapter keeps its components' meaning only
-    /// when the parts share one down; otherwise stacking would reorder them, so it is refused.
+    /// up (the adapter does not change them). A scheduled adapter's mask keeps a prefix of components, so
+    /// parts with different downs are interleaved rather than stacked (`FusePlan.interleaved`, one rank
+    /// for all parts), and every other module is padded to the same number of components per mask index
+    /// — one `tlora.components_per_rank` covers a file.
     public static func fuse(_ adapter: Adapter) throws -> Result {
         guard let table = FusedProjections.of(adapter.base.base) else { return Result(adapter: adapter, origins: adapter.modules.indices.map { [$0] }, notes: []) }
         let present = Set(adapter.modules.map(\.name))
@@ -100,14 +104,11 @@ public enum FusedLayout {
             }
             members[group.fused, default: Array(repeating: nil, count: group.parts.count)][part] = index
         }
-        var modules: [ModuleInfo] = [], recipes: [Recipe] = [], origins: [[Int]] = []
-        var done: Set<String> = [], fusedCount = 0, sharedCount = 0, missing: [String] = []
-        for (index, module) in adapter.modules.enumerated() {
-            guard let (group, _) = table.group(part: module.name) else {
-                modules.append(module); recipes.append(.same(index)); origins.append([index])
-                continue
-            }
-            guard done.insert(group.fused).inserted else { continue }
+        // Each group read once: its parts' factors, output rows and plan.
+        struct Fused { let indices: [Int?], parts: [LowRank?], rows: [Int], width: Int, partNames: [String]; var plan: FusedFactors.FusePlan }
+        var groups: [String: Fused] = [:]
+        for module in adapter.modules {
+            guard let (group, _) = table.group(part: module.name), groups[group.fused] == nil else { continue }
             let indices = members[group.fused]!
             var parts: [LowRank?] = []
             for i in indices {
@@ -125,33 +126,75 @@ public enum FusedLayout {
             guard let rows = group.partRows(known: known, inFeatures: width) else {
                 throw AdapterError("the parts of \(group.fused) have output widths \(known.sorted { $0.key < $1.key }.map { "\($0.value)" }.joined(separator: ", ")) that do not fit its layout")
             }
-            let plan = FusedFactors.fusePlan(parts)!
-            if case .stacked = plan, adapter.schedule != nil, plan.contributing.count > 1 {
-                throw AdapterError("\(group.fused): its parts have different downs, and stacking them would reorder a scheduled adapter's components (bake it first with --at-timestep T)")
+            groups[group.fused] = Fused(indices: indices, parts: parts, rows: rows, width: width, partNames: group.parts, plan: FusedFactors.fusePlan(parts)!)
+        }
+        let slots = try interleavingSlots(adapter, groups: groups.mapValues { ($0.parts, $0.plan) })
+        if slots > 1 {
+            for (name, group) in groups {
+                groups[name]!.plan = .interleaved(present: group.parts.indices.filter { group.parts[$0] != nil }, slots: slots)
             }
-            if case .sharedDown = plan, plan.contributing.count > 1 { sharedCount += 1 }
-            let (rank, alpha) = FusedFactors.fusedRankAndAlpha(parts, plan: plan)
-            let first = adapter.modules[indices.compactMap { $0 }[0]]
-            var info = first
-            info.name = group.fused
+        }
+        var modules: [ModuleInfo] = [], recipes: [Recipe] = [], origins: [[Int]] = []
+        var done: Set<String> = [], fusedCount = 0, sharedCount = 0, missing: [String] = []
+        for (index, module) in adapter.modules.enumerated() {
+            guard let (tableGroup, _) = table.group(part: module.name) else {
+                if slots > 1 {
+                    guard !module.isOrtho, module.magnitudeAxis == nil else {
+                        throw AdapterError("\(module.name): only plain low-rank modules can be padded to \(slots) components per mask index")
+                    }
+                    var info = module
+                    info.rank = slots * module.rank
+                    info.alpha = Float(info.rank)
+                    modules.append(info); recipes.append(.padded(index, slots: slots)); origins.append([index])
+                } else {
+                    modules.append(module); recipes.append(.same(index)); origins.append([index])
+                }
+                continue
+            }
+            guard done.insert(tableGroup.fused).inserted else { continue }
+            let group = groups[tableGroup.fused]!
+            if case .sharedDown = group.plan, group.plan.contributing.count > 1 { sharedCount += 1 }
+            let (rank, alpha) = FusedFactors.fusedRankAndAlpha(group.parts, plan: group.plan)
+            var info = adapter.modules[group.indices.compactMap { $0 }[0]]
+            info.name = tableGroup.fused
             info.rank = rank
             info.alpha = alpha
-            info.inFeatures = width
-            info.outFeatures = rows.reduce(0, +)
+            info.inFeatures = group.width
+            info.outFeatures = group.rows.reduce(0, +)
             modules.append(info)
-            recipes.append(.fused(parts: indices, rows: rows, inFeatures: width, plan: plan))
-            origins.append(indices.compactMap { $0 })
+            recipes.append(.fused(parts: group.indices, rows: group.rows, inFeatures: group.width, plan: group.plan))
+            origins.append(group.indices.compactMap { $0 })
             fusedCount += 1
-            for (p, i) in indices.enumerated() where i == nil { missing.append(group.parts[p]) }
+            for (p, i) in group.indices.enumerated() where i == nil { missing.append(group.partNames[p]) }
         }
         var notes: [String] = []
         if fusedCount > 0 {
-            notes.append("\(fusedCount) group(s) of separate projections stacked into fused ones exactly (\(sharedCount) sharing one down, kept at its rank; the rest with stacked downs and block-diagonal ups)")
+            notes.append(slots > 1
+                ? "\(fusedCount) group(s) of separate projections stacked into fused ones exactly, their components interleaved so the schedule's mask keeps its meaning: every module has \(slots) components per mask index (tlora.components_per_rank \(slots); modules outside the groups padded with zero components)"
+                : "\(fusedCount) group(s) of separate projections stacked into fused ones exactly (\(sharedCount) sharing one down, kept at its rank; the rest with stacked downs and block-diagonal ups)")
         }
         if !missing.isEmpty {
             notes.append("\(missing.count) part(s) absent from the adapter are zero rows of their fused module: \(listed(missing))")
         }
-        return Result(adapter: regrouped(adapter, modules: modules, recipes: recipes), origins: origins, notes: notes)
+        var result = regrouped(adapter, modules: modules, recipes: recipes)
+        if slots > 1 { result.componentsPerRank = slots }
+        return Result(adapter: result, origins: origins, notes: notes)
+    }
+
+    /// Components per mask index the fused adapter needs: 1 unless the adapter is scheduled and some group's
+    /// parts have different downs (stacking them would reorder components), then the most parts a group has,
+    /// interleaved. Throws where interleaving cannot keep the mask's meaning.
+    static func interleavingSlots(_ adapter: Adapter, groups: [String: (parts: [LowRank?], plan: FusedFactors.FusePlan)]) throws -> Int {
+        guard adapter.schedule != nil else { return 1 }
+        let stacked = groups.filter { if case .stacked = $0.value.plan { return $0.value.plan.contributing.count > 1 }; return false }
+        guard let first = stacked.keys.sorted().first else { return 1 }
+        guard adapter.componentsPerRank == 1 else {
+            throw AdapterError("\(first): its parts have different downs, and this scheduled adapter already has \(adapter.componentsPerRank) components per mask index, so they cannot be interleaved (bake it first with --at-timestep T)")
+        }
+        for (name, group) in groups.sorted(by: { $0.key < $1.key }) where Set(group.parts.compactMap { $0?.rank }).count > 1 {
+            throw AdapterError("\(name): its parts have different downs and ranks, so a scheduled adapter's components cannot be interleaved (bake it first with --at-timestep T)")
+        }
+        return groups.values.map { $0.parts.compactMap { $0 }.count }.max() ?? 1
     }
 
     /// Adapters of one base whose layouts differ (one fused, another separate: a kohya and a PEFT FLUX.1
@@ -199,6 +242,9 @@ struct RegroupedFactors: FactorSource {
                 return l
             }
             return .lowRank(FusedFactors.fuse(factors, rows: rows, inFeatures: inFeatures, plan: plan))
+        case let .padded(i, slots):
+            guard case let .lowRank(l) = try base.factors(i) else { throw AdapterError("\(base.modules[i].name): not a low-rank module") }
+            return .lowRank(FusedFactors.padded(l, slots: slots))
         }
     }
 
