@@ -13,13 +13,7 @@ T=${TLKIT:-.build/release/tlkit}
 for algo in loha lokr; do
   [ -f "$DATA/sdxl-random-$algo-r8.safetensors" ] || $PY Benchmarks/make_sdxl_random.py lycoris-$algo "$DATA/sdxl-random-$algo-r8.safetensors" --rank 8 --conv-rank 4
 done
-OUT=$(mktemp -d "$DATA/bench-out.XXXXXX")
-trap 'rm -rf "$OUT"' EXIT
-measure() {  # name, command...
-  local name=$1; shift
-  /usr/bin/time -f "$name: %e s wall, %U s user, %M KB peak RSS" "$@" >/dev/null 2>"$OUT/time.txt" || { cat "$OUT/time.txt"; return 1; }
-  tail -1 "$OUT/time.txt"
-}
+. "$(dirname "$0")/measure.sh"
 for algo in loha lokr; do
   IN="$DATA/sdxl-random-$algo-r8.safetensors"
   cat "$IN" >/dev/null   # warm the page cache

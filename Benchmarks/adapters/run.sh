@@ -14,13 +14,7 @@ T=.build/release/tlkit
 for s in 1 2 3; do
   [ -f "$DATA/sdxl-random-kohya-r64-s$s.safetensors" ] || $PY Benchmarks/make_sdxl_random.py kohya-lora "$DATA/sdxl-random-kohya-r64-s$s.safetensors" --rank 64 --seed $s
 done
-OUT=$(mktemp -d "$DATA/bench-out.XXXXXX")
-trap 'rm -rf "$OUT"' EXIT
-measure() {  # name, command...
-  local name=$1; shift
-  /usr/bin/time -f "$name: %e s wall, %U s user, %M KB peak RSS" "$@" >/dev/null 2>"$OUT/time.txt" || { cat "$OUT/time.txt"; return 1; }
-  tail -1 "$OUT/time.txt"
-}
+. "$(dirname "$0")/measure.sh"
 TLORA="$DATA/sdxl-random-tlora-r64/checkpoint-1000/pytorch_lora_weights.safetensors"
 cat "$TLORA" >/dev/null   # warm the page cache for both contenders
 measure "cp of the official T-LoRA (743 MB)" cp "$TLORA" "$OUT/copy.safetensors"

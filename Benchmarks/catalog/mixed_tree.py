@@ -12,6 +12,14 @@ import sys
 import numpy as np
 
 
+def transformer_block(p, width, context):
+    """One UNet transformer block's Linears under kohya prefix `p`: (name, in, out)."""
+    mods = [(p + f"attn1_to_{x}", width, width) for x in ("q", "k", "v")] + [(p + "attn1_to_out_0", width, width)]
+    mods += [(p + "attn2_to_q", width, width), (p + "attn2_to_k", context, width), (p + "attn2_to_v", context, width),
+             (p + "attn2_to_out_0", width, width), (p + "ff_net_0_proj", width, 8 * width), (p + "ff_net_2", 4 * width, width)]
+    return mods
+
+
 def sd15_modules():
     """SD 1.5 UNet attention blocks (kohya names) and CLIP-L layers: (name, in, out)."""
     mods = []
@@ -19,10 +27,7 @@ def sd15_modules():
               ("up_blocks_1", 1280, 3), ("up_blocks_2", 640, 3), ("up_blocks_3", 320, 3), ("mid_block", 1280, 1)]
     for block, width, count in blocks:
         for a in range(count):
-            p = f"lora_unet_{block}_attentions_{a}_transformer_blocks_0_"
-            mods += [(p + f"attn1_to_{x}", width, width) for x in ("q", "k", "v")] + [(p + "attn1_to_out_0", width, width)]
-            mods += [(p + "attn2_to_q", width, width), (p + "attn2_to_k", 768, width), (p + "attn2_to_v", 768, width),
-                     (p + "attn2_to_out_0", width, width), (p + "ff_net_0_proj", width, 8 * width), (p + "ff_net_2", 4 * width, width)]
+            mods += transformer_block(f"lora_unet_{block}_attentions_{a}_transformer_blocks_0_", width, context=768)
     for layer in range(12):
         p = f"lora_te_text_model_encoder_layers_{layer}_"
         mods += [(p + f"self_attn_{x}_proj", 768, 768) for x in ("q", "k", "v", "out")]
@@ -38,10 +43,7 @@ def sdxl_modules():
     blocks += [(f"output_blocks_{i}_1", 640, 2) for i in (3, 4, 5)]
     for block, width, depth in blocks:
         for t in range(depth):
-            p = f"lora_unet_{block}_transformer_blocks_{t}_"
-            mods += [(p + f"attn1_to_{x}", width, width) for x in ("q", "k", "v")] + [(p + "attn1_to_out_0", width, width)]
-            mods += [(p + "attn2_to_q", width, width), (p + "attn2_to_k", 2048, width), (p + "attn2_to_v", 2048, width),
-                     (p + "attn2_to_out_0", width, width), (p + "ff_net_0_proj", width, 8 * width), (p + "ff_net_2", 4 * width, width)]
+            mods += transformer_block(f"lora_unet_{block}_transformer_blocks_{t}_", width, context=2048)
     return mods
 
 
