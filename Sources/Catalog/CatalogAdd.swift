@@ -62,12 +62,7 @@ extension Catalog {
                                                        storedPlain: try Catalog.plainBlobs(db, twinHashes), previous: previous)
             let decoded = try Catalog.decodeBlobs(db, Set(candidates.values.joined().filter { $0.tensor == nil }.map(\.sha256)))
             let order = DeltaReference.insertionOrder(newTensors, candidates: candidates)
-            let jobs = order.map { i in
-                CompressionPipeline.Job(bytes: file.rawBytes(tensors[i]), dtype: tensors[i].dtype, references: (candidates[i] ?? []).compactMap { c in
-                    guard let bytes = c.tensor.map({ file.rawBytes(tensors[$0]) }) ?? decoded.bytes[c.sha256].map(UnsafeRawBufferPointer.init) else { return nil }
-                    return (c.sha256, bytes)
-                })
-            }
+            let jobs = DeltaReference.jobs(order, tensors: tensors, file: file, candidates: candidates, decoded: decoded)
             var added = headerBytes.count
             var newBlobs = 0
             var storedSizes: [Int: Int] = [:]

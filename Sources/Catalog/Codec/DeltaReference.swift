@@ -93,6 +93,18 @@ extension DeltaReference {
         if let sorted { plain.sort(by: sorted); delta.sort(by: sorted) }
         return plain + delta
     }
+
+    /// The compression jobs of `order`'s tensors of `file`, each with the bytes of its candidates: a tensor
+    /// of the same file, or a stored blob `decoded` beforehand (a candidate that did not decode is left out).
+    static func jobs(_ order: [Int], tensors: [TensorInfo], file: SafeTensorsFile, candidates: [Int: [Candidate]],
+                     decoded: DecodedBlobs) -> [CompressionPipeline.Job] {
+        order.map { i in
+            CompressionPipeline.Job(bytes: file.rawBytes(tensors[i]), dtype: tensors[i].dtype, references: (candidates[i] ?? []).compactMap { c in
+                guard let bytes = c.tensor.map({ file.rawBytes(tensors[$0]) }) ?? decoded.bytes[c.sha256].map(UnsafeRawBufferPointer.init) else { return nil }
+                return (c.sha256, bytes)
+            })
+        }
+    }
 }
 
 /// Raw bytes of stored blobs decoded for use as references, kept alive while jobs point into them.

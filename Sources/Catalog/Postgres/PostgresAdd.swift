@@ -53,12 +53,7 @@ extension PostgresCatalog {
             let decoded = try decodeBlobs(Set(candidates.values.joined().filter { $0.tensor == nil }.map(\.sha256)))
             // Each group in hash order: writers storing the same new tensors wait for each other in one order.
             let order = DeltaReference.insertionOrder(fresh, candidates: candidates) { blobHashes[$0] < blobHashes[$1] }
-            let jobs = order.map { i in
-                CompressionPipeline.Job(bytes: file.rawBytes(tensors[i]), dtype: tensors[i].dtype, references: (candidates[i] ?? []).compactMap { c in
-                    guard let bytes = c.tensor.map({ file.rawBytes(tensors[$0]) }) ?? decoded.bytes[c.sha256].map(UnsafeRawBufferPointer.init) else { return nil }
-                    return (c.sha256, bytes)
-                })
-            }
+            let jobs = DeltaReference.jobs(order, tensors: tensors, file: file, candidates: candidates, decoded: decoded)
             var added = headerBytes.count
             var newBlobs = 0
             var sizes = existing
