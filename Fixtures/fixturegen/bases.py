@@ -24,7 +24,7 @@ UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 TE_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 
 
-def _perturb(model, tag: str) -> None:
+def perturb_lora(model, tag: str) -> None:
     """lora_A ~ N(0, 1/in), lora_B ~ N(0, 0.02^2): no factor is zero."""
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -39,7 +39,7 @@ def _lora(model, targets, tag: str, rank: int = RANK):
     from peft.utils import get_peft_model_state_dict
 
     model.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=targets, init_lora_weights=True))
-    _perturb(model, tag)
+    perturb_lora(model, tag)
     return {k: v.to(torch.float16) for k, v in get_peft_model_state_dict(model).items()}
 
 
@@ -273,7 +273,7 @@ def build_unknown(ctx: Context) -> None:
     model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                          num_attention_heads=2, num_key_value_heads=2))
     peft_model = get_peft_model(model, LoraConfig(r=RANK, lora_alpha=RANK, target_modules=["q_proj", "v_proj"]))
-    _perturb(peft_model, "bases/llama")
+    perturb_lora(peft_model, "bases/llama")
     folder = ctx.adapters / "bases" / "llama"
     peft_model.save_pretrained(folder)
     shutil.move(folder / "adapter_model.safetensors", ctx.adapters / "bases" / "llama-peft.safetensors")

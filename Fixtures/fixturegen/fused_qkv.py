@@ -30,6 +30,7 @@ import shutil
 
 import torch
 
+from .bases import perturb_lora
 from .common import Context, check, load_safetensors, log, randn, save_safetensors
 
 WIDTH = 3072  # diffusers' kohya converter splits linear1 as [3072] * 3 + [12288]
@@ -117,12 +118,8 @@ def _parts_peft(model) -> tuple[dict, dict, dict]:
     config = LoraConfig(r=2, lora_alpha=2, target_modules=PART_TARGETS, init_lora_weights=True,
                         rank_pattern={"transformer_blocks.0.attn.to_k": 3}, alpha_pattern={"transformer_blocks.0.attn.to_q": 4})
     model.add_adapter(config, adapter_name="parts")
+    perturb_lora(model, "fused/parts")
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            if ".lora_A." in name:
-                p.copy_(randn(p.shape, f"fused/parts/{name}", p.shape[1] ** -0.5))
-            elif ".lora_B." in name:
-                p.copy_(randn(p.shape, f"fused/parts/{name}", 0.02))
         single = model.single_transformer_blocks[0].attn
         for layer in (single.to_k, single.to_v):  # one shared down, as after a split
             layer.lora_A["parts"].weight.copy_(single.to_q.lora_A["parts"].weight)

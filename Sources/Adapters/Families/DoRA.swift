@@ -55,15 +55,7 @@ extension BaseWeights {
     /// The full SVD of ΔW = W' − W for `module` ([out, in·kh·kw]); a missing or misshapen base layer is
     /// an error naming the module.
     func differenceSVD(_ factors: DoRAFactors, module: ModuleInfo) throws -> LowRankSVD {
-        let (componentName, path) = ModuleNames.split(module.name)
-        guard let component = Component(rawValue: componentName), let shape = model.shape(component, path + ".weight") else {
-            throw AdapterError("\(module.name): a DoRA module needs its base weight, and \(model.path) has no \(path).weight")
-        }
-        guard shape == module.weightShape else {
-            throw AdapterError("\(module.name): adapter shape \(module.weightShape) does not match the checkpoint's \(shape)")
-        }
-        let w = try model.floats(component, path + ".weight")
-        try policy.admit(w, file: model.path, tensor: path + ".weight")
+        let w = try weight(of: module, for: "a DoRA module")
         let merged = DoRA.merged(w, factors)
         let delta = zip(merged, w).map { $0 - Double($1) }
         do {

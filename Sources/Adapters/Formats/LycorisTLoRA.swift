@@ -181,15 +181,7 @@ extension BaseWeights {
     /// (largest first; past min(out, in) zero vectors with σ = 1e-6). Computed in Float64 from W's Float32
     /// values; LyCORIS computes in Float32, and each product u_i σ_i v_iᵀ is the same whatever the signs.
     func principal(_ module: ModuleInfo, rank: Int) throws -> (u: [Float], s: [Float], vt: [Float]) {
-        let (componentName, path) = ModuleNames.split(module.name)
-        guard let component = Component(rawValue: componentName), let shape = model.shape(component, path + ".weight") else {
-            throw AdapterError("\(module.name): a LyCORIS T-LoRA module needs its base weight, and \(model.path) has no \(path).weight")
-        }
-        guard shape == [module.outFeatures, module.inFeatures] else {
-            throw AdapterError("\(module.name): adapter shape \([module.outFeatures, module.inFeatures]) does not match the checkpoint's \(shape)")
-        }
-        let w = try model.floats(component, path + ".weight")
-        try policy.admit(w, file: model.path, tensor: path + ".weight")
+        let w = try weight(of: module, for: "a LyCORIS T-LoRA module")
         let (m, n) = (module.outFeatures, module.inFeatures)
         let full: (u: [Double], s: [Double], vt: [Double])
         do { full = try LowRankSVD.svd(w.map(Double.init), rows: m, cols: n) } catch {
