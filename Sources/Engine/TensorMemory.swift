@@ -15,7 +15,8 @@ public enum TensorMemory {
     static let poolFrom = 1 << 20
     static let granule = 2 << 20
     /// Kept at most (2 GB: a 512 px training step with less got slower again, measured). A phase that reuses
-    /// little may lower it (`sample` does for the VAE decode, whose layers each run once).
+    /// little may lower it (`sample` does for the VAE decode, whose layers each run once), and so does one
+    /// short of memory (training with recomputation: `leanLimit`).
     public static var cachedLimit: Int {
         get { lock.withLock { limit } }
         set { lock.withLock { limit = max(0, newValue) }; shrink() }
@@ -25,7 +26,13 @@ public enum TensorMemory {
     /// Kept buffers, oldest first.
     nonisolated(unsafe) private static var kept: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
     nonisolated(unsafe) private static var keptBytes = 0
-    nonisolated(unsafe) private static var limit = 2 << 30
+    nonisolated(unsafe) private static var limit = defaultLimit
+    public static let defaultLimit = 2 << 30
+    public static let leanLimit = 512 << 20
+    /// Bytes of pooled buffers handed out and not yet released, and the highest in-use + kept total seen
+    /// (with what was kept then): what the pool held at the process's busiest moment.
+    nonisolated(unsafe) private static var inUse = 0
+    nonisolated(unsafe) private static var peak = (total: 0, kept: 0)
 
     /// With `TLKIT_POISON_UNINITIALIZED=1`, buffers handed out uninitialised are filled with 0xFF bytes
     /// (NaN in every float type): an operation that reads what it did not write then shows up as NaN
@@ -42,6 +49,10 @@ public enum TensorMemory {
             return (pointer, bytes)
         }
         let capacity = (bytes + granule - 1) / granule * granule
+        lock.withLock {
+            inUse += capacity
+            if inUse + keptBytes > peak.total { peak = (inUse + keptBytes, keptBytes) }
+        }
         if let reused = takeKept(capacity) {
             if let fill { reused.initializeMemory(as: UInt8.self, repeating: fill, count: bytes) }
             return (reused, capacity)
@@ -54,6 +65,7 @@ public enum TensorMemory {
     static func release(_ pointer: UnsafeMutableRawPointer, capacity: Int) {
         guard capacity >= poolFrom else { return pointer.deallocate() }
         lock.withLock {
+            inUse -= capacity
             kept.append((pointer, capacity))
             keptBytes += capacity
         }
@@ -86,6 +98,9 @@ public enum TensorMemory {
 
     /// Bytes kept for reuse now (for tests and profiles).
     public static var cachedBytes: Int { lock.withLock { keptBytes } }
+
+    /// The pool's busiest moment so far: buffers in use plus kept, and the kept part (for profiles).
+    public static var peakBytes: (total: Int, kept: Int) { lock.withLock { peak } }
 
     /// The most recently kept buffer of exactly `capacity` bytes (warm in cache), removed from the list.
     private static func takeKept(_ capacity: Int) -> UnsafeMutableRawPointer? {

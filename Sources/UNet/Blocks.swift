@@ -119,10 +119,16 @@ final class SpatialTransformer {
         blocks = try (0..<depth).map { try TransformerBlock(source, path + ".transformer_blocks.\($0)", heads: heads) }
     }
 
-    func forward(_ x: Tensor<Float>, context: Tensor<Float>, _ pass: UNetPass) -> Tensor<Float> {
+    /// `keeping`: a recomputing pass that keeps each transformer block's input and proj_out's (this
+    /// forward then runs without recording; see `replayEnds`).
+    func forward(_ x: Tensor<Float>, context: Tensor<Float>, _ pass: UNetPass, keeping: UNetPass? = nil) -> Tensor<Float> {
         let (height, width) = (x.shape[2], x.shape[3])
         var h = projIn.forward(toTokens(norm.forward(x, pass)), pass)
-        for block in blocks { h = block.forward(h, context: context, pass) }
+        for block in blocks {
+            keeping?.blockInputs[ObjectIdentifier(block)] = h
+            h = block.forward(h, context: context, pass)
+        }
+        keeping?.blockInputs[ObjectIdentifier(projOut)] = h
         let out = toChannels(projOut.forward(h, pass), height: height, width: width)
         accumulate(out, x)
         return out
@@ -135,10 +141,27 @@ extension SpatialTransformer {
     func backward(_ dOut: Tensor<Float>, _ pass: UNetPass, _ grads: UNetGradientStore) -> Tensor<Float> {
         let (height, width) = (dOut.shape[2], dOut.shape[3])
         var dh = projOut.backward(toTokens(dOut), pass, grads)!
-        for block in blocks.reversed() { dh = block.backward(dh, pass, grads) }
+        for block in blocks.reversed() { dh = replayed(block, pass).backward(dh, pass, grads) }
         let dx = norm.backward(toChannels(projIn.backward(dh, pass, grads)!, height: height, width: width))
         accumulate(dx, dOut)
         return dx
+    }
+
+    /// In a recomputing pass: runs the layers around the transformer blocks again from the kept inputs,
+    /// recording (norm and proj_in from the transformer's input, proj_out from the last block's output), so
+    /// that the blocks themselves can be replayed one at a time by `backward`: at most one transformer
+    /// block's activations are alive (SDXL's deepest transformers have ten).
+    func replayEnds(_ x: Tensor<Float>, _ pass: UNetPass) {
+        _ = projIn.forward(toTokens(norm.forward(x, pass)), pass)
+        if let last = pass.blockInputs.removeValue(forKey: ObjectIdentifier(projOut)) { _ = projOut.forward(last, pass) }
+    }
+
+    /// The block as recorded, or, in a recomputing pass, run again from its kept input, recording.
+    private func replayed(_ block: TransformerBlock, _ pass: UNetPass) -> TransformerBlock {
+        if pass.recomputes, let h = pass.blockInputs.removeValue(forKey: ObjectIdentifier(block)) {
+            _ = block.forward(h, context: pass.context!, pass)
+        }
+        return block
     }
 }
 

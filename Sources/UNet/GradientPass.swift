@@ -87,7 +87,7 @@ extension SDXLUNet {
 
     func replayed(_ block: SpatialTransformer, _ pass: UNetPass) -> SpatialTransformer {
         if pass.recomputes, let x = pass.blockInputs.removeValue(forKey: ObjectIdentifier(block)) {
-            _ = block.forward(x, context: pass.context!, pass)
+            block.replayEnds(x, pass)
         }
         return block
     }

@@ -3,10 +3,10 @@ import Engine
 /// State of one UNet call: the adapter bindings (module path → factors and active components of each
 /// adapter hooked there; training binds one) and whether layers keep what backward needs.
 ///
-/// With `recomputes`, a recording pass keeps only each block's input (a resnet or a spatial transformer)
-/// and runs the block without recording; backward runs that block's forward again, recording, just before
-/// its backward. The same arithmetic in the same order, so gradients are bitwise those of a full recording,
-/// while at most one block's activations are alive at a time.
+/// With `recomputes`, a recording pass keeps only each block's input (a resnet, or a spatial transformer
+/// and each of its transformer blocks) and runs the block without recording; backward runs that block's
+/// forward again, recording, just before its backward. The same arithmetic in the same order, so gradients
+/// are bitwise those of a full recording, while at most one block's activations are alive at a time.
 final class UNetPass {
     struct Binding {
         let factors: AdapterFactors<Float>

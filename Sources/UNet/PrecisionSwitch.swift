@@ -34,6 +34,13 @@ extension SDXLUNet {
         self.precision = .bf16
     }
 
+    /// Whether bf16 convolutions keep their weight's copy in the backward's layout between calls (about 0.7 GB
+    /// for SDXL) or make it per call (see `BF16Conv2d.keepsBackwardWeights`). Set before the first backward.
+    public var keepsBackwardWeights: Bool {
+        get { convLayers.allSatisfy { $0.bf16?.keepsBackwardWeights ?? true } }
+        set { for layer in convLayers { layer.bf16?.keepsBackwardWeights = newValue } }
+    }
+
     var resnets: [ResnetBlock] { down.flatMap(\.resnets) + midResnets + up.flatMap(\.resnets) }
 
     var transformers: [SpatialTransformer] { down.flatMap(\.attentions) + [midAttention].compactMap { $0 } + up.flatMap(\.attentions) }

@@ -261,10 +261,10 @@ public final class SDXLUNet {
         return block.forward(x, siluEmb: emb, pass.forwardOnly)
     }
 
-    /// A spatial transformer in `pass`; a recomputing pass keeps only its input.
+    /// A spatial transformer in `pass`; a recomputing pass keeps its input and its blocks' inputs.
     func run(_ block: SpatialTransformer, _ x: Tensor<Float>, _ context: Tensor<Float>, _ pass: UNetPass) -> Tensor<Float> {
         guard pass.recomputes else { return block.forward(x, context: context, pass) }
         pass.blockInputs[ObjectIdentifier(block)] = x
-        return block.forward(x, context: context, pass.forwardOnly)
+        return block.forward(x, context: context, pass.forwardOnly, keeping: pass)
     }
 }

@@ -96,6 +96,26 @@ struct BF16Tests {
         #expect(smallErr <= 1e-5)
     }
 
+    /// Without a kept backward copy the weight is reordered per call: the same dx bit for bit, one weight copy.
+    @Test(arguments: convCases)
+    func convolutionBackwardWithoutKeptWeights(kernel: Int, stride: Int, padding: Int, trailing: Int) {
+        var rng = TestRandom(seed: UInt64(kernel * 100 + stride))
+        let x = rng.floats([2, 24, 10, 12]), w = rng.floats([40, 24, kernel, kernel])
+        let kept = BF16Conv2d(weight: w, stride: stride, padding: padding, trailingPadding: trailing)
+        let lean = BF16Conv2d(weight: w, stride: stride, padding: padding, trailingPadding: trailing)
+        lean.keepsBackwardWeights = false
+        let y = kept.forward(x: x, bias: nil)
+        #expect(lean.forward(x: x, bias: nil).array == y.array)
+        let dy = rng.floats(y.shape)
+        let (a, b) = (Tensor<Float>(uninitialized: x.shape), Tensor<Float>(uninitialized: x.shape))
+        let forwardCopy = lean.bytes
+        kept.backwardData(dy: dy, dx: a, overwriting: true)
+        lean.backwardData(dy: dy, dx: b, overwriting: true)
+        #expect(a.array == b.array)
+        #expect(lean.bytes == forwardCopy, "no copy kept for the backward")
+        #expect(kept.bytes >= lean.bytes)
+    }
+
     @Test func convolutionRunsOnNativeBF16Kernels() {
         var rng = TestRandom(seed: 4)
         let layer = BF16Conv2d(weight: rng.floats([64, 64, 3, 3]), padding: 1)

@@ -32,8 +32,17 @@ public final class BF16Conv2d: @unchecked Sendable {
         let toChannelsLast: OneDNNPrimitive
         let addChannelsFirst: OneDNNPrimitive
         let setChannelsFirst: OneDNNPrimitive
-        let weights: AlignedBuffer
+        /// The weight in the backward's layout; nil when it is made afresh for each call (`keepsBackwardWeights`).
+        let weights: AlignedBuffer?
     }
+
+    /// Whether the weight's copy in the backward's layout is kept between calls (the default: one reorder in
+    /// a run) or made for each call from the forward's copy and dropped after it. Not keeping it saves a
+    /// second copy of every convolution weight (SDXL's UNet: about 0.7 GB) for one weight reorder per
+    /// backward call, a memory-bound pass far smaller than the convolution's own work; training with
+    /// recomputation, which runs where memory is short, asks for it.
+    /// Set it before the first backward call.
+    public var keepsBackwardWeights = true
 
     public init(weight w: Tensor<Float>, stride: Int = 1, padding: Int, trailingPadding: Int? = nil) {
         precondition(w.rank == 4 && w.shape[2] == w.shape[3], "BF16Conv2d wants a square weight [O, C, k, k]")
@@ -100,9 +109,9 @@ public final class BF16Conv2d: @unchecked Sendable {
             plan.toChannelsLast.run([(OneDNN.src, activations(dy.shape, dnnl_f32), UnsafeMutableRawPointer(dy.data)),
                                      (OneDNN.dst, diffDst, db)])
             Scratch.withBytes(OneDNN.bytes(diffSrc)) { gb in
-                conv.run([(OneDNN.diffDst, diffDst, db),
-                          (OneDNN.weights, conv.layout(dnnl_query_weights_md), plan.weights.pointer),
-                          (OneDNN.diffSrc, diffSrc, gb)])
+                withBackwardWeights(plan) { layout, weights in
+                    conv.run([(OneDNN.diffDst, diffDst, db), (OneDNN.weights, layout, weights), (OneDNN.diffSrc, diffSrc, gb)])
+                }
                 (overwriting ? plan.setChannelsFirst : plan.addChannelsFirst).run(
                     [(OneDNN.src, diffSrc, gb), (OneDNN.dst, activations(dx.shape, dnnl_f32), UnsafeMutableRawPointer(dx.data))])
             }
@@ -190,7 +199,7 @@ public final class BF16Conv2d: @unchecked Sendable {
             addChannelsFirst: OneDNNPrimitive(reorder: conv.layout(dnnl_query_diff_src_md), to: activations(srcShape, dnnl_f32),
                                               accumulate: true),
             setChannelsFirst: OneDNNPrimitive(reorder: conv.layout(dnnl_query_diff_src_md), to: activations(srcShape, dnnl_f32)),
-            weights: weights(in: conv.layout(dnnl_query_weights_md)))
+            weights: keepsBackwardWeights ? weights(in: conv.layout(dnnl_query_weights_md)) : nil)
         backwardPlans[key] = plan
         return plan
     }
@@ -199,17 +208,40 @@ public final class BF16Conv2d: @unchecked Sendable {
     /// The plain copy is released once a primitive has asked for another layout.
     private func weights(in layout: dnnl_memory_desc_t) -> AlignedBuffer {
         if let hit = packed.first(where: { OneDNN.equal($0.layout, layout) }) { return hit.buffer }
-        let plainLayout = OneDNN.descriptor([outChannels, inChannels, kernel, kernel], dnnl_bf16, dnnl_oihw)
         if let plain, OneDNN.equal(plainLayout, layout) {
             packed.append((layout, plain))
             self.plain = nil
             return plain
         }
-        let (from, source): (dnnl_memory_desc_t, AlignedBuffer) = plain.map { (plainLayout, $0) } ?? (packed[0].layout, packed[0].buffer)
-        let buffer = AlignedBuffer(bytes: OneDNN.bytes(layout))
-        OneDNNPrimitive(reorder: from, to: layout).run([(OneDNN.src, from, source.pointer), (OneDNN.dst, layout, buffer.pointer)])
+        let buffer = reordered(to: layout)
         packed.append((layout, buffer))
         plain = nil
         return buffer
+    }
+
+    private var plainLayout: dnnl_memory_desc_t {
+        OneDNN.descriptor([outChannels, inChannels, kernel, kernel], dnnl_bf16, dnnl_oihw)
+    }
+
+    /// A new copy of the weight in `layout`, reordered from the plain or first packed copy.
+    private func reordered(to layout: dnnl_memory_desc_t) -> AlignedBuffer {
+        let buffer = AlignedBuffer(bytes: OneDNN.bytes(layout))
+        reorder(to: layout, into: buffer.pointer)
+        return buffer
+    }
+
+    private func reorder(to layout: dnnl_memory_desc_t, into target: UnsafeMutableRawPointer) {
+        let (from, source): (dnnl_memory_desc_t, AlignedBuffer) = plain.map { (plainLayout, $0) } ?? (packed[0].layout, packed[0].buffer)
+        OneDNNPrimitive(reorder: from, to: layout).run([(OneDNN.src, from, source.pointer), (OneDNN.dst, layout, target)])
+    }
+
+    /// The backward's weight: the kept copy, or one reordered into a work buffer for this call.
+    private func withBackwardWeights(_ plan: BackwardPlan, _ body: (dnnl_memory_desc_t, UnsafeMutableRawPointer) -> Void) {
+        let layout = plan.convolution.layout(dnnl_query_weights_md)
+        if let kept = plan.weights { return body(layout, kept.pointer) }
+        Scratch.withBytes(OneDNN.bytes(layout)) { buffer in
+            reorder(to: layout, into: buffer)
+            body(layout, buffer)
+        }
     }
 }

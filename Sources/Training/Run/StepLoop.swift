@@ -36,6 +36,12 @@ struct StepLoop {
                 if completed > start + 1 { profiledSeconds += seconds }
                 if completed == start + 1 {
                     try events(.note("peak memory after the first step: \(MemoryEstimate.bytes(peakResidentBytes()))"))
+                    if OperationProfile.isEnabled {
+                        let pool = TensorMemory.peakBytes
+                        try events(.note("tensor buffers at their peak: \(MemoryEstimate.bytes(pool.total - pool.kept)) in use, "
+                                         + "\(MemoryEstimate.bytes(pool.kept)) kept for reuse; UNet weights as held now "
+                                         + MemoryEstimate.bytes(trainer.unet.frozenWeightBytes)))
+                    }
                     OperationProfile.reset()   // TLKIT_PROFILE: profile the steps after the warm-up one
                 }
                 if shouldStop() { throw TrainingError.interrupted }
