@@ -11,16 +11,17 @@ extension Catalog {
     /// waits for the transaction), then the entry, its header and its tensor list, and commits once.
     /// Identical bytes already stored make it return `.alreadyStored`. `beforeCommit` runs inside the
     /// transaction once everything is in place, just before the commit (the command uses it to hold
-    /// signals until it has printed the new REF).
+    /// signals until it has printed the new REF). `digests` taken from `file` beforehand spare the hashing.
     public func add(file: SafeTensorsFile, originalPath: String?, name: String, tags: [String] = [], note: String? = nil,
-                    facts: EntryFacts = EntryFacts(), level: Int? = nil, beforeCommit: () -> Void = {}) throws -> AddOutcome {
+                    facts: EntryFacts = EntryFacts(), level: Int? = nil, digests: AddDigests? = nil,
+                    beforeCommit: () -> Void = {}) throws -> AddOutcome {
         try Reference.validate(name: name)
         let level = level ?? Codec.defaultLevel
         let tensors = file.header.tensors
 
-        // 1. Each tensor's hash, on every core. Every byte is read (reading the facts may have set the
-        //    mapping up for scattered reads).
-        let blobHashes = Catalog.tensorHashes(file)
+        // 1. Each tensor's hash, on every core (unless given). Every byte is read (reading the facts may
+        //    have set the mapping up for scattered reads).
+        let (blobHashes, fileHashes, hashTasks) = Catalog.digests(of: file, given: digests)
 
         // 2. Which tensors are new (first occurrence of each hash not yet stored).
         let existing = try store.read { db in try storedBlobs(db, Set(blobHashes)) }
@@ -33,8 +34,6 @@ extension Catalog {
         // 3. The whole file's and the data section's hashes. A file with a new tensor cannot be stored
         //    already: its hashes are then computed by the compression workers in their idle time.
         //    Otherwise they come first, and say whether the file is stored already.
-        let fileHashes = HashPair()
-        let hashTasks = Catalog.fileHashTasks(file, into: fileHashes)
         if fresh.isEmpty {
             DispatchQueue.concurrentPerform(iterations: hashTasks.count) { hashTasks[$0]() }
             if let same = try store.read({ db in try sameFile(db, fileHashes.file) }) { return .alreadyStored(same) }

@@ -10,9 +10,10 @@ public protocol CatalogStore: AnyObject, Sendable {
     /// The latest version of `name`, or nil when there is no such name.
     func latestVersion(of name: String) throws -> Int?
 
-    /// Stores `file` as the next version of `name` in one transaction (see `Catalog.add`).
+    /// Stores `file` as the next version of `name` in one transaction (see `Catalog.add`); `digests`
+    /// taken from `file` beforehand spare the hashing.
     func add(file: SafeTensorsFile, originalPath: String?, name: String, tags: [String], note: String?,
-             facts: EntryFacts, level: Int?, beforeCommit: () -> Void) throws -> AddOutcome
+             facts: EntryFacts, level: Int?, digests: AddDigests?, beforeCommit: () -> Void) throws -> AddOutcome
 
     /// Every entry matching `filter`, ordered by name then version.
     func list(filter: ListFilter) throws -> [EntrySummary]

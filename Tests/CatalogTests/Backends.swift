@@ -40,7 +40,7 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
 /// The default arguments the tests use, for catalogs of either backend.
 extension CatalogStore {
     func add(file: SafeTensorsFile, originalPath: String?, name: String, tags: [String] = [], facts: EntryFacts = EntryFacts()) throws -> AddOutcome {
-        try add(file: file, originalPath: originalPath, name: name, tags: tags, note: nil, facts: facts, level: nil, beforeCommit: {})
+        try add(file: file, originalPath: originalPath, name: name, tags: tags, note: nil, facts: facts, level: nil, digests: nil, beforeCommit: {})
     }
 
     @discardableResult

@@ -24,7 +24,7 @@ import SafeTensors
             SafeTensorsFixture.write(try SafeTensorsFixture.checkpoint(step: step), to: path)
             _ = try catalog.add(file: try SafeTensorsFile.open(path), originalPath: path, name: "run", tags: ["step\(step)", "run"], note: "note \(step)",
                                 facts: EntryFacts(kind: "t-lora", base: "sdxl", method: "tlora", rank: 16, minRank: 8, steps: step * 100),
-                                level: nil, beforeCommit: {})
+                                level: nil, digests: nil, beforeCommit: {})
             files["run@\(step)"] = path
         }
         var r = SplitMix64(seed: 9)

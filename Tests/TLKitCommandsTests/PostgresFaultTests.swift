@@ -20,7 +20,7 @@ import SafeTensors
         let store = try CatalogStores.open(catalog, create: true)
         // Every tensor is sent; the server dies before COMMIT.
         #expect(throws: CatalogError.self) {
-            _ = try store.add(file: file, originalPath: nil, name: "fault", tags: [], note: nil, facts: EntryFacts(), level: nil,
+            _ = try store.add(file: file, originalPath: nil, name: "fault", tags: [], note: nil, facts: EntryFacts(), level: nil, digests: nil,
                               beforeCommit: { try? FaultServer.control("stop") })
         }
         try FaultServer.control("start")

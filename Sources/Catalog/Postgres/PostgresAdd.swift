@@ -11,13 +11,13 @@ extension PostgresCatalog {
     /// wait for each other instead of deadlocking; the second finds them stored), and takes a lock on
     /// the name before reading the latest version, so concurrent adds of one name get consecutive versions.
     public func add(file: SafeTensorsFile, originalPath: String?, name: String, tags: [String], note: String?,
-                    facts: EntryFacts, level: Int?, beforeCommit: () -> Void) throws -> AddOutcome {
+                    facts: EntryFacts, level: Int?, digests: AddDigests?, beforeCommit: () -> Void) throws -> AddOutcome {
         try Reference.validate(name: name)
         let level = level ?? Codec.defaultLevel
         let tensors = file.header.tensors
 
         // 1. Each tensor's hash; 2. which are new (first occurrence of each hash not yet stored).
-        let blobHashes = Catalog.tensorHashes(file)
+        let (blobHashes, fileHashes, hashTasks) = Catalog.digests(of: file, given: digests)
         let existing = try storedSizes(Set(blobHashes))
         var seen = Set<String>()
         var fresh: [Int] = []
@@ -27,9 +27,7 @@ extension PostgresCatalog {
         fresh.sort { blobHashes[$0] < blobHashes[$1] }
 
         // 3. The file's hashes: computed by the compression workers when there are new tensors, else
-        //    first, to tell whether the file is stored already.
-        let fileHashes = HashPair()
-        let hashTasks = Catalog.fileHashTasks(file, into: fileHashes)
+        //    first, to tell whether the file is stored already (both given: nothing to compute).
         if fresh.isEmpty {
             DispatchQueue.concurrentPerform(iterations: hashTasks.count) { hashTasks[$0]() }
             if let same = try sameFile(fileHashes.file) { return .alreadyStored(same) }

@@ -98,10 +98,10 @@ struct AddCommand: ParsableCommand {
     /// Stores one file. From just before the commit until the caller calls `Interruption.release()`
     /// (after printing the REF), Ctrl-C waits: a stored entry is always reported.
     static func store(_ file: SafeTensorsFile, path: String, name: String, tags: [String], note: String?, facts: EntryFacts,
-                      level: Int?, into store: any CatalogStore) throws -> AddOutcome {
+                      level: Int?, digests: AddDigests? = nil, into store: any CatalogStore) throws -> AddOutcome {
         do {
             return try store.add(file: file, originalPath: path == "-" ? nil : path, name: name, tags: tags,
-                                 note: note, facts: facts, level: level, beforeCommit: Interruption.hold)
+                                 note: note, facts: facts, level: level, digests: digests, beforeCommit: Interruption.hold)
         } catch {
             Interruption.release()
             throw error

@@ -8,7 +8,8 @@ import SafeTensors
 /// A file is skipped unread when the catalog's import cache (keyed by this host's name and the file's
 /// absolute path) holds its size, modification time and inode as they are now; a re-run over a tree
 /// that did not change therefore only walks it and stats its files. Every file read is recorded in the
-/// cache after its add, also when its bytes were stored already.
+/// cache after its add, also when its bytes were stored already. Files are read (opened, identified,
+/// hashed) one ahead of their add (`ImportReadAhead`).
 struct RecursiveImport {
     let folders: [String]
     let tags: [String]
@@ -39,9 +40,11 @@ struct RecursiveImport {
             let cache = try store.importCache(host: host, under: root)
             let before = counts
             progress.start(total: files.count)
-            for relative in files {
+            let readAhead = ImportReadAhead(paths: files.map { root + "/" + $0 }, cache: cache)
+            defer { readAhead.stop() }
+            for (k, relative) in files.enumerated() {
                 let path = root + "/" + relative
-                try importFile(path, relative: relative, cached: cache[path], host: host, counts: &counts)
+                try importFile(path, relative: relative, prepared: readAhead.take(k), cached: cache[path], host: host, counts: &counts)
                 progress.update(counts, total: files.count, since: before)
             }
             progress.finish()
@@ -52,34 +55,25 @@ struct RecursiveImport {
         return counts.refused.count
     }
 
-    private func importFile(_ path: String, relative: String, cached: ImportRecord?, host: String, counts: inout Counts) throws {
-        guard let stamp = FileStamp.of(path) else {
-            counts.refused.append((path, String(cString: strerror(errno))))
-            return
-        }
-        if cached?.stamp == stamp {
+    private func importFile(_ path: String, relative: String, prepared: ImportReadAhead.Prepared, cached: ImportRecord?,
+                            host: String, counts: inout Counts) throws {
+        let stamp: FileStamp, file: SafeTensorsFile, facts: EntryFacts, digests: AddDigests
+        switch prepared {
+        case .unchanged:
             counts.unchanged += 1
             return
-        }
-        let file: SafeTensorsFile
-        let facts: EntryFacts
-        do {
-            file = try SafeTensorsFile.open(path)
-            facts = catalogFacts(for: file, path: path)
-        } catch {
-            counts.refused.append((path, "\(MappedInputs.explain(error))"))
-            return
-        }
-        if let why = RecursiveImport.notAnAdapter(facts) {
+        case let .refused(why):
             counts.refused.append((path, why))
             return
+        case let .ready(readStamp, readFile, readFacts, readDigests):
+            (stamp, file, facts, digests) = (readStamp, readFile, readFacts, readDigests)
         }
         let folderTags = relative.split(separator: "/").dropLast().map(String.init)
         let name = try cached?.reference.name ?? entryName(relative)
         let outcome: AddOutcome
         do {
             outcome = try AddCommand.store(file, path: path, name: name, tags: folderTags + tags.filter { !folderTags.contains($0) },
-                                           note: note, facts: facts, level: level, into: store)
+                                           note: note, facts: facts, level: level, digests: digests, into: store)
         } catch let error as CatalogError {
             // The catalog failed, not the file: stop.
             throw error

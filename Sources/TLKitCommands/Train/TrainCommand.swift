@@ -161,7 +161,7 @@ struct TrainCommand: DescribedFailures {
         let file = try SafeTensorsFile.open(path)
         return try catalog.adding { store in
             switch try store.add(file: file, originalPath: path, name: addToCatalog, tags: [], note: nil,
-                                 facts: catalogFacts(for: file, path: path), level: nil, beforeCommit: {}) {
+                                 facts: catalogFacts(for: file, path: path), level: nil, digests: nil, beforeCommit: {}) {
             case let .added(ref, _), let .alreadyStored(ref): return "\(ref)"
             }
         }
