@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from fixturegen import adapters, bases, check, dora, fused_qkv, images, lycoris_families, models, peft_families, sampling, text_encoders, tlora_foreign, tokenizer, torch_pickles, training, unet_ref, vae  # noqa: E402
+from fixturegen import adapters, bases, check, dora, fused_qkv, ia3, images, lycoris_families, models, peft_families, sampling, text_encoders, tlora_foreign, tokenizer, torch_pickles, training, unet_ref, vae  # noqa: E402
 from fixturegen.common import Context, canonicalize_tree, log, setup_torch  # noqa: E402
 
 # Order matters: later groups read the files written by earlier ones.
@@ -33,6 +33,7 @@ GROUPS = {
     "fused": fused_qkv.build,  # FLUX.1/SD3 LoRAs on fused q,k,v projections and their parts, diffusers' reading of them
     "families": lycoris_families.build,  # LyCORIS LoCon/LoHa/LoKr/DoRA files + ΔW references
     "dora": dora.build,  # a PEFT DoRA adapter + the weights PEFT merges
+    "ia3": ia3.build,  # LyCORIS and PEFT (IA)³ adapters + the weights each merges
     "peft_families": peft_families.build,  # PEFT LoHa/LoKr adapters (save_pretrained) + ΔW references
     "pickles": torch_pickles.build,  # torch.save archives (a LoRA, tensor layouts, a hostile pickle)
     "tlora_foreign": tlora_foreign.build,  # LyCORIS T-LoRA and the official FLUX lora.pt + ΔW references

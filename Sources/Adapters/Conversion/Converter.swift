@@ -55,6 +55,10 @@ public enum Converter {
             guard request.base != nil else { throw AdapterError(DoRAFactors.refusal(module: dora.name)) }
             throw ConversionUsageError(message: "module \(dora.name) is a DoRA module: converting it against a base needs --rank (its ΔW is approximated by a LoRA of that rank)")
         }
+        if let ia3 = input.modules.first(where: { $0.ia3 != nil }), request.base == nil || request.rank == nil {
+            guard request.base != nil else { throw AdapterError(IA3Factors.refusal(module: ia3.name)) }
+            throw ConversionUsageError(message: "module \(ia3.name) is an (IA)³ module: converting it against a base needs --rank (its ΔW is approximated by a LoRA of that rank)")
+        }
         if let lycoris = input.modules.first(where: \.frozenFromBase) {
             throw ConversionUsageError(message: LycorisTLoRA.refusal(module: lycoris.name))
         }
@@ -263,14 +267,19 @@ public enum Converter {
     }
 
     /// SVD compression of each module's ΔW to `rank` (or less where the module is smaller).
-    /// A DoRA module's ΔW = W' − W is formed from `base` and compressed like any other.
+    /// A DoRA or (IA)³ module's ΔW = W' − W is formed from `base` and compressed like any other.
     static func compress(_ adapter: Adapter, rank: Int, base: BaseWeights? = nil) throws -> (Adapter, [Double], Double) {
         var factors: [Factors] = [], modules: [ModuleInfo] = [], errors: [Double] = []
         var droppedEnergy = 0.0, totalEnergy = 0.0
-        for (index, module) in adapter.modules.enumerated() {
+        for (index, stored) in adapter.modules.enumerated() {
+            var module = stored
             let svd: LowRankSVD
             if let dora = try adapter.dora(index), let base {
                 svd = try base.differenceSVD(dora, module: module)
+            } else if let ia3 = try adapter.ia3(index), let base {
+                // The vector covers one dimension; the checkpoint's layer gives the other.
+                module = try base.resolvedIA3(module)
+                svd = try base.differenceSVD(ia3, module: module)
             } else {
                 svd = try LowRankSVD.of(try adapter.factors(index), module: module.name, from: adapter.origin)
             }
@@ -287,6 +296,7 @@ public enum Converter {
             info.isOrtho = false
             info.alpha = nil
             info.magnitudeAxis = nil
+            info.ia3 = nil
             modules.append(info)
         }
         var result = adapter

@@ -47,7 +47,7 @@ public enum FusedLayout {
             if let clash = group.parts.first(where: present.contains) {
                 throw AdapterError("\(module.name) and \(clash) are both in the adapter: a fused projection and one of its parts cannot be regrouped into one layout")
             }
-            guard !module.isConvolution, module.magnitudeAxis == nil else {
+            guard !module.isConvolution, module.magnitudeAxis == nil, module.ia3 == nil else {
                 throw AdapterError("\(module.name): only a plain low-rank module on a fused projection can be split")
             }
             guard let rows = group.partRows(out: module.outFeatures, inFeatures: module.inFeatures) else {
@@ -99,7 +99,7 @@ public enum FusedLayout {
             if present.contains(group.fused) {
                 throw AdapterError("\(group.fused) and \(module.name) are both in the adapter: a fused projection and one of its parts cannot be regrouped into one layout")
             }
-            guard !module.isConvolution, module.magnitudeAxis == nil else {
+            guard !module.isConvolution, module.magnitudeAxis == nil, module.ia3 == nil else {
                 throw AdapterError("\(module.name): only plain low-rank modules can be stacked into \(group.fused)")
             }
             members[group.fused, default: Array(repeating: nil, count: group.parts.count)][part] = index
@@ -139,7 +139,7 @@ public enum FusedLayout {
         for (index, module) in adapter.modules.enumerated() {
             guard let (tableGroup, _) = table.group(part: module.name) else {
                 if slots > 1 {
-                    guard !module.isOrtho, module.magnitudeAxis == nil else {
+                    guard !module.isOrtho, module.magnitudeAxis == nil, module.ia3 == nil else {
                         throw AdapterError("\(module.name): only plain low-rank modules can be padded to \(slots) components per mask index")
                     }
                     var info = module
@@ -251,5 +251,10 @@ struct RegroupedFactors: FactorSource {
     func dora(_ index: Int) throws -> DoRAFactors? {
         guard case let .same(i) = recipes[index] else { return nil }
         return try base.dora(i)
+    }
+
+    func ia3(_ index: Int) throws -> IA3Factors? {
+        guard case let .same(i) = recipes[index] else { return nil }
+        return try base.ia3(i)
     }
 }

@@ -1,10 +1,11 @@
 import SafeTensors
 
 extension Families {
-    /// The adapter family a file's grouped keys show: `dora`, `loha`, `lokr` (or `loha+lokr`), `locon`
+    /// The adapter family a file's grouped keys show: `dora`, `ia3`, `loha`, `lokr` (or `loha+lokr`), `locon`
     /// (a LoRA with convolution modules), or `lora`.
     static func family(of keys: AdapterKeys, file: SafeTensorsFile) -> String {
         if keys.unsupportedVariant == "DoRA" { return "dora" }
+        if keys.unsupportedVariant == "IA3" { return "ia3" }
         let kinds = Set(keys.modules.compactMap(kind(of:)))
         if !kinds.isEmpty { return kinds.sorted().joined(separator: "+") }
         let convolution = keys.modules.contains { module in

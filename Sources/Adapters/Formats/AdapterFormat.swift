@@ -35,4 +35,7 @@ public enum FactorRole: String, Sendable, Codable, CaseIterable {
     case mid = "lora_mid", hadaT1 = "hada_t1", hadaT2 = "hada_t2", lokrT2 = "lokr_t2"
     /// A DoRA module's magnitude vector (LyCORIS `dora_scale`, PEFT `lora_magnitude_vector`).
     case magnitude
+    /// An (IA)³ module's vector (LyCORIS `<kohya name>.weight`, PEFT `ia3_l`) and LyCORIS' axis flag
+    /// `on_input` (Families/IA3.swift).
+    case ia3Vector = "ia3_vector", ia3OnInput = "on_input"
 }

@@ -39,7 +39,7 @@ struct AdapterInterpretation {
         self.unknownKeys = unknownKeys
     }
 
-    /// `acceptDoRA`: the caller has the base weights DoRA modules need (`merge --into`); strict
+    /// `acceptDoRA`: the caller has the base weights DoRA and (IA)³ modules need (`merge --into`); strict
     /// interpretation refuses them otherwise. `hparamsPath` is where the official layout's hparams.yml would be; `loadHparams` reads it and is
     /// asked only for that layout (the fuzzer passes the text inline).
     static func interpret(keys: AdapterKeys, file: SafeTensorsFile, path: String, flags: ScheduleFlags = ScheduleFlags(),
@@ -61,7 +61,11 @@ struct AdapterInterpretation {
                 let module = keys.modules.first { $0.tensors[.magnitude] != nil }?.fileName ?? "?"
                 throw AdapterError("\(path): \(DoRAFactors.refusal(module: module))")
             }
-            if let variant = keys.unsupportedVariant, variant != "DoRA" {
+            if keys.unsupportedVariant == "IA3", !acceptDoRA {
+                let module = keys.modules.first(where: IA3.isIA3)?.fileName ?? "?"
+                throw AdapterError("\(path): \(IA3Factors.refusal(module: module))")
+            }
+            if let variant = keys.unsupportedVariant, !["DoRA", "IA3"].contains(variant) {
                 throw AdapterError("\(path): \(variant) adapters are recognised but not supported by this command")
             }
         }

@@ -14,8 +14,8 @@ public struct AdapterKeys: Sendable {
     public let modules: [ModuleKeys]
     /// Tensors that belong to no module this format defines.
     public let unknownKeys: [String]
-    /// A recognised variant the reader refuses (OFT; DoRA unless the caller has the base weights), named
-    /// for messages.
+    /// A recognised variant the reader refuses (OFT; DoRA and IA3 unless the caller has the base weights),
+    /// named for messages.
     public let unsupportedVariant: String?
 
     /// Suffix → role, per format; the first matching suffix wins.
@@ -41,6 +41,8 @@ public struct AdapterKeys: Sendable {
         (.kohya, ".lora_mid.weight", .mid),
         // DoRA magnitude vectors (Families/DoRA.swift): read only where the base weight is at hand.
         (.kohya, ".dora_scale", .magnitude), (.peft, ".lora_magnitude_vector", .magnitude),
+        // (IA)³ (Families/IA3.swift): LyCORIS' axis flag, and PEFT's vector (as saved, or under its adapter name).
+        (.kohya, ".on_input", .ia3OnInput), (.peft, ".ia3_l", .ia3Vector), (.peft, ".ia3_l.default", .ia3Vector),
     ]
 
     static let lycorisMarkers = ["oft_blocks", "oft_diag"]
@@ -48,6 +50,15 @@ public struct AdapterKeys: Sendable {
     static let familyRoles: Set<FactorRole> = [.hadaW1a, .hadaW1b, .hadaW2a, .hadaW2b, .hadaT1, .hadaT2,
                                                .lokrW1, .lokrW1a, .lokrW1b, .lokrW2, .lokrW2a, .lokrW2b, .lokrT2]
     static let doraSuffixes = [".dora_scale", ".lora_magnitude_vector"]
+    static let ia3Suffixes = [".on_input", ".ia3_l", ".ia3_l.default"]
+
+    /// LyCORIS' (IA)³ vector is `<kohya name>.weight`: a `lora_` name with no other dot (every other
+    /// LyCORIS `.weight` tensor sits one level deeper, `lora_down.weight`). Whether its module is (IA)³
+    /// is settled by its `on_input` flag (`IA3.describe`).
+    static func lycorisIA3Vector(_ name: String) -> (AdapterFormat, String, FactorRole)? {
+        guard name.hasPrefix("lora_"), name.hasSuffix(".weight"), name.dropLast(".weight".count).allSatisfy({ $0 != "." }) else { return nil }
+        return (.kohya, ".weight", .ia3Vector)
+    }
 
     /// Whether `text` contains `part`, compared byte by byte: Foundation's `contains` (through CFString)
     /// took most of the time of identifying a LoRA's hundreds of tensor names.
@@ -79,8 +90,10 @@ public struct AdapterKeys: Sendable {
             }
             // DoRA is grouped with its low-rank part; a variant nothing reads outranks it in messages.
             if unsupported == nil, doraSuffixes.contains(where: { name.hasSuffix($0) }) { unsupported = "DoRA" }
+            if unsupported == nil, ia3Suffixes.contains(where: { name.hasSuffix($0) }) { unsupported = "IA3" }
             // LyCORIS T-LoRA shares the official layout's suffixes under kohya module names (no dots).
-            guard let (suffixFormat, suffix, role) = LycorisTLoRA.grouping(name) ?? suffixes.first(where: { name.hasSuffix($0.1) }) else {
+            guard let (suffixFormat, suffix, role) = LycorisTLoRA.grouping(name) ?? suffixes.first(where: { name.hasSuffix($0.1) })
+                    ?? lycorisIA3Vector(name) else {
                 unmatched.append(name)
                 continue
             }

@@ -18,8 +18,8 @@ public struct ScheduleFlags: Sendable, Equatable {
 
 /// Reads every adapter flavour into the one adapter model (canonical names, factors loaded lazily).
 public enum AdapterReader {
-    /// `acceptDoRA`: keep DoRA modules (`Adapter.dora(_:)`) for a caller that has the base weights;
-    /// otherwise a DoRA file is refused, naming a module.
+    /// `acceptDoRA`: keep DoRA and (IA)³ modules (`Adapter.dora(_:)`, `Adapter.ia3(_:)`) for a caller that
+    /// has the base weights; otherwise such a file is refused, naming a module.
     public static func read(_ path: String, flags: ScheduleFlags = ScheduleFlags(), acceptDoRA: Bool = false) throws -> Adapter {
         guard let file = AdapterLocation.resolve(path) else {
             throw AdapterError("\(path): a folder without an adapter file (expected checkpoint-N/, adapter.safetensors or one .safetensors file)")
@@ -65,6 +65,9 @@ public enum AdapterReader {
     /// LoKr factors flatten (`ConvolutionKernels`).
     static func describe(_ module: ModuleKeys, canonical: String, file: SafeTensorsFile, path: String, format: AdapterFormat,
                          base: BaseArchitecture? = nil) throws -> ModuleInfo {
+        if IA3.isIA3(module) {
+            return try IA3.describe(module, canonical: canonical, file: file, path: path, format: format, base: base)
+        }
         if module.tensors[.magnitude] != nil, let family = Families.kind(of: module) {
             let name = ["loha": "LoHa", "lokr": "LoKr"][family] ?? "Tucker LoCon"
             throw AdapterError("\(path): module \(module.fileName): DoRA on a LyCORIS \(name) module is not supported (only on LoRA/LoCon modules)")
@@ -160,6 +163,7 @@ struct FileFactors: FactorSource, @unchecked Sendable {
     func factors(_ index: Int) throws -> Factors {
         let keys = modules[index], info = infos[index]
         if info.magnitudeAxis != nil { throw AdapterError("\(path): \(DoRAFactors.refusal(module: keys.fileName))") }
+        if info.ia3 != nil { throw AdapterError("\(path): \(IA3Factors.refusal(module: keys.fileName))") }
         if info.frozenFromBase { throw AdapterError("\(path): \(LycorisTLoRA.refusal(module: keys.fileName))") }
         if let exact = try Families.factors(FamilyTensors(module: keys, file: file, path: path, format: format)) { return exact }
         func load(_ role: FactorRole) throws -> [Float] {
@@ -198,6 +202,14 @@ struct FileFactors: FactorSource, @unchecked Sendable {
         let lowRank = LowRank(down: try load(.down), up: try load(.up), rank: info.rank, inFeatures: info.inFeatures,
                               outFeatures: info.outFeatures, alpha: info.alpha)
         return DoRAFactors(lowRank: lowRank, magnitude: try load(.magnitude), axis: axis, kernelArea: max(1, info.kernel.reduce(1, *)))
+    }
+
+    func ia3(_ index: Int) throws -> IA3Factors? {
+        let keys = modules[index], info = infos[index]
+        guard let layout = info.ia3 else { return nil }
+        let tensor = try file.info(keys.tensors[.ia3Vector]!)
+        defer { file.release(tensor) }
+        return IA3Factors(vector: try file.floats(tensor), layout: layout)
     }
 
     /// The module's alpha as its format stores it (kohya/tlkit `.alpha` tensors, PEFT config).

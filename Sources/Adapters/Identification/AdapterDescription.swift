@@ -36,6 +36,7 @@ enum AdapterDescription {
         let meaning = (try? AdapterInterpretation.interpret(keys: keys, file: file, path: path, strictness: .lenient,
                                                             hparamsPath: hparamsPath, hparams: { try hparamsPath.map(OfficialHparams.load) }))
             ?? AdapterInterpretation(format: keys.format, unknownKeys: keys.unknownKeys)
+        for module in meaning.modules { if let layout = module.ia3 { identity.ia3Axes[layout.axis.rawValue, default: 0] += 1 } }
         identity.format = meaning.format.rawValue
         identity.hparamsPath = meaning.hparamsPath
         identity.kind = meaning.format == .tloraOfficial || meaning.format == .tlkit || lycorisTLoRA ? .tlora : .lora

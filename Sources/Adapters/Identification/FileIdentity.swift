@@ -32,8 +32,10 @@ public struct FileIdentity: Sendable {
     /// Why the schedule could not be attached (an official checkpoint without hparams, stale metadata).
     public var scheduleNote: String?
     public var unsupportedVariant: String?
-    /// `lora`, `locon`, `loha`, `lokr`, `dora` (Families/).
+    /// `lora`, `locon`, `loha`, `lokr`, `dora`, `ia3` (Families/).
     public var family: String?
+    /// (IA)³ modules by the axis their vector scales (`output`, `input`); empty for other families.
+    public var ia3Axes: [String: Int] = [:]
     public var unknownKeys: [String] = []
     public var hparamsPath: String?
     /// FLUX.1/SD3 modules on a fused q, k, v projection: the file's name, the canonical one, and the

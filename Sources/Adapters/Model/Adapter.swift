@@ -24,6 +24,10 @@ public struct ModuleInfo: Sendable, Equatable {
     /// Set for a DoRA module (magnitude vector + low-rank part): its factors are asked for with
     /// `Adapter.dora(_:)`, and `factors(_:)` refuses it.
     public var magnitudeAxis: DoRAAxis? = nil
+    /// Set for an (IA)³ module (a vector scaling the base weight's rows or input channels): asked for with
+    /// `Adapter.ia3(_:)`, and `factors(_:)` refuses it. Its rank is 0, and the dimension its vector does
+    /// not cover is 0 until `IA3.resolved` takes it from the base checkpoint.
+    public var ia3: IA3Layout? = nil
     /// Set for a LyCORIS T-LoRA module: the file holds Q, P, λ and alpha only, and the frozen part is
     /// recomputed from the base weight (`LycorisTLoRA.resolve`); until then `factors(_:)` refuses it.
     public var frozenFromBase = false
@@ -104,6 +108,7 @@ public struct Adapter: Sendable {
 
     public func factors(_ index: Int) throws -> Factors {
         if modules[index].magnitudeAxis != nil { throw AdapterError(DoRAFactors.refusal(module: modules[index].name)) }
+        if modules[index].ia3 != nil { throw AdapterError(IA3Factors.refusal(module: modules[index].name)) }
         if modules[index].frozenFromBase { throw AdapterError(LycorisTLoRA.refusal(module: modules[index].name)) }
         return try source.factors(index)
     }
@@ -125,6 +130,15 @@ public struct Adapter: Sendable {
 
     /// Whether any module is DoRA (only `merge --into` reads such adapters).
     public var hasDoRA: Bool { modules.contains { $0.magnitudeAxis != nil } }
+
+    /// The vector of (IA)³ module `index` (nil for any other module).
+    public func ia3(_ index: Int) throws -> IA3Factors? {
+        guard modules[index].ia3 != nil else { return nil }
+        return try source.ia3(index)
+    }
+
+    /// Whether any module is (IA)³ (only `merge --into` and `convert --base --rank` read such adapters).
+    public var hasIA3: Bool { modules.contains { $0.ia3 != nil } }
 
     mutating func replaceSource(_ source: any FactorSource) { self.source = source }
 
@@ -152,12 +166,14 @@ public struct Adapter: Sendable {
 public protocol FactorSource: Sendable {
     func factors(_ index: Int) throws -> Factors
     func dora(_ index: Int) throws -> DoRAFactors?
+    func ia3(_ index: Int) throws -> IA3Factors?
     func lycorisTLoRA(_ index: Int) throws -> LycorisTLoRAFactors?
 }
 
 extension FactorSource {
-    /// Only a file holds DoRA modules; results computed in memory never do.
+    /// Only a file holds DoRA and (IA)³ modules; results computed in memory never do.
     public func dora(_ index: Int) throws -> DoRAFactors? { nil }
+    public func ia3(_ index: Int) throws -> IA3Factors? { nil }
     public func lycorisTLoRA(_ index: Int) throws -> LycorisTLoRAFactors? { nil }
 }
 

@@ -13,7 +13,7 @@ public struct EntryFacts: Equatable, Sendable {
     public var token: String?
     public var className: String?
     public var steps: Int?
-    /// `lora`, `locon`, `loha`, `lokr`, `dora` (nil for entries added before schema version 2).
+    /// `lora`, `locon`, `loha`, `lokr`, `dora`, `ia3` (nil for entries added before schema version 2).
     public var family: String?
     /// The SDXL-derived model metadata names (`pony`, `illustrious`, `noobai`).
     public var derivative: String?

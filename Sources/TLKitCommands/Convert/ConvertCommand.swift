@@ -78,8 +78,10 @@ struct ConvertCommand: DescribedFailures {
         let read = try AdapterArgument(input).read(flags: schedule.flags, catalog: catalog, policy: nil, acceptDoRA: base != nil)
         let destination = try output ?? defaultOutput()
         // LoHa/LoKr/Tucker modules share their file's format name but are not LoRA factors: they convert; a
-        // LyCORIS T-LoRA is kohya-named but no kohya LoRA: it is never copied as one.
-        if read.format == to.adapterFormat, to != .lycorisTlora, !read.needsFrozenBase, read.modules.allSatisfy({ $0.family == nil }),
+        // LyCORIS T-LoRA is kohya-named but no kohya LoRA: it is never copied as one; nor is a LyCORIS DoRA
+        // or (IA)³ file, which needs the base (read only with --base).
+        if read.format == to.adapterFormat, to != .lycorisTlora, !read.needsFrozenBase, !read.hasDoRA, !read.hasIA3,
+           read.modules.allSatisfy({ $0.family == nil }),
            atTimestep == nil, rank == nil, dtype == nil, input != "-",
            FileManager.default.fileExists(atPath: input), let file = AdapterLocation.resolve(input), ConvertCommand.canReopen(file),
            !TorchInput.isArchive(file) {
@@ -106,15 +108,16 @@ struct ConvertCommand: DescribedFailures {
     }
 
     /// The `--base` checkpoint, opened once, when the conversion needs it: a LyCORIS T-LoRA (read or
-    /// written) takes its frozen part from it, a DoRA adapter's modules (with --rank) their W' − W.
+    /// written) takes its frozen part from it, a DoRA or (IA)³ adapter's modules (with --rank) their W' − W.
     func baseWeights(for adapter: Adapter) throws -> BaseWeights? {
         guard let base else { return nil }
         if !adapter.needsFrozenBase && to != .lycorisTlora {
             if rank == nil {
-                throw CommandFailure(adapter.hasDoRA ? "--base needs --rank (a DoRA module's change is approximated by a LoRA of that rank)"
-                    : "--base is for DoRA adapters (with --rank) and LyCORIS T-LoRAs; this adapter is neither", exitCode: 2)
+                throw CommandFailure(adapter.hasDoRA || adapter.hasIA3
+                    ? "--base needs --rank (a\(adapter.hasDoRA ? " DoRA" : "n (IA)³") module's change is approximated by a LoRA of that rank)"
+                    : "--base is for DoRA and (IA)³ adapters (with --rank) and LyCORIS T-LoRAs; this adapter is none of them", exitCode: 2)
             }
-            guard adapter.hasDoRA else { return nil }
+            guard adapter.hasDoRA || adapter.hasIA3 else { return nil }
         }
         try BaseRequirement.requireSDXL(adapter, for: "convert --base (an SDXL checkpoint)")
         do { return BaseWeights(model: try SDXLModel.open(base), policy: nonFinite.policy) } catch {

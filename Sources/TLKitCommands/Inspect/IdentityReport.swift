@@ -34,6 +34,9 @@ enum IdentityReport {
             fields.append(("trigger", .optional(id.trigger)))
             fields.append(("method", .optional(id.method?.rawValue)))
             fields.append(("family", .optional(id.family)))
+            if !id.ia3Axes.isEmpty {
+                fields.append(("ia3_axes", .object(id.ia3Axes.sorted { $0.key > $1.key }.map { ($0.key, .int($0.value)) })))
+            }
             fields.append(("schedule", id.schedule.map(scheduleJSON) ?? .null))
             if let note = id.scheduleNote { fields.append(("schedule_note", .string(note))) }
             if let variant = id.unsupportedVariant { fields.append(("unsupported", .string(variant))) }
@@ -109,14 +112,18 @@ enum IdentityReport {
         }
         if let method = id.method { lines.append("  method: \(method.rawValue)") }
         if let family = id.family, family != "lora" { lines.append("  family: \(family)") }
+        if !id.ia3Axes.isEmpty {
+            lines.append("  ia3: \(id.ia3Axes["output"] ?? 0) module(s) scale output rows, \(id.ia3Axes["input"] ?? 0) input channels")
+        }
         if let s = id.schedule {
             lines.append("  schedule: rank \(s.minRank)…\(s.maxRank), alpha \(fmt(s.rankAlpha)), r(999)=\(s.rank(at: 999)) r(500)=\(s.rank(at: 500)) r(0)=\(s.rank(at: 0))")
         }
         if let note = id.scheduleNote { lines.append("  note: \(note)") }
         if let trigger = id.trigger { lines.append("  trigger: \(trigger)") }
         if let variant = id.unsupportedVariant {
-            lines.append(variant == "DoRA" ? "  unsupported: DoRA (needs the base weights: merge --into applies it, convert --base --rank approximates it)"
-                                           : "  unsupported: \(variant) (recognised, not applied by tlkit)")
+            lines.append(variant == "DoRA" || variant == "IA3"
+                ? "  unsupported: \(variant == "IA3" ? "(IA)³" : variant) (needs the base weights: merge --into applies it, convert --base --rank approximates it)"
+                : "  unsupported: \(variant) (recognised, not applied by tlkit)")
         }
         if !id.unknownKeys.isEmpty { lines.append("  \(id.unknownKeys.count) unrecognised tensors, e.g. \(id.unknownKeys[0])") }
         if let f = id.fusedProjections.first {
