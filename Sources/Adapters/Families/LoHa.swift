@@ -41,14 +41,37 @@ enum LoHa {
         let scale = try t.scale(dim: t.dimensions(.hadaW1b)[0])
         let (r1, r2) = (w1.k, w2.k)
         let (out, inn, rank) = (s.outFeatures, s.inFeatures, r1 * r2)
-        var up = [Float](repeating: 0, count: out * rank)
-        var down = [Float](repeating: 0, count: rank * inn)
-        for i in 0..<r1 {
-            for j in 0..<r2 {
-                let k = i * r2 + j
-                for o in 0..<out { up[o * rank + k] = scale * w1.u[o * r1 + i] * w2.u[o * r2 + j] }
-                for c in 0..<inn { down[k * inn + c] = w1.v[i * inn + c] * w2.v[j * inn + c] }
+        // Written through buffer pointers, each row of `up` and each row of `down` contiguously, so the
+        // loops vectorise (indexed arrays kept them scalar, checked, and the conversion's costliest part).
+        let up = [Float](unsafeUninitializedCapacity: out * rank) { dst, initialized in
+            guard out * rank > 0 else { initialized = 0; return }
+            w1.u.withUnsafeBufferPointer { a in
+                w2.u.withUnsafeBufferPointer { b in
+                    for o in 0..<out {
+                        let row = dst.baseAddress! + o * rank, ao = a.baseAddress! + o * r1, bo = b.baseAddress! + o * r2
+                        for i in 0..<r1 {
+                            let scaled = scale * ao[i]
+                            for j in 0..<r2 { row[i * r2 + j] = scaled * bo[j] }
+                        }
+                    }
+                }
             }
+            initialized = out * rank
+        }
+        let down = [Float](unsafeUninitializedCapacity: rank * inn) { dst, initialized in
+            guard rank * inn > 0 else { initialized = 0; return }
+            w1.v.withUnsafeBufferPointer { a in
+                w2.v.withUnsafeBufferPointer { b in
+                    for i in 0..<r1 {
+                        for j in 0..<r2 {
+                            let row = dst.baseAddress! + (i * r2 + j) * inn
+                            let ai = a.baseAddress! + i * inn, bj = b.baseAddress! + j * inn
+                            for c in 0..<inn { row[c] = ai[c] * bj[c] }
+                        }
+                    }
+                }
+            }
+            initialized = rank * inn
         }
         return ExactLowRank(up: up, down: down, rank: rank, outFeatures: out, inFeatures: inn)
     }

@@ -28,11 +28,15 @@ public struct WriteOptions: Sendable {
     public var trigger: String?
     /// Whether tensors holding NaN or infinity (or values past the output dtype's range) may be written.
     public var nonFinite: NonFinitePolicy
-    public init(dtype: DType? = nil, title: String? = nil, trigger: String? = nil, nonFinite: NonFinitePolicy = .refuse) {
+    /// Threads producing the tensors; nil lets `ProductionWorkers` decide (one per core, a few at most).
+    public var workers: Int?
+    public init(dtype: DType? = nil, title: String? = nil, trigger: String? = nil, nonFinite: NonFinitePolicy = .refuse,
+                workers: Int? = nil) {
         self.dtype = dtype
         self.title = title
         self.trigger = trigger
         self.nonFinite = nonFinite
+        self.workers = workers
     }
 }
 
@@ -54,14 +58,12 @@ public enum AdapterWriter {
             target = try OfficialLayout.prepareFolder(path, adapter: adapter)
         }
         let specs = plan.map(\.spec)
-        let byName = Dictionary(uniqueKeysWithValues: plan.map { ($0.spec.name, $0) })
         if try !OutputTarget.resolve(target).isRewritable {
             // Standard output, a device or a FIFO cannot be rewritten: hash the data in a first pass.
             let metadata = AdapterMetadata.build(adapter, format: format, dataSHA256: try hashData(plan, adapter: adapter, options: options), options: options)
-            var cache: (Int, Factors)?
-            try SafeTensorsWriter.write(to: target, metadata: metadata, tensors: specs) { info in
-                let planned = byName[info.name]!
-                return try tensorBytes(planned, info, adapter, options, &cache)
+            let (_, layout) = try SafeTensorsWriter.header(metadata: [:], tensors: specs)
+            try TensorProduction(layout: layout, plan: plan, adapter: adapter, options: options).run { production in
+                try SafeTensorsWriter.write(to: target, metadata: metadata, tensors: specs) { _ in try production.next() }
             }
             return
         }
@@ -69,26 +71,16 @@ public enum AdapterWriter {
         let placeholder = String(repeating: "0", count: 64)
         let writer = try SafeTensorsWriter(path: target, metadata: AdapterMetadata.build(adapter, format: format, dataSHA256: placeholder, options: options), tensors: specs)
         do {
-            // Producing a tensor (loading, folding, converting), hashing it and writing it overlap: a
-            // producer thread fills a short queue in file order, a hashing thread follows the writes.
+            // Producing tensors (loading, folding, converting), hashing them and writing them overlap:
+            // workers produce modules ahead in file order (TensorProduction), a hashing thread follows
+            // the writes.
             let hasher = BackgroundHasher()
-            let queue = TensorQueue(capacity: 4)
-            let layout = writer.layout
-            Thread.detachNewThread {
-                var cache: (Int, Factors)?
-                for info in layout {
-                    let planned = byName[info.name]!
-                    queue.put(Result {
-                        try tensorBytes(planned, info, adapter, options, &cache)
-                    })
-                    if queue.isCancelled { return }
+            try TensorProduction(layout: writer.layout, plan: plan, adapter: adapter, options: options).run { production in
+                for info in writer.layout {
+                    let bytes = try production.next()
+                    hasher.update(bytes)
+                    try writer.write(info.name, bytes: bytes)
                 }
-            }
-            defer { queue.cancel() }
-            for info in layout {
-                let bytes = try queue.take().get()
-                hasher.update(bytes)
-                try writer.write(info.name, bytes: bytes)
             }
             let hash = hasher.finalize()
             try writer.replaceMetadata(AdapterMetadata.build(adapter, format: format, dataSHA256: hash, options: options))
@@ -119,13 +111,9 @@ public enum AdapterWriter {
     /// because the header carries it (`sshs_model_hash`, `modelspec.hash_sha256`, `tlora.data_sha256`).
     static func hashData(_ plan: [Planned], adapter: Adapter, options: WriteOptions) throws -> String {
         let (_, layout) = try SafeTensorsWriter.header(metadata: [:], tensors: plan.map(\.spec))
-        let byName = Dictionary(uniqueKeysWithValues: plan.map { ($0.spec.name, $0) })
         var hasher = SHA256()
-        var cache: (Int, Factors)?
-        for info in layout {
-            let planned = byName[info.name]!
-            let bytes = try tensorBytes(planned, info, adapter, options, &cache)
-            hasher.update(data: bytes)
+        try TensorProduction(layout: layout, plan: plan, adapter: adapter, options: options).run { production in
+            for _ in layout { hasher.update(data: try production.next()) }
         }
         return hasher.finalize().hex
     }
@@ -200,42 +188,5 @@ public enum AdapterWriter {
                 return [l.alpha ?? Float(l.rank)]
             },
         ]
-    }
-}
-
-/// A bounded, ordered hand-over of produced tensors from one producer thread to the writer.
-final class TensorQueue: @unchecked Sendable {
-    private var items: [Result<[UInt8], Error>] = []
-    private let lock = NSCondition()
-    private let capacity: Int
-    private var cancelled = false
-
-    init(capacity: Int) { self.capacity = capacity }
-
-    var isCancelled: Bool { lock.lock(); defer { lock.unlock() }; return cancelled }
-
-    func put(_ item: Result<[UInt8], Error>) {
-        lock.lock()
-        while items.count >= capacity && !cancelled { lock.wait() }
-        if !cancelled { items.append(item) }
-        lock.broadcast()
-        lock.unlock()
-    }
-
-    func take() -> Result<[UInt8], Error> {
-        lock.lock()
-        while items.isEmpty { lock.wait() }
-        let item = items.removeFirst()
-        lock.broadcast()
-        lock.unlock()
-        return item
-    }
-
-    /// Stops the producer (after an error or at the end), waking it if it waits for room.
-    func cancel() {
-        lock.lock()
-        cancelled = true
-        lock.broadcast()
-        lock.unlock()
     }
 }
