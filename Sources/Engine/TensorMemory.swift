@@ -28,7 +28,7 @@ public enum TensorMemory {
     nonisolated(unsafe) private static var keptBytes = 0
     nonisolated(unsafe) private static var limit = defaultLimit
     public static let defaultLimit = 2 << 30
-    public static let leanLimit = 512 << 20
+    public static let leanLimit = 256 << 20
     /// Bytes of pooled buffers handed out and not yet released, and the highest in-use + kept total seen
     /// (with what was kept then): what the pool held at the process's busiest moment.
     nonisolated(unsafe) private static var inUse = 0
@@ -99,8 +99,11 @@ public enum TensorMemory {
     /// Bytes kept for reuse now (for tests and profiles).
     public static var cachedBytes: Int { lock.withLock { keptBytes } }
 
-    /// The pool's busiest moment so far: buffers in use plus kept, and the kept part (for profiles).
+    /// The pool's busiest moment since the start or `resetPeak()`: buffers in use plus kept, and the kept part.
     public static var peakBytes: (total: Int, kept: Int) { lock.withLock { peak } }
+
+    /// Starts a new busiest-moment record from what the pool holds now (e.g. after loading).
+    public static func resetPeak() { lock.withLock { peak = (inUse + keptBytes, keptBytes) } }
 
     /// The most recently kept buffer of exactly `capacity` bytes (warm in cache), removed from the list.
     private static func takeKept(_ capacity: Int) -> UnsafeMutableRawPointer? {

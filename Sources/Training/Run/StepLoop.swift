@@ -24,6 +24,7 @@ struct StepLoop {
         var completed = start
         var profiledSeconds = 0.0   // steps after the warm-up one (TLKIT_PROFILE)
         try events(.started(step: start, total: settings.steps))
+        TensorMemory.resetPeak()
         do {
             for k in start..<settings.steps {
                 let began = Date()
@@ -38,7 +39,7 @@ struct StepLoop {
                     try events(.note("peak memory after the first step: \(MemoryEstimate.bytes(peakResidentBytes()))"))
                     if OperationProfile.isEnabled {
                         let pool = TensorMemory.peakBytes
-                        try events(.note("tensor buffers at their peak: \(MemoryEstimate.bytes(pool.total - pool.kept)) in use, "
+                        try events(.note("tensor buffers at their peak in the step: \(MemoryEstimate.bytes(pool.total - pool.kept)) in use, "
                                          + "\(MemoryEstimate.bytes(pool.kept)) kept for reuse; UNet weights as held now "
                                          + MemoryEstimate.bytes(trainer.unet.frozenWeightBytes)))
                     }
