@@ -57,7 +57,12 @@ extension BaseWeights {
     func differenceSVD(_ factors: DoRAFactors, module: ModuleInfo) throws -> LowRankSVD {
         let w = try weight(of: module, for: "a DoRA module")
         let merged = DoRA.merged(w, factors)
-        let delta = zip(merged, w).map { $0 - Double($1) }
+        return try Self.svd(ofDifference: zip(merged, w).map { $0 - Double($1) }, module: module)
+    }
+
+    /// The full SVD of a module's ΔW = W' − W ([out, in·kh·kw]) for the families whose change is not
+    /// low-rank (DoRA, (IA)³); a non-finite difference is an error naming the module.
+    static func svd(ofDifference delta: [Double], module: ModuleInfo) throws -> LowRankSVD {
         do {
             try LowRankSVD.requireFinite(delta)
             let (u, s, vt) = try LowRankSVD.svd(delta, rows: module.outFeatures, cols: module.inFeatures)

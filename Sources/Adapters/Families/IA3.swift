@@ -139,14 +139,7 @@ extension BaseWeights {
         let w = try weight(of: module, for: "an (IA)³ module")
         let area = max(1, module.kernel.reduce(1, *))
         let merged = IA3.merged(w, rows: module.outFeatures, cols: module.inFeatures, kernelArea: area, factors)
-        let delta = zip(merged, w).map { Double($0) - Double($1) }
-        do {
-            try LowRankSVD.requireFinite(delta)
-            let (u, s, vt) = try LowRankSVD.svd(delta, rows: module.outFeatures, cols: module.inFeatures)
-            return LowRankSVD(u: u, s: s, vt: vt, m: module.outFeatures, n: module.inFeatures)
-        } catch {
-            throw AdapterError("\(module.name): \(error)")
-        }
+        return try Self.svd(ofDifference: zip(merged, w).map { Double($0) - Double($1) }, module: module)
     }
 }
 

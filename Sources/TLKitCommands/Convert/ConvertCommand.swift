@@ -43,7 +43,7 @@ struct ConvertCommand: DescribedFailures {
     @Option(parsing: .unconditional, help: "Compress every module to this rank by SVD (lossy; the error is reported).")
     var rank: Int?
 
-    @Option(help: "An SDXL checkpoint: the weights a DoRA adapter rescales (with --rank, each DoRA module's change is approximated by a LoRA of that rank, the error reported), or those a LyCORIS T-LoRA's frozen part is recomputed from (reading one, or writing --to lycoris-tlora).")
+    @Option(help: "An SDXL checkpoint: the weights a DoRA or IA3 adapter rescales (with --rank, each such module's change is approximated by a LoRA of that rank, the error reported), or those a LyCORIS T-LoRA's frozen part is recomputed from (reading one, or writing --to lycoris-tlora).")
     var base: String?
 
     @OptionGroup var schedule: ScheduleOptions
