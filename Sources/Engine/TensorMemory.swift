@@ -49,11 +49,12 @@ public enum TensorMemory {
             return (pointer, bytes)
         }
         let capacity = (bytes + granule - 1) / granule * granule
+        let reusable = takeKept(capacity)
         lock.withLock {
             inUse += capacity
             if inUse + keptBytes > peak.total { peak = (inUse + keptBytes, keptBytes) }
         }
-        if let reused = takeKept(capacity) {
+        if let reused = reusable {
             if let fill { reused.initializeMemory(as: UInt8.self, repeating: fill, count: bytes) }
             return (reused, capacity)
         }

@@ -19,7 +19,7 @@ public final class Trainer {
     public var shouldStop: () -> Bool = { false }
     /// Activation recomputation (see `SDXLUNet.forwardRecording`): same gradients, less memory, more time.
     /// Chosen where memory is short, it also keeps no second copy of the convolution weights for the backward
-    /// (`SDXLUNet.keepsBackwardWeights`, about 0.7 GB for SDXL) and fewer freed tensor buffers for reuse
+    /// (`SDXLUNet.keepsBackwardWeights`, about 0.6 GB for SDXL) and fewer freed tensor buffers for reuse
     /// (`TensorMemory.leanLimit`; at 1024 px each saves about 0.6 GB at the step's peak).
     public var recompute = false {
         didSet {

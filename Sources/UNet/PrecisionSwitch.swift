@@ -34,7 +34,7 @@ extension SDXLUNet {
         self.precision = .bf16
     }
 
-    /// Whether bf16 convolutions keep their weight's copy in the backward's layout between calls (about 0.7 GB
+    /// Whether bf16 convolutions keep their weight's copy in the backward's layout between calls (about 0.6 GB
     /// for SDXL) or make it per call (see `BF16Conv2d.keepsBackwardWeights`). Set before the first backward.
     public var keepsBackwardWeights: Bool {
         get { convLayers.allSatisfy { $0.bf16?.keepsBackwardWeights ?? true } }

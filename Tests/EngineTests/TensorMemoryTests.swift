@@ -49,6 +49,21 @@ final class TensorMemoryTests: XCTestCase {
         XCTAssertEqual(TensorMemory.cachedBytes, 0)
     }
 
+    /// The busiest-moment record counts a reused buffer once: in use, no longer kept.
+    func testThePeakCountsAReusedBufferOnce() {
+        TensorMemory.trim()
+        TensorMemory.resetPeak()
+        let base = TensorMemory.peakBytes.total
+        var a: Tensor<Float>? = Tensor<Float>(zeros: [3 * TensorMemory.granule / 4])  // 3 granules
+        a = nil
+        XCTAssertNil(a)
+        let b = Tensor<Float>(zeros: [3 * TensorMemory.granule / 4])  // the kept buffer again
+        XCTAssertEqual(b.count, 3 * TensorMemory.granule / 4)
+        XCTAssertEqual(TensorMemory.peakBytes.total, base + 3 * TensorMemory.granule)
+        XCTAssertEqual(TensorMemory.peakBytes.kept, 0)
+        TensorMemory.trim()
+    }
+
     func testLoweringTheLimitReleasesTheOldestAtOnce() {
         TensorMemory.trim()
         let saved = TensorMemory.cachedLimit

@@ -38,7 +38,7 @@ public final class BF16Conv2d: @unchecked Sendable {
 
     /// Whether the weight's copy in the backward's layout is kept between calls (the default: one reorder in
     /// a run) or made for each call from the forward's copy and dropped after it. Not keeping it saves a
-    /// second copy of every convolution weight (SDXL's UNet: about 0.7 GB) for one weight reorder per
+    /// second copy of every convolution weight (SDXL's UNet: about 0.6 GB) for one weight reorder per
     /// backward call, a memory-bound pass far smaller than the convolution's own work; training with
     /// recomputation, which runs where memory is short, asks for it.
     /// Set it before the first backward call.
