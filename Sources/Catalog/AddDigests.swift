@@ -15,10 +15,9 @@ public struct AddDigests: Sendable {
     /// Every byte is hashed once per digest (the three are separate SHA-256 chains), on every core.
     public init(of file: SafeTensorsFile) {
         source = file
-        tensors = Catalog.tensorHashes(file)
-        let pair = HashPair()
-        let tasks = Catalog.fileHashTasks(file, into: pair)
+        let (tensors, pair, tasks) = Catalog.digests(of: file, given: nil)
         DispatchQueue.concurrentPerform(iterations: tasks.count) { tasks[$0]() }
+        self.tensors = tensors
         whole = pair.file
         data = pair.data
     }

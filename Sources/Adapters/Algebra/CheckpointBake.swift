@@ -120,7 +120,7 @@ public enum CheckpointBake {
         let current = Array(weight[offset..<(offset + rows * cols)])
         let merged = IA3.merged(current, rows: rows, cols: cols, kernelArea: area, factors)
         for j in 0..<(rows * cols) {
-            weight[offset + j] = w == 1 ? merged[j] : Float(Double(current[j]) + w * (Double(merged[j]) - Double(current[j])))
+            weight[offset + j] = blended(current[j], Double(merged[j]), weight: w)
         }
     }
 
@@ -128,9 +128,14 @@ public enum CheckpointBake {
     static func applyIA3ToBias(_ factors: IA3Factors, weight w: Double, to bias: inout [Float], offset: Int) {
         let s = factors.scale
         for r in 0..<s.count where offset + r < bias.count {
-            let merged = bias[offset + r] * s[r]
-            bias[offset + r] = w == 1 ? merged : Float(Double(bias[offset + r]) + w * (Double(merged) - Double(bias[offset + r])))
+            bias[offset + r] = blended(bias[offset + r], Double(bias[offset + r] * s[r]), weight: w)
         }
+    }
+
+    /// What a base-relative module (DoRA, (IA)³) leaves of a value at user weight w: its merged value at 1,
+    /// else the linear blend current + w·(merged − current).
+    @inline(__always) static func blended(_ current: Float, _ merged: Double, weight w: Double) -> Float {
+        w == 1 ? Float(merged) : Float(Double(current) + w * (merged - Double(current)))
     }
 
     /// W ← W + w·(W' − W) on the module's rows of `weight`: W' itself at weight 1, and, as ComfyUI applies
@@ -140,7 +145,7 @@ public enum CheckpointBake {
         let current = Array(weight[offset..<(offset + count)])
         let merged = DoRA.merged(current, factors)
         for j in 0..<count {
-            weight[offset + j] = w == 1 ? Float(merged[j]) : Float(Double(current[j]) + w * (merged[j] - Double(current[j])))
+            weight[offset + j] = blended(current[j], merged[j], weight: w)
         }
     }
 }
